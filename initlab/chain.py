@@ -1,0 +1,164 @@
+"""The engine: run the chain ``x_l = act(W_l @ x_{l-1})`` and reduce per-layer statistics.
+
+Pure: a ``ChainSpec`` in, a ``ChainResult`` (NumPy arrays) out. No Hydra, no
+files, no plots.
+
+How it computes:
+
+* **Trials are a tensor dimension.** The signal is ``(trials, width, batch)``
+  and each layer is one ``torch.bmm`` over all trials at once. Trials are cut
+  into chunks only to bound memory (``MEMORY_BUDGET``), never looped one by one.
+* **Layers stream.** One layer's weights live in memory at a time:
+  O(trials * width^2), whatever the depth.
+* **Random streams are keyed, not sequential.** Layer ``l`` of trial ``t``
+  draws its base matrix from a generator seeded by ``(seed, l, t)``, and the
+  input of trial ``t`` from ``(seed, t)``. So a layer's weights can be drawn
+  again on their own, a run with fewer trials or layers is an exact prefix of
+  a larger one, and every scheme with the same base distribution multiplies
+  the *same* matrices (common random numbers: paired comparisons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from initlab.activations import get_activation
+from initlab.schemes import Draw
+from initlab.spec import ChainSpec, resolve_device
+from initlab.stats import STATS, layer_stats
+
+#: Bytes of weights (one layer, all trials of a chunk) held at once.
+MEMORY_BUDGET = 512 * 2**20
+
+_MASK64 = (1 << 64) - 1
+_INPUT_STREAM = 0x1A9B7C3D  # tags keep the input and weight streams apart
+_WEIGHT_STREAM = 0x5EED0F17
+
+
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def stream_seed(seed: int, *key: int) -> int:
+    """A 63-bit generator seed for the stream ``(seed, *key)`` (SplitMix64 hashing)."""
+    z = _splitmix64(seed & _MASK64)
+    for k in key:
+        z = _splitmix64(z ^ (k & _MASK64))
+    return z >> 1
+
+
+def weight_seed(seed: int, layer: int, trial: int) -> int:
+    """Seed of the base matrix of ``layer`` (1-based) in ``trial``."""
+    return stream_seed(seed, _WEIGHT_STREAM, layer, trial)
+
+
+def input_seed(seed: int, trial: int) -> int:
+    """Seed of the input vectors x_0 of ``trial``."""
+    return stream_seed(seed, _INPUT_STREAM, trial)
+
+
+def fill_base(out: torch.Tensor, base: str, seed: int, layer: int, trials: range) -> torch.Tensor:
+    """Fill ``out`` (len(trials), n_out, n_in) with base draws of ``layer``: N(0,1), U(-1,1) or 0."""
+    if base == "zero":
+        return out.zero_()
+    gen = torch.Generator(device=out.device)
+    for i, trial in enumerate(trials):
+        gen.manual_seed(weight_seed(seed, layer, trial))
+        if base == "normal":
+            out[i].normal_(generator=gen)
+        elif base == "uniform":
+            out[i].uniform_(-1.0, 1.0, generator=gen)
+        else:
+            raise ValueError(f"base={base!r} is not allowed; allowed: zero, normal, uniform")
+    return out
+
+
+def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu") -> torch.Tensor:
+    """The weights W_layer (len(trials), width, width) that ``run_chain`` uses for ``layer``."""
+    draw = spec.draw()
+    source = 1 if spec.weights == "shared" else layer
+    w = torch.empty(len(trials), spec.width, spec.width, dtype=spec.torch_dtype, device=device)
+    return fill_base(w, draw.base, spec.seed, source, trials).mul_(draw.scale)
+
+
+def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
+    """Inputs x_0 ~ N(0, I): shape (len(trials), width, batch)."""
+    x = torch.empty(len(trials), spec.width, spec.batch, dtype=spec.torch_dtype, device=device)
+    gen = torch.Generator(device=x.device)
+    for i, trial in enumerate(trials):
+        gen.manual_seed(input_seed(spec.seed, trial))
+        x[i].normal_(generator=gen)
+    return x
+
+
+def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET) -> int:
+    """How many trials run together so that one layer's weights fit in ``budget`` bytes."""
+    per_trial = spec.width * spec.width * torch.finfo(spec.torch_dtype).bits // 8
+    per_trial += 4 * spec.width * spec.batch * 8  # signal, activation, float64 copy for stats
+    return max(1, min(spec.trials, budget // per_trial))
+
+
+@dataclass
+class ChainResult:
+    """Per-trial, per-layer statistics of one spec: ``stats[name]`` has shape (trials, depth + 1).
+
+    Layer 0 is the input; layer l is the signal after the l-th matmul and activation.
+    """
+
+    spec: ChainSpec
+    stats: dict[str, np.ndarray]
+    device: str
+    draw: Draw
+
+    def frame(self) -> pd.DataFrame:
+        """Tidy table: one row per (trial, layer), the spec's settings as columns."""
+        trials, layers = self.stats["mean"].shape
+        cols: dict[str, Any] = {
+            "trial": np.repeat(np.arange(trials), layers),
+            "layer": np.tile(np.arange(layers), trials),
+        }
+        for name in STATS:
+            cols[name] = self.stats[name].reshape(-1)
+        frame = pd.DataFrame(cols)
+        for i, (key, value) in enumerate(self.spec.describe().items()):
+            frame.insert(i, key, value)
+        return frame
+
+    def final(self, name: str) -> np.ndarray:
+        """Statistic ``name`` at the last layer, one value per trial."""
+        return self.stats[name][:, -1]
+
+
+def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET) -> ChainResult:
+    """Run every trial of ``spec`` through the chain and return per-layer statistics."""
+    device = resolve_device(spec.device)
+    draw = spec.draw()
+    act = get_activation(spec.activation)
+    chunk = trial_chunk(spec, budget)
+    shape = (spec.trials, spec.depth + 1)
+    out = {name: np.empty(shape, dtype=bool if name == "finite" else np.float64) for name in STATS}
+
+    def record(layer: int, trials: range, x: torch.Tensor) -> None:
+        for name, values in layer_stats(x).items():
+            out[name][trials.start : trials.stop, layer] = values.cpu().numpy()
+
+    with torch.no_grad():
+        for start in range(0, spec.trials, chunk):
+            trials = range(start, min(spec.trials, start + chunk))
+            x = draw_inputs(spec, trials, device)
+            record(0, trials, x)
+            w = torch.empty(len(trials), spec.width, spec.width, dtype=x.dtype, device=device)
+            for layer in range(1, spec.depth + 1):
+                if spec.weights == "fresh" or layer == 1:
+                    fill_base(w, draw.base, spec.seed, layer, trials).mul_(draw.scale)
+                x = act(torch.bmm(w, x))
+                record(layer, trials, x)
+    return ChainResult(spec=spec, stats=out, device=str(device), draw=draw)

@@ -1,0 +1,90 @@
+"""The config schema (Hydra structured configs) and its translation into a ChainSpec.
+
+``conf/config.yaml`` is checked against ``Config``: a value of the wrong
+type or an unknown key is refused by Hydra before any job runs. What a type
+cannot say (depth >= 1, a scheme's own parameters, CUDA present) is checked
+when the ``ChainSpec`` is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from initlab.spec import ChainSpec
+from initlab.verdict import Thresholds
+
+
+@dataclass
+class InitConfig:
+    """A scheme and its parameters; ``None`` means the scheme's own default."""
+
+    name: str = MISSING
+    std: float | None = None
+    distribution: str | None = None
+    mode: str | None = None
+    negative_slope: float | None = None
+    gain: float | None = None
+
+
+@dataclass
+class ActivationConfig:
+    name: str = MISSING
+
+
+@dataclass
+class ThresholdsConfig:
+    explode_std: float = 1e4
+    vanish_std: float = 1e-4
+
+
+@dataclass
+class Config:
+    init: InitConfig = field(default_factory=InitConfig)
+    activation: ActivationConfig = field(default_factory=ActivationConfig)
+    width: int = 512
+    depth: int = 100
+    trials: int = 16
+    batch: int = 1
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    weights: str = "fresh"
+    thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
+    plots: bool = True
+    # Numbers a source document reports for this setting ("seed says"),
+    # compared with the measurement in summary.json.
+    reference: dict[str, Any] | None = None
+
+
+def register() -> None:
+    """Make the schema known to Hydra as ``initlab_schema`` (config.yaml's first default)."""
+    ConfigStore.instance().store(name="initlab_schema", node=Config)
+
+
+def spec_from_config(cfg: DictConfig) -> ChainSpec:
+    """Build the engine's spec from a composed config (raises SpecError on bad values)."""
+    init = OmegaConf.to_container(cfg.init, resolve=True)
+    name = init.pop("name")
+    return ChainSpec(
+        init=name,
+        init_params={k: v for k, v in init.items() if v is not None},
+        activation=cfg.activation.name,
+        width=cfg.width,
+        depth=cfg.depth,
+        trials=cfg.trials,
+        batch=cfg.batch,
+        seed=cfg.seed,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        weights=cfg.weights,
+    )
+
+
+def thresholds_from_config(cfg: DictConfig) -> Thresholds:
+    return Thresholds(
+        explode_std=float(cfg.thresholds.explode_std), vanish_std=float(cfg.thresholds.vanish_std)
+    )

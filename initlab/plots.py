@@ -1,0 +1,115 @@
+"""Per-job figures: std and mean of the signal by layer, median over trials with a 10-90 % band.
+
+The std plot uses a log axis and draws the mean-field prediction
+(``initlab.theory``) as a dashed line, so a curve that leaves the theory is
+visibly finite-width noise or overflow, not physics. Layers where a trial's
+signal is non-finite are left out of that layer's band (they are counted in
+the verdict instead).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from initlab.chain import ChainResult  # noqa: E402
+from initlab.store import write_with  # noqa: E402
+from initlab.theory import mean_field  # noqa: E402
+
+STD_PNG = "std_by_layer.png"
+MEAN_PNG = "mean_by_layer.png"
+
+
+def _bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, 10 % and 90 % over trials per layer, ignoring non-finite trials."""
+    clean = np.where(np.isfinite(values), values, np.nan)
+    with np.errstate(all="ignore"), _quiet():
+        return (
+            np.nanmedian(clean, axis=0),
+            np.nanquantile(clean, 0.1, axis=0),
+            np.nanquantile(clean, 0.9, axis=0),
+        )
+
+
+class _quiet:
+    """Silence the 'All-NaN slice' warnings of layers where every trial overflowed."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def _title(result: ChainResult) -> str:
+    s = result.spec
+    params = ", ".join(f"{k}={v}" for k, v in sorted(s.init_params.items()))
+    init = f"{s.init}({params})" if params else s.init
+    return (
+        f"init={init}, activation={s.activation}, width={s.width}, "
+        f"{s.trials} trial{'s' if s.trials > 1 else ''}, {s.dtype}"
+    )
+
+
+def _save(fig, path: Path) -> Path:
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def plot_std(result: ChainResult, path: Path) -> Path:
+    """std of the signal per layer on a log axis: median, 10-90 % band, mean-field theory."""
+    layers = np.arange(result.stats["std"].shape[1])
+    med, lo, hi = _bands(result.stats["std"])
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    positive = med > 0
+    ax.fill_between(layers, lo, hi, where=hi > 0, alpha=0.25, label="10-90 % of trials")
+    ax.plot(layers[positive], med[positive], lw=2, label="median over trials")
+    sigma_w2 = result.spec.width * result.draw.std**2
+    theory = mean_field(result.spec.activation, sigma_w2, result.spec.depth)["std"]
+    ok = np.isfinite(theory) & (theory > 0) & (theory < np.finfo(np.float64).max)
+    if ok.any():
+        ax.plot(layers[ok], theory[ok], "k--", lw=1, label="mean-field theory")
+    zero = ~positive & np.isfinite(med)
+    if zero.any():
+        ax.plot([], [], " ", label=f"std = 0 from layer {int(layers[zero][0])}")
+    broken = ~np.isfinite(result.stats["std"]).all(axis=0)
+    if broken.any():
+        ax.axvline(layers[broken][0], color="r", ls=":", label=f"non-finite from layer "
+                   f"{int(layers[broken][0])}")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (0 = input)")
+    ax.set_ylabel("std of x over units")
+    ax.set_title(_title(result), fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def plot_mean(result: ChainResult, path: Path) -> Path:
+    """Mean of the signal per layer (symmetric-log axis): median and 10-90 % band."""
+    layers = np.arange(result.stats["mean"].shape[1])
+    med, lo, hi = _bands(result.stats["mean"])
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.fill_between(layers, lo, hi, alpha=0.25, label="10-90 % of trials")
+    ax.plot(layers, med, lw=2, label="median over trials")
+    ax.axhline(0.0, color="k", lw=0.5)
+    finite = np.abs(np.concatenate([lo, hi]))
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    linthresh = float(max(np.quantile(finite, 0.1), 1e-300)) if finite.size else 1.0
+    ax.set_yscale("symlog", linthresh=linthresh)
+    ax.set_xlabel("layer (0 = input)")
+    ax.set_ylabel("mean of x over units")
+    ax.set_title(_title(result), fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, Path(path))

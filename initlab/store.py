@@ -1,0 +1,68 @@
+"""Files of a job directory, written whole: a temp file in the same directory, then rename.
+
+The file contract (readers rely on these names): ``layers.csv``,
+``layers.parquet``, ``summary.json``, ``std_by_layer.png``, ``mean_by_layer.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+LAYERS_CSV = "layers.csv"
+LAYERS_PARQUET = "layers.parquet"
+SUMMARY_JSON = "summary.json"
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temp path next to ``path``; on success rename it onto ``path``, else delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_with(path: Path, writer: Callable[[Path], Any]) -> Path:
+    """Write ``path`` whole by calling ``writer(temp_path)``."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> Path:
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    return write_with(path, lambda tmp: tmp.write_text(text))
+
+
+def write_layers(job_dir: Path, frame: pd.DataFrame) -> None:
+    """The tidy per-layer table as CSV and Parquet."""
+    job_dir = Path(job_dir)
+    write_with(job_dir / LAYERS_CSV, lambda tmp: frame.to_csv(tmp, index=False))
+    write_with(job_dir / LAYERS_PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def read_layers(job_dir: Path) -> pd.DataFrame:
+    """The per-layer table of a job (Parquet when readable, else CSV)."""
+    job_dir = Path(job_dir)
+    try:
+        return pd.read_parquet(job_dir / LAYERS_PARQUET)
+    except Exception:  # missing or corrupt: fall back to the CSV copy
+        return pd.read_csv(job_dir / LAYERS_CSV)
+
+
+def read_summary(job_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(job_dir) / SUMMARY_JSON).read_text())
