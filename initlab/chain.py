@@ -13,8 +13,8 @@ How it computes:
 * **Random streams are keyed, not sequential.** Layer ``l`` of trial ``t``
   draws its base matrix from a generator seeded by ``(seed, l, t)``, and the
   input of trial ``t`` from ``(seed, t)``. So a layer's weights can be drawn
-  again on their own, a run with fewer trials or layers is an exact prefix of
-  a larger one, and every scheme with the same base distribution multiplies
+  again on their own, a run with fewer trials or layers draws a prefix of a
+  larger one's numbers, and every scheme with the same base distribution multiplies
   the *same* matrices (common random numbers: paired comparisons).
 """
 
@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from initlab.activations import get_activation
-from initlab.schemes import Draw
+from initlab.schemes import Draw, fill_base_
 from initlab.spec import ChainSpec, resolve_device
 from initlab.stats import STATS, layer_stats
 
@@ -66,18 +66,13 @@ def input_seed(seed: int, trial: int) -> int:
 
 
 def fill_base(out: torch.Tensor, base: str, seed: int, layer: int, trials: range) -> torch.Tensor:
-    """Fill ``out`` (len(trials), n_out, n_in) with base draws of ``layer``: N(0,1), U(-1,1) or 0."""
+    """Fill ``out`` (len(trials), n_out, n_in) with the base draws of ``layer``, trial by trial."""
     if base == "zero":
         return out.zero_()
     gen = torch.Generator(device=out.device)
     for i, trial in enumerate(trials):
         gen.manual_seed(weight_seed(seed, layer, trial))
-        if base == "normal":
-            out[i].normal_(generator=gen)
-        elif base == "uniform":
-            out[i].uniform_(-1.0, 1.0, generator=gen)
-        else:
-            raise ValueError(f"base={base!r} is not allowed; allowed: zero, normal, uniform")
+        fill_base_(out[i], base, gen)
     return out
 
 
@@ -156,9 +151,15 @@ def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET) -> ChainResult:
             x = draw_inputs(spec, trials, device)
             record(0, trials, x)
             w = torch.empty(len(trials), spec.width, spec.width, dtype=x.dtype, device=device)
+            redraw = spec.weights == "fresh" and draw.base != "zero"
             for layer in range(1, spec.depth + 1):
-                if spec.weights == "fresh" or layer == 1:
-                    fill_base(w, draw.base, spec.seed, layer, trials).mul_(draw.scale)
-                x = act(torch.bmm(w, x))
+                if layer == 1 or redraw:
+                    fill_base(w, draw.base, spec.seed, layer, trials)
+                # (scale * W) @ x computed as scale * (W @ x): width*batch products
+                # instead of width^2, the same up to one rounding.
+                h = torch.bmm(w, x)
+                if draw.scale != 1.0:
+                    h.mul_(draw.scale)
+                x = act(h)
                 record(layer, trials, x)
     return ChainResult(spec=spec, stats=out, device=str(device), draw=draw)

@@ -66,6 +66,11 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _theory(result: ChainResult) -> dict[str, np.ndarray]:
+    sigma_w2 = result.spec.width * result.draw.std**2
+    return mean_field(result.spec.activation, sigma_w2, result.spec.depth)
+
+
 def plot_std(result: ChainResult, path: Path) -> Path:
     """std of the signal per layer on a log axis: median, 10-90 % band, mean-field theory."""
     layers = np.arange(result.stats["std"].shape[1])
@@ -74,11 +79,13 @@ def plot_std(result: ChainResult, path: Path) -> Path:
     positive = med > 0
     ax.fill_between(layers, lo, hi, where=hi > 0, alpha=0.25, label="10-90 % of trials")
     ax.plot(layers[positive], med[positive], lw=2, label="median over trials")
-    sigma_w2 = result.spec.width * result.draw.std**2
-    theory = mean_field(result.spec.activation, sigma_w2, result.spec.depth)["std"]
+    theory = _theory(result)["std"]
     ok = np.isfinite(theory) & (theory > 0) & (theory < np.finfo(np.float64).max)
     if ok.any():
         ax.plot(layers[ok], theory[ok], "k--", lw=1, label="mean-field theory")
+    limit = float(np.finfo(np.dtype(result.spec.dtype)).max)
+    if ok.any() and theory[ok].max() > limit:
+        ax.axhline(limit, color="gray", ls="-.", lw=1, label=f"{result.spec.dtype} max {limit:.2g}")
     zero = ~positive & np.isfinite(med)
     if zero.any():
         ax.plot([], [], " ", label=f"std = 0 from layer {int(layers[zero][0])}")
@@ -102,6 +109,10 @@ def plot_mean(result: ChainResult, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.fill_between(layers, lo, hi, alpha=0.25, label="10-90 % of trials")
     ax.plot(layers, med, lw=2, label="median over trials")
+    theory = _theory(result)["mean"]
+    ok = np.isfinite(theory)
+    if ok.any():
+        ax.plot(layers[ok], theory[ok], "k--", lw=1, label="mean-field theory")
     ax.axhline(0.0, color="k", lw=0.5)
     finite = np.abs(np.concatenate([lo, hi]))
     finite = finite[np.isfinite(finite) & (finite > 0)]

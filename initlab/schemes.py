@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 BASES = ("zero", "normal", "uniform")
 MODES = ("fan_in", "fan_out")
 DISTRIBUTIONS = ("normal", "uniform")
@@ -206,3 +208,29 @@ def make_draw(name: str, fan_in: int, fan_out: int, params: dict[str, Any] | Non
             )
         kwargs[key] = value
     return fn(fan_in, fan_out, **kwargs)
+
+
+def fill_base_(tensor: torch.Tensor, base: str, generator: torch.Generator | None = None):
+    """Fill ``tensor`` in place with the base distribution: 0, N(0, 1) or U(-1, 1)."""
+    if base == "zero":
+        return tensor.zero_()
+    if base == "normal":
+        return tensor.normal_(generator=generator)
+    if base == "uniform":
+        return tensor.uniform_(-1.0, 1.0, generator=generator)
+    raise ValueError(f"base={base!r} is not allowed; allowed: {', '.join(BASES)}")
+
+
+def init_(
+    tensor: torch.Tensor, name: str, generator: torch.Generator | None = None, **params: Any
+) -> torch.Tensor:
+    """Initialize a 2-D weight ``(out, in)`` in place with scheme ``name``, like torch.nn.init.
+
+    >>> w = init_(torch.empty(256, 128), "kaiming", mode="fan_out")
+    """
+    if tensor.dim() != 2:
+        raise ValueError(f"tensor of shape {tuple(tensor.shape)} is not allowed; need (out, in)")
+    fan_out, fan_in = tensor.shape
+    draw = make_draw(name, fan_in, fan_out, params)
+    with torch.no_grad():
+        return fill_base_(tensor, draw.base, generator).mul_(draw.scale)

@@ -6,7 +6,11 @@ pre-activation of layer l is Gaussian with variance
     q_l = sigma_w2 * E[x_{l-1}^2],
 
 and the post-activation moments are E[phi(h)] and E[phi(h)^2] for
-h ~ N(0, q_l), computed by Gauss-Hermite quadrature, so any activation works.
+h ~ N(0, q_l), computed by quadrature, so any activation works. The rule is
+Gauss-Legendre on [-12, 0] and [0, 12] standard deviations rather than plain
+Gauss-Hermite: ReLU-like activations have a kink at 0, where Gauss-Hermite
+converges slowly (0.4 % error in E[relu] with 201 nodes); splitting there
+makes each piece smooth, and the result exact to ~1e-12.
 (Poole et al., "Exponential expressivity in deep neural networks through
 transient chaos", NeurIPS 2016; Schoenholz et al., "Deep Information
 Propagation", ICLR 2017.) Finite width adds fluctuations around this curve
@@ -22,8 +26,18 @@ import torch
 
 from initlab.activations import get_activation
 
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(201)
-_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()  # expectation under N(0, 1)
+
+def _rule(points: int = 128, reach: float = 12.0) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z and weights w with sum(w * f(z)) = E[f(Z)], Z ~ N(0, 1), split at 0."""
+    x, w = np.polynomial.legendre.leggauss(points)
+    half = reach / 2 * (x + 1)  # [0, reach]
+    nodes = np.concatenate([-half[::-1], half])
+    weights = np.concatenate([w[::-1], w]) * reach / 2
+    weights = weights * np.exp(-(nodes**2) / 2) / np.sqrt(2 * np.pi)
+    return nodes, weights
+
+
+_NODES, _WEIGHTS = _rule()
 
 
 def gaussian_moments(act: Callable, q: float) -> tuple[float, float]:

@@ -1,0 +1,108 @@
+""""Seed says / we measured": one table of every job in a sweep whose preset carries a reference.
+
+    python -m initlab.reference [SWEEP_DIR]     # default: newest outputs/multiruns/*
+
+Reads only the jobs' ``summary.json`` files; jobs without a ``reference``
+are left out. Each cell is "seed value / measured median", and for
+``final_std`` the 10-90 % band over trials follows in brackets.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from initlab.schemes import get_scheme
+from initlab.store import SUMMARY_JSON
+
+
+def newest_sweep(outputs: Path = Path("outputs")) -> Path:
+    sweeps = sorted(p for p in (outputs / "multiruns").glob("*") if p.is_dir())
+    if not sweeps:
+        where = outputs / "multiruns"
+        raise FileNotFoundError(f"no sweep under {where}; run `initlab -m ...` first")
+    return sweeps[-1]
+
+
+def init_label(summary: dict[str, Any]) -> str:
+    """``normal(std=0.01)``: the scheme with the parameters that differ from its defaults."""
+    name = summary["init"]
+    try:
+        defaults = {k: p.default for k, p in inspect.signature(get_scheme(name)).parameters.items()}
+    except ValueError:
+        defaults = {}
+    params = {
+        k[5:]: v
+        for k, v in summary.items()
+        if k.startswith("init_") and defaults.get(k[5:], object()) != v
+    }
+    return name + ("(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")" if params else "")
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "nan"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def collect(sweep_dir: Path) -> list[dict[str, str]]:
+    """One row per job with a reference: source, init, activation, verdict, quantities."""
+    rows = []
+    for path in sorted(Path(sweep_dir).glob(f"*/{SUMMARY_JSON}")):
+        summary = json.loads(path.read_text())
+        ref = summary.get("reference")
+        if not ref:
+            continue
+        verdict = summary["verdict"]
+        if summary.get("verdict_layer") is not None:
+            verdict += f" at {summary['verdict_layer']}"
+        row = {
+            "source": ref.get("source", path.parent.name),
+            "init": init_label(summary),
+            "activation": summary["activation"],
+            "trials": str(summary["trials"]),
+            "verdict": verdict,
+        }
+        for item in ref["rows"]:
+            cell = f"{_cell(item['seed'])} / {_cell(item['measured'])}"
+            if item["quantity"] == "final_std" and summary.get("final_std_q10") is not None:
+                cell += f" ({_cell(summary['final_std_q10'])} – {_cell(summary['final_std_q90'])})"
+            row[f"{item['quantity']}: seed / measured"] = cell
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict[str, str]]) -> str:
+    """Rows as a GitHub markdown table (columns: the union, in first-seen order)."""
+    cols: list[str] = []
+    for row in rows:
+        cols += [c for c in row if c not in cols]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(row.get(c, "") for c in cols) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        sweep = Path(args[0]) if args else newest_sweep()
+        if not sweep.is_dir():
+            raise FileNotFoundError(f"{sweep} is not a directory; give a sweep directory")
+    except FileNotFoundError as exc:
+        print(f"initlab.reference: error: {exc}", file=sys.stderr)
+        return 2
+    rows = collect(sweep)
+    if not rows:
+        print(f"initlab.reference: no job in {sweep} carries a reference", file=sys.stderr)
+        return 1
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Every scheme draws exactly what torch.nn.init draws for the same settings and generator."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from initlab.chain import layer_weights, weight_seed
+from initlab.schemes import SCHEMES, calculate_gain, init_, make_draw
+from initlab.spec import ChainSpec
+
+OUT, IN = 96, 40  # rectangular, so fan_in and fan_out differ
+
+
+def _gen(seed: int = 1234) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# (initlab scheme and params, the torch.nn.init call that must match it)
+CASES = [
+    (("zero", {}), lambda w, g: torch.nn.init.zeros_(w)),
+    (("normal", {}), lambda w, g: torch.nn.init.normal_(w, 0.0, 1.0, generator=g)),
+    (("normal", {"std": 0.01}), lambda w, g: torch.nn.init.normal_(w, 0.0, 0.01, generator=g)),
+    (("scaled", {}), lambda w, g: torch.nn.init.normal_(w, 0.0, 1 / math.sqrt(IN), generator=g)),
+    (("xavier", {}), lambda w, g: torch.nn.init.xavier_uniform_(w, generator=g)),
+    (
+        ("xavier", {"gain": 5 / 3}),
+        lambda w, g: torch.nn.init.xavier_uniform_(w, gain=5 / 3, generator=g),
+    ),
+    (
+        ("xavier", {"distribution": "normal"}),
+        lambda w, g: torch.nn.init.xavier_normal_(w, generator=g),
+    ),
+    (
+        ("kaiming", {}),
+        lambda w, g: torch.nn.init.kaiming_normal_(w, nonlinearity="relu", generator=g),
+    ),
+    (
+        ("kaiming", {"mode": "fan_out"}),
+        lambda w, g: torch.nn.init.kaiming_normal_(
+            w, mode="fan_out", nonlinearity="relu", generator=g
+        ),
+    ),
+    (
+        ("kaiming", {"distribution": "uniform"}),
+        lambda w, g: torch.nn.init.kaiming_uniform_(w, nonlinearity="relu", generator=g),
+    ),
+    (
+        ("kaiming", {"negative_slope": 0.2, "distribution": "uniform", "mode": "fan_out"}),
+        lambda w, g: torch.nn.init.kaiming_uniform_(
+            w, a=0.2, mode="fan_out", nonlinearity="leaky_relu", generator=g
+        ),
+    ),
+    (
+        ("kaiming", {"negative_slope": 0.01}),
+        lambda w, g: torch.nn.init.kaiming_normal_(
+            w, a=0.01, nonlinearity="leaky_relu", generator=g
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("ours", "theirs"), CASES, ids=lambda c: str(c) if isinstance(c, tuple)
+                         else "")
+def test_scheme_draws_what_torch_draws(ours, theirs):
+    name, params = ours
+    mine = init_(torch.empty(OUT, IN), name, generator=_gen(), **params)
+    ref = theirs(torch.empty(OUT, IN), _gen())
+    torch.testing.assert_close(mine, ref, rtol=1e-6, atol=0.0)
+
+
+def test_every_scheme_is_checked_against_torch():
+    assert {name for (name, _), _ in CASES} == set(SCHEMES)
+
+
+def test_draw_std_matches_the_formulas():
+    # Var(W) from each docstring formula, fan_in = 40, fan_out = 96.
+    assert make_draw("scaled", IN, OUT).std == pytest.approx(math.sqrt(1 / IN))
+    assert make_draw("xavier", IN, OUT).std == pytest.approx(math.sqrt(2 / (IN + OUT)))
+    assert make_draw("xavier", IN, OUT).scale == pytest.approx(math.sqrt(6 / (IN + OUT)))
+    assert make_draw("kaiming", IN, OUT).std == pytest.approx(math.sqrt(2 / IN))
+    assert make_draw("kaiming", IN, OUT, {"mode": "fan_out"}).std == pytest.approx(
+        math.sqrt(2 / OUT)
+    )
+    assert make_draw("zero", IN, OUT).std == 0.0
+
+
+@pytest.mark.parametrize("nonlinearity", ["linear", "sigmoid", "tanh", "relu", "selu"])
+def test_gain_table_matches_torch(nonlinearity):
+    assert calculate_gain(nonlinearity) == pytest.approx(torch.nn.init.calculate_gain(nonlinearity))
+
+
+def test_leaky_gain_matches_torch():
+    assert calculate_gain("leaky_relu", 0.2) == pytest.approx(
+        torch.nn.init.calculate_gain("leaky_relu", 0.2)
+    )
+
+
+@pytest.mark.parametrize(
+    ("init", "params", "theirs"),
+    [
+        ("kaiming", {}, lambda w, g: torch.nn.init.kaiming_normal_(w, nonlinearity="relu",
+                                                                     generator=g)),
+        ("xavier", {}, lambda w, g: torch.nn.init.xavier_uniform_(w, generator=g)),
+        ("normal", {"std": 0.01}, lambda w, g: torch.nn.init.normal_(w, 0, 0.01, generator=g)),
+    ],
+)
+def test_engine_layer_weights_are_torch_draws(init, params, theirs):
+    """The engine's layer l of trial t is torch's init from the generator seeded (seed, l, t)."""
+    spec = ChainSpec(init=init, init_params=params, width=64, depth=3, trials=3, seed=7)
+    for layer in (1, 3):
+        weights = layer_weights(spec, layer, range(3))
+        for trial in range(3):
+            ref = theirs(torch.empty(64, 64), _gen(weight_seed(7, layer, trial)))
+            torch.testing.assert_close(weights[trial], ref, rtol=1e-6, atol=0.0)
+
+
+def test_bad_scheme_parameters_are_refused():
+    with pytest.raises(ValueError, match="mode='sideways'.*fan_in, fan_out"):
+        make_draw("kaiming", 8, 8, {"mode": "sideways"})
+    with pytest.raises(ValueError, match="init.std=0.5 does not apply to init='kaiming'"):
+        make_draw("kaiming", 8, 8, {"std": 0.5})
+    with pytest.raises(ValueError, match="allowed: zero, normal, scaled, xavier, kaiming"):
+        make_draw("lecunn", 8, 8)
