@@ -16,7 +16,6 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from initlab import config, paths
-from initlab.job import describe, fmt, run_job
 from initlab.spec import SpecError
 from initlab.validate import UsageError, check_args, searchpath_override
 
@@ -27,6 +26,8 @@ config.register()
 @hydra.main(version_base="1.3", config_path=str(paths.conf_dir()), config_name="config")
 def task(cfg: DictConfig) -> dict:
     """One Hydra job: build the spec, run it, write the files of the contract."""
+    from initlab.job import describe, fmt, run_job  # pandas/matplotlib: only once a job runs
+
     out_dir = HydraConfig.get().runtime.output_dir
     try:
         spec = config.spec_from_config(cfg)

@@ -132,6 +132,8 @@ def xavier(fan_in: int, fan_out: int, distribution: str = "uniform", gain: float
     torch: ``nn.init.xavier_uniform_`` / ``nn.init.xavier_normal_``.
     """
     _choice("distribution", distribution, DISTRIBUTIONS)
+    if not gain > 0:
+        raise ValueError(f"gain={gain!r} is not allowed; gain must be > 0")
     if distribution == "uniform":
         return Draw("uniform", gain * math.sqrt(6.0 / (fan_in + fan_out)))
     return Draw("normal", gain * math.sqrt(2.0 / (fan_in + fan_out)))

@@ -88,7 +88,9 @@ class ChainSpec:
             make_draw(self.init, self.width, self.width, self.init_params)
         except ValueError as exc:
             msg = str(exc)
-            raise SpecError(msg if "init" in msg else f"init={self.init}: {msg}") from None
+            if "init" not in msg:  # a parameter's own message: name it as on the command line
+                msg = f"init.{msg} (init={self.init})"
+            raise SpecError(msg) from None
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -9,7 +9,9 @@ naming the bad value and what is allowed.
 
 from __future__ import annotations
 
+import itertools
 import re
+from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any
 
@@ -67,43 +69,89 @@ def check_args(argv: list[str]) -> None:
     except Exception as exc:
         raise UsageError(_one_line(exc)) from None
 
-    listed = []
+    groups, scalars, fixed = [], [], []
     for o in overrides:
         key = o.key_or_group
-        if key.startswith("hydra.") or key == "hydra":
+        if key == "hydra" or key.startswith("hydra."):
             continue
         values = _values(o)
+        if values is None:  # glob() and the like: Hydra expands them, we cannot
+            continue
         group = key.split("@")[0]
         if group in GROUPS or group.startswith("experiments/"):
             allowed = paths.group_options(group)
-            for v in values or []:
+            for v in values:
                 if v is not None and str(v) not in allowed:
-                    raise UsageError(
-                        f"{group}={v} is not an option; allowed: {', '.join(allowed)}"
-                    )
-        if values is not None:
-            listed.append((o, values))
+                    raise UsageError(f"{group}={v} is not an option; allowed: {', '.join(allowed)}")
+            groups.append((o, values))
+        elif len(values) > 1:
+            scalars.append((o, values))
+        else:
+            fixed.append(f"{o.get_key_element()}={_text(values[0])}")
+    for o, values in scalars:
+        _check_types(o.key_or_group, values)
 
-    # Compose the first combination once: unknown keys and wrong types surface here.
-    first = [f"{o.get_key_element()}={_text(vals[0])}" for o, vals in listed if vals]
-    try:
-        cfg = _compose(first)
-    except Exception as exc:
-        raise UsageError(_one_line(exc)) from None
-    _check_spec(cfg, "")
-
-    # Then every other swept value of a scalar key, one at a time.
-    for o, values in listed:
-        key = o.key_or_group
-        if key.split("/")[0] in GROUPS or len(values) < 2:
-            continue
-        for v in values[1:]:
-            trial = cfg.copy()
+    # Every combination of swept groups (a scheme with its parameters, say) is
+    # composed once; then every swept scalar value is tried on each.
+    combos = list(itertools.product(*[vals for _, vals in groups]))[:MAX_COMBINATIONS]
+    first_scalars = [f"{o.get_key_element()}={_text(vals[0])}" for o, vals in scalars]
+    with _composer() as compose_with:
+        for combo in combos:
+            chosen = [
+                f"{o.get_key_element()}={_text(v)}"
+                for (o, _), v in zip(groups, combo, strict=True)
+            ]
             try:
-                OmegaConf.update(trial, key, v, merge=True)
+                cfg = compose_with([*chosen, *fixed, *first_scalars])
             except Exception as exc:
-                raise UsageError(f"{key}={v!r}: {_one_line(exc)}") from None
-            _check_spec(trial, key)
+                raise UsageError(_tidy(exc, overrides)) from None
+            _check_spec(cfg)
+            for o, values in scalars:
+                for v in values[1:]:
+                    trial = cfg.copy()
+                    OmegaConf.update(trial, o.key_or_group, v, merge=True)
+                    _check_spec(trial)
+
+
+#: Beyond this many combinations of swept groups, the rest are checked by Hydra as they run.
+MAX_COMBINATIONS = 256
+
+_TYPE_WORDS = {
+    "Integer": "an integer",
+    "Float": "a number",
+    "bool": "true or false",
+}
+
+
+def _type_message(key: str, value: Any, exc: BaseException) -> str | None:
+    text = f"{exc} {exc.__cause__ or ''}"
+    for marker, words in _TYPE_WORDS.items():
+        if marker in text:
+            return f"{key}={value!r} is not allowed; {key} must be {words}"
+    return None
+
+
+def _check_types(key: str, values: list[Any]) -> None:
+    """Each swept value fits the schema's type for ``key`` (depth=10,abc -> 'abc' refused)."""
+    schema = OmegaConf.structured(config.Config)
+    for v in values:
+        try:
+            OmegaConf.update(schema, key, v, merge=True)
+        except Exception as exc:
+            msg = _type_message(key, v, exc) or f"{key}={v!r}: {_one_line(exc)}"
+            raise UsageError(msg) from None
+
+
+def _tidy(exc: BaseException, overrides) -> str:
+    """A composition error as one line, in initlab's words where we can tell what went wrong."""
+    for o in overrides:
+        if o.is_sweep_override() or o.key_or_group.startswith("hydra"):
+            continue
+        if f"override {o.input_line}" in str(exc):
+            msg = _type_message(o.key_or_group, o.value(), exc)
+            if msg:
+                return msg
+    return _one_line(exc)
 
 
 def _text(value: Any) -> str:
@@ -114,17 +162,19 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _compose(overrides: list[str]):
+@contextmanager
+def _composer():
+    """Yield ``compose(overrides) -> cfg`` over initlab's configs (Hydra's compose API)."""
     config.register()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(paths.conf_dir())):
-            return compose("config", overrides=[*overrides, searchpath_override()])
+            yield lambda overrides: compose("config", overrides=[*overrides, searchpath_override()])
     finally:
         GlobalHydra.instance().clear()
 
 
-def _check_spec(cfg, key: str) -> None:
+def _check_spec(cfg) -> None:
     try:
         spec = config.spec_from_config(cfg)
         config.thresholds_from_config(cfg)

@@ -1,0 +1,192 @@
+"""Hydra configs composed in-process (lightning-hydra-template style).
+
+Every test composes ``conf/config.yaml`` from ``initlab.paths.conf_dir()``
+with the same search path the app adds (``initlab.validate.searchpath_override``),
+so the ``experiments`` group is found exactly as on the command line.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from initlab import config, paths, validate
+from initlab.activations import ACTIVATIONS
+from initlab.chain import run_chain
+from initlab.schemes import SCHEMES
+from initlab.spec import ChainSpec
+from initlab.summary import REFERENCE_META, summarize
+from initlab.verdict import Thresholds
+
+INIT_OPTIONS = paths.group_options("init")
+ACTIVATION_OPTIONS = paths.group_options("activation")
+JOURNEY_STEPS = paths.group_options("experiments/journey")
+
+# What each journey step claims (file name and header comment): init, activation, init.std.
+# None: the scheme has no std parameter (it is derived from the width).
+JOURNEY_CLAIMS = {
+    "1_normal_none": ("normal", "none", 1.0),
+    "2_normal_small_none": ("normal", "none", 0.01),
+    "3_scaled_none": ("scaled", "none", None),
+    "4_scaled_tanh": ("scaled", "tanh", None),
+    "5_xavier_tanh": ("xavier", "tanh", None),
+    "6_xavier_relu": ("xavier", "relu", None),
+    "7_kaiming_relu": ("kaiming", "relu", None),
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_global_hydra():
+    """Each test starts and ends with no Hydra instance initialized."""
+    GlobalHydra.instance().clear()
+    yield
+    GlobalHydra.instance().clear()
+
+
+def compose_config(*overrides: str, return_hydra_config: bool = False) -> DictConfig:
+    config.register()
+    with initialize_config_dir(version_base="1.3", config_dir=str(paths.conf_dir())):
+        return compose(
+            "config",
+            overrides=[*overrides, validate.searchpath_override()],
+            return_hydra_config=return_hydra_config,
+        )
+
+
+@pytest.fixture(scope="module")
+def summary_keys() -> set[str]:
+    """The fields summary.json has (from a tiny real run)."""
+    result = run_chain(ChainSpec(width=4, depth=2, trials=2, device="cpu"))
+    return set(summarize(result, Thresholds()))
+
+
+def test_default_config_composes_to_the_seed_setting():
+    cfg = compose_config()
+    spec = config.spec_from_config(cfg)
+    assert isinstance(spec, ChainSpec)
+    assert spec.width == 512
+    assert spec.depth == 100
+    assert spec.init == "kaiming"
+    assert spec.activation == "relu"
+    assert spec.init_params == {"mode": "fan_in", "distribution": "normal", "negative_slope": 0.0}
+    assert math.isclose(spec.draw().std, math.sqrt(2 / 512))
+    assert cfg.reference is None
+    thresholds = config.thresholds_from_config(cfg)
+    assert thresholds.vanish_std < thresholds.explode_std
+
+
+def test_compose_leaves_no_global_hydra_behind():
+    assert not GlobalHydra.instance().is_initialized()
+    compose_config()
+    assert not GlobalHydra.instance().is_initialized()
+
+
+def test_schema_refuses_wrong_type():
+    with pytest.raises(Exception, match="depth"):
+        compose_config("depth=abc")
+
+
+def test_schema_refuses_unknown_key():
+    with pytest.raises(Exception, match="foo"):
+        compose_config("foo=1")
+
+
+def test_groups_are_not_empty():
+    assert INIT_OPTIONS
+    assert ACTIVATION_OPTIONS
+    assert len(JOURNEY_STEPS) >= 2
+
+
+@pytest.mark.parametrize("option", INIT_OPTIONS)
+def test_every_init_option_composes_into_a_valid_spec(option):
+    cfg = compose_config(f"init={option}")
+    assert cfg.init.name == option, f"conf/init/{option}.yaml names the scheme {cfg.init.name}"
+    spec = config.spec_from_config(cfg)
+    assert spec.init == option
+    assert spec.activation == "relu"
+    # The file's parameters reach the spec (None means "the scheme's default" and is dropped).
+    params = {k: v for k, v in OmegaConf.to_container(cfg.init).items() if k != "name"}
+    assert spec.init_params == {k: v for k, v in params.items() if v is not None}
+    assert spec.draw().std >= 0
+
+
+@pytest.mark.parametrize("option", ACTIVATION_OPTIONS)
+def test_every_activation_option_composes_into_a_valid_spec(option):
+    cfg = compose_config(f"activation={option}")
+    assert cfg.activation.name == option
+    spec = config.spec_from_config(cfg)
+    assert spec.activation == option
+    assert spec.init == "kaiming"
+
+
+def test_init_options_are_exactly_the_schemes():
+    assert set(INIT_OPTIONS) == set(SCHEMES)
+
+
+def test_activation_options_are_exactly_the_activations():
+    assert set(ACTIVATION_OPTIONS) == set(ACTIVATIONS)
+
+
+def test_journey_claims_cover_every_step_file():
+    assert set(JOURNEY_STEPS) == set(JOURNEY_CLAIMS)
+
+
+@pytest.mark.parametrize("step", JOURNEY_STEPS)
+def test_journey_step_composes_to_what_it_claims(step, summary_keys):
+    init, activation, std = JOURNEY_CLAIMS[step]
+    cfg = compose_config(f"+experiments/journey={step}")
+    spec = config.spec_from_config(cfg)
+    assert spec.init == init
+    assert spec.activation == activation
+    assert cfg.init.get("std") == std
+    assert spec.init_params.get("std") == std
+    # The seed's chain: 100 layers of 512 units.
+    assert (spec.depth, spec.width) == (100, 512)
+
+    reference = OmegaConf.to_container(cfg.reference, resolve=True)
+    assert isinstance(reference, dict)
+    assert isinstance(reference.get("source"), str) and reference["source"].strip()
+    quantities = set(reference) - set(REFERENCE_META)
+    assert quantities, f"{step} reports no number to compare"
+    assert quantities <= summary_keys, (
+        f"{step}: not summary.json fields: {quantities - summary_keys}"
+    )
+
+
+def test_journey_step_1_uses_a_512_by_512_input():
+    cfg = compose_config("+experiments/journey=1_normal_none")
+    assert config.spec_from_config(cfg).batch == 512
+
+
+def test_journey_preset_sweeps_every_step():
+    cfg = compose_config("experiments=journey", return_hydra_config=True)
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    swept = str(cfg.hydra.sweeper.params["+experiments/journey"]).split(",")
+    assert [s.strip() for s in swept] == JOURNEY_STEPS
+    spec = config.spec_from_config(cfg)
+    assert (spec.depth, spec.width) == (100, 512)
+
+
+def test_relu_moments_preset(summary_keys):
+    cfg = compose_config("experiments=relu_moments")
+    spec = config.spec_from_config(cfg)
+    assert spec.depth == 1
+    assert spec.trials == 10000
+    assert spec.init == "normal"
+    assert spec.init_params == {"std": 1.0}
+    assert spec.activation == "relu"
+    assert spec.batch == 1
+    reference = OmegaConf.to_container(cfg.reference, resolve=True)
+    assert reference["source"].strip()
+    quantities = set(reference) - set(REFERENCE_META)
+    assert quantities and quantities <= summary_keys
+
+
+def test_preset_can_be_overridden_on_the_command_line():
+    cfg = compose_config("experiments=relu_moments", "trials=7")
+    assert config.spec_from_config(cfg).trials == 7
