@@ -20,6 +20,7 @@ How it computes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ import torch
 from initlab.activations import get_activation
 from initlab.schemes import Draw, fill_base_
 from initlab.spec import ChainSpec, resolve_device
-from initlab.stats import STATS, layer_stats
+from initlab.stats import STATS, hist_edges, layer_stats, log_histogram
 
 #: Bytes of weights (one layer, all trials of a chunk) held at once.
 MEMORY_BUDGET = 512 * 2**20
@@ -112,6 +113,30 @@ class ChainResult:
     stats: dict[str, np.ndarray]
     device: str
     draw: Draw
+    #: (depth + 1, 2 + bins) counts over all trials: zeros, non-finite, then log10|x| bins
+    #: (``initlab.stats.log_histogram``).
+    hist: np.ndarray | None = None
+
+    def hist_frame(self) -> pd.DataFrame:
+        """Tidy, sparse histogram: one row per (layer, bin) with a non-zero count.
+
+        ``bin`` is ``zero``, ``nonfinite`` or ``value``; value bins cover
+        ``log10_lo <= log10|x| < log10_hi``.
+        """
+        edges = hist_edges(self.spec.dtype).numpy()
+        lo = np.concatenate([[np.nan, np.nan], edges[:-1]])
+        hi = np.concatenate([[np.nan, np.nan], edges[1:]])
+        kind = np.array(["zero", "nonfinite"] + ["value"] * (len(edges) - 1))
+        layer, col = np.nonzero(self.hist)
+        return pd.DataFrame(
+            {
+                "layer": layer,
+                "bin": kind[col],
+                "log10_lo": lo[col],
+                "log10_hi": hi[col],
+                "count": self.hist[layer, col],
+            }
+        )
 
     def frame(self) -> pd.DataFrame:
         """Tidy table: one row per (trial, layer), the spec's settings as columns."""
@@ -132,8 +157,17 @@ class ChainResult:
         return self.stats[name][:, -1]
 
 
-def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET) -> ChainResult:
-    """Run every trial of ``spec`` through the chain and return per-layer statistics."""
+def run_chain(
+    spec: ChainSpec,
+    budget: int = MEMORY_BUDGET,
+    progress: Callable[[int], None] | None = None,
+) -> ChainResult:
+    """Run every trial of ``spec`` through the chain and return per-layer statistics.
+
+    ``progress``, when given, is called with the number of trials after each
+    layer of each chunk (``trials * (depth + 1)`` in all), e.g. a progress bar's
+    ``update``.
+    """
     device = resolve_device(spec.device)
     draw = spec.draw()
     act = get_activation(spec.activation)
@@ -141,16 +175,23 @@ def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET) -> ChainResult:
     shape = (spec.trials, spec.depth + 1)
     out = {name: np.empty(shape, dtype=bool if name == "finite" else np.float64) for name in STATS}
 
+    hist = np.zeros((spec.depth + 1, 2 + len(hist_edges(spec.dtype)) - 1), dtype=np.int64)
+
     def record(layer: int, trials: range, x: torch.Tensor) -> None:
         for name, values in layer_stats(x).items():
             out[name][trials.start : trials.stop, layer] = values.cpu().numpy()
+        hist[layer] += log_histogram(x, spec.dtype).cpu().numpy()
+        if progress is not None:
+            progress(len(trials))
 
     with torch.no_grad():
         for start in range(0, spec.trials, chunk):
             trials = range(start, min(spec.trials, start + chunk))
+            # The weights first: the largest allocation fails before any work is done.
+            w = torch.empty(len(trials), spec.width, spec.width, dtype=spec.torch_dtype,
+                            device=device)
             x = draw_inputs(spec, trials, device)
             record(0, trials, x)
-            w = torch.empty(len(trials), spec.width, spec.width, dtype=x.dtype, device=device)
             redraw = spec.weights == "fresh" and draw.base != "zero"
             for layer in range(1, spec.depth + 1):
                 if layer == 1 or redraw:
@@ -162,4 +203,4 @@ def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET) -> ChainResult:
                     h.mul_(draw.scale)
                 x = act(h)
                 record(layer, trials, x)
-    return ChainResult(spec=spec, stats=out, device=str(device), draw=draw)
+    return ChainResult(spec=spec, stats=out, device=str(device), draw=draw, hist=hist)

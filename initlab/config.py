@@ -55,6 +55,10 @@ class Config:
     weights: str = "fresh"
     thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
     plots: bool = True
+    # Write report/ when a run or sweep ends (initlab.callbacks.ReportCallback).
+    report: bool = True
+    # Progress bar: auto (on a terminal only), true, false.
+    progress: str = "auto"
     # Numbers a source document reports for this setting ("seed says"),
     # compared with the measurement in summary.json.
     reference: dict[str, Any] | None = None

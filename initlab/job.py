@@ -7,6 +7,7 @@ own (``run_job(spec, Thresholds(), out_dir)``) without Hydra.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +24,39 @@ def run_job(
     out_dir: Path,
     reference: dict[str, Any] | None = None,
     make_plots: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``spec``, write layers.csv/.parquet, summary.json and plots; return the summary."""
+    """Run ``spec``, write layers.csv/.parquet, histogram.csv, summary.json and plots.
+
+    Returns the summary. ``summary.json`` is written last, so its presence
+    means the job finished; it carries ``status: ok``.
+    """
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    result = run_chain(spec)
+    result = run_chain(spec, progress=progress)
     engine_s = time.perf_counter() - start
     store.write_layers(out_dir, result.frame())
+    store.write_histogram(out_dir, result.hist_frame())
     if make_plots:
         plots.plot_std(result, out_dir / plots.STD_PNG)
         plots.plot_mean(result, out_dir / plots.MEAN_PNG)
-    summary = summarize(result, thresholds, reference)
+    summary = {"status": "ok", **summarize(result, thresholds, reference)}
     summary["seconds"] = {
         "engine": round(engine_s, 4),
         "total": round(time.perf_counter() - start, 4),
     }
     store.write_json(out_dir / store.SUMMARY_JSON, summary)
+    return summary
+
+
+def record_failure(out_dir: Path, settings: dict[str, Any], error: BaseException) -> dict:
+    """Write a ``status: failed`` summary.json for a job that raised, so reports can list it."""
+    summary = {
+        "status": "failed",
+        "error": f"{type(error).__name__}: {error}".splitlines()[0],
+        **settings,
+    }
+    store.write_json(Path(out_dir) / store.SUMMARY_JSON, summary)
     return summary
 
 

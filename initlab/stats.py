@@ -39,3 +39,33 @@ def layer_stats(x: torch.Tensor) -> dict[str, torch.Tensor]:
         "abs_max": flat.abs().amax(dim=1),
         "finite": torch.isfinite(flat).all(dim=1),
     }
+
+
+#: Width of one histogram bin, in decades of |x|.
+HIST_STEP = 0.25
+#: log10|x| range per dtype: from below the smallest subnormal to above the largest value.
+HIST_RANGE = {"float32": (-46.0, 39.0), "float64": (-324.0, 309.0)}
+
+
+def hist_edges(dtype: str) -> torch.Tensor:
+    """Fixed bin edges in log10|x| for a dtype (float64 values)."""
+    lo, hi = HIST_RANGE[dtype]
+    return torch.arange(lo, hi + HIST_STEP / 2, HIST_STEP, dtype=torch.float64)
+
+
+def log_histogram(x: torch.Tensor, dtype: str) -> torch.Tensor:
+    """Counts over all trials of one layer: ``[zeros, non-finite, bin_0, ..., bin_k]``.
+
+    Bins are fixed, log-spaced in |x| (``hist_edges``), so histograms of every
+    layer and every job line up. Exact zeros and non-finite values get their
+    own counts, since log10|x| has no place for them.
+    """
+    flat = x.reshape(-1).to(torch.float64)
+    finite = torch.isfinite(flat)
+    zero = flat == 0
+    values = flat[finite & ~zero].abs().log10()
+    lo, hi = HIST_RANGE[dtype]
+    bins = round((hi - lo) / HIST_STEP)
+    counts = torch.histc(values.clamp(lo, hi), bins=bins, min=lo, max=hi)
+    head = torch.stack([zero.sum(), (~finite).sum()]).to(counts.dtype)
+    return torch.cat([head, counts]).to(torch.int64)

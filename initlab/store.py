@@ -1,7 +1,8 @@
 """Files of a job directory, written whole: a temp file in the same directory, then rename.
 
 The file contract (readers rely on these names): ``layers.csv``,
-``layers.parquet``, ``summary.json``, ``std_by_layer.png``, ``mean_by_layer.png``.
+``layers.parquet``, ``summary.json``, ``std_by_layer.png``, ``mean_by_layer.png``,
+and ``histogram.csv`` (per-layer counts of log10|x| in fixed bins).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 LAYERS_CSV = "layers.csv"
 LAYERS_PARQUET = "layers.parquet"
 SUMMARY_JSON = "summary.json"
+HISTOGRAM_CSV = "histogram.csv"
 
 
 @contextmanager
@@ -55,13 +57,33 @@ def write_layers(job_dir: Path, frame: pd.DataFrame) -> None:
     write_with(job_dir / LAYERS_PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def write_histogram(job_dir: Path, frame: pd.DataFrame) -> None:
+    write_with(Path(job_dir) / HISTOGRAM_CSV, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+#: Columns every per-layer table has (the file contract).
+LAYER_COLUMNS = ("init", "activation", "depth", "width", "trial", "layer", "mean", "std", "rms",
+                 "zero_frac", "abs_max", "finite")
+
+
+def _checked(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    missing = [c for c in LAYER_COLUMNS if c not in frame.columns]
+    if missing or frame.empty:
+        raise ValueError(f"{path.name} lacks columns {missing}" if missing else f"{path} is empty")
+    return frame
+
+
 def read_layers(job_dir: Path) -> pd.DataFrame:
-    """The per-layer table of a job (Parquet when readable, else CSV)."""
+    """The per-layer table of a job (Parquet when readable, else CSV); ValueError if neither."""
     job_dir = Path(job_dir)
     try:
-        return pd.read_parquet(job_dir / LAYERS_PARQUET)
+        return _checked(pd.read_parquet(job_dir / LAYERS_PARQUET), job_dir / LAYERS_PARQUET)
     except Exception:  # missing or corrupt: fall back to the CSV copy
-        return pd.read_csv(job_dir / LAYERS_CSV)
+        pass
+    try:
+        return _checked(pd.read_csv(job_dir / LAYERS_CSV), job_dir / LAYERS_CSV)
+    except Exception as exc:
+        raise ValueError(f"neither {LAYERS_PARQUET} nor {LAYERS_CSV} is readable ({exc})") from None
 
 
 def read_summary(job_dir: Path) -> dict[str, Any]:

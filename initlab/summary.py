@@ -49,6 +49,8 @@ def summarize(
             "final_mean": _num(_median(final["mean"])),
             "final_std": _num(_median(final["std"])),
             "final_rms": _num(_median(final["rms"])),
+            "final_mean_q10": _num(np.quantile(final["mean"], 0.1)),
+            "final_mean_q90": _num(np.quantile(final["mean"], 0.9)),
             "final_std_q10": _num(np.quantile(final["std"], 0.1)),
             "final_std_q90": _num(np.quantile(final["std"], 0.9)),
             "mean_of_means": _num(np.mean(final["mean"])),

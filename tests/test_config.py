@@ -190,3 +190,34 @@ def test_relu_moments_preset(summary_keys):
 def test_preset_can_be_overridden_on_the_command_line():
     cfg = compose_config("experiments=relu_moments", "trials=7")
     assert config.spec_from_config(cfg).trials == 7
+
+
+@pytest.mark.parametrize(
+    ("preset", "target", "settings"),
+    [
+        ("parallel", "JoblibLauncher", {"n_jobs": -1}),
+        ("local", "LocalLauncher", {"timeout_min": 60, "gpus_per_node": 0}),
+        ("slurm", "SlurmLauncher", {"partition": "gpu", "timeout_min": 60, "gpus_per_node": 1}),
+    ],
+)
+def test_launcher_presets_compose(preset, target, settings):
+    extra = ["hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1"] * (
+        preset == "slurm"
+    )
+    cfg = compose_config(f"hydra/launcher={preset}", *extra, return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    for key, value in settings.items():
+        assert cfg.hydra.launcher[key] == value
+
+
+def test_sweeps_start_a_bounded_number_of_jobs_at_once():
+    cfg = compose_config("hydra/launcher=submitit_local", return_hydra_config=True)
+    assert 1 <= cfg.hydra.sweeper.max_batch_size <= 16
+
+
+def test_report_callback_is_configured_and_can_be_turned_off():
+    cfg = compose_config("report=false", return_hydra_config=True)
+    callback = cfg.hydra.callbacks.report
+    assert callback._target_ == "initlab.callbacks.ReportCallback"
+    assert callback.enabled is False
+    assert compose_config(return_hydra_config=True).hydra.callbacks.report.enabled is True
