@@ -548,7 +548,11 @@ def build_document(directory: Path, jobs: list[Job], figures: dict[str, str],
     cols = ["job"] + [a for a in axes] + ["verdict", "verdict_layer", "final_std",
                                           "final_std_q10", "final_std_q90", "final_mean"]
     cols = [c for c in cols if c in frame.columns]
-    sections.append(("Jobs", [_table(cols, frame[cols].values.tolist()),
+    shown = frame[cols].astype(object).where(frame[cols].notna(), None)
+    if "verdict_layer" in shown:
+        shown["verdict_layer"] = [("—" if v is None else str(int(v))) for v in
+                                  shown["verdict_layer"]]
+    sections.append(("Jobs", [_table(cols, shown.values.tolist()),
                                Block("p", text="All columns: summary.csv.")]))
     problems = [[j.name, j.status, j.problem] for j in jobs if j.status != "ok"]
     if problems:
@@ -581,7 +585,8 @@ max-width:1100px;padding:12px;line-height:1.45;color:#222}
 h1{font-size:1.4em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:2px}
 .scroll{overflow-x:auto;margin:8px 0}table{border-collapse:collapse;font-size:.85em}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;white-space:nowrap}
-th{background:#f3f3f3}figure{margin:10px 0}img{max-width:100%;height:auto}
+th{background:#f3f3f3}figure{margin:10px 0;overflow-x:auto}
+img{max-width:100%;min-width:600px;height:auto}
 figcaption{font-size:.85em;color:#555}
 td.pass{color:#106b10}td.fail{color:#a00000;font-weight:bold}
 """

@@ -148,7 +148,7 @@ def sweep_jobs(sweep) -> dict[tuple[str, str], Path]:
     """(init, activation) -> job directory, read from each job's summary.json."""
     stamp = only_child(sweep / "outputs" / "multiruns")
     jobs = {}
-    for job in sorted(p for p in stamp.iterdir() if p.is_dir()):
+    for job in sorted(p for p in stamp.iterdir() if p.is_dir() and p.name != "report"):
         summary = json.loads((job / "summary.json").read_text())
         key = (summary["init"], summary["activation"])
         assert key not in jobs, f"two jobs for {key}: {jobs.get(key)} and {job}"
