@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from initlab.activations import get_activation
-from initlab.schemes import Draw, fill_base_
+from initlab.schemes import Draw, fill_base_, orthogonalize_
 from initlab.spec import ChainSpec, resolve_device
 from initlab.stats import STATS, hist_edges, layer_stats, log_histogram
 
@@ -66,14 +66,24 @@ def input_seed(seed: int, trial: int) -> int:
     return stream_seed(seed, _INPUT_STREAM, trial)
 
 
-def fill_base(out: torch.Tensor, base: str, seed: int, layer: int, trials: range) -> torch.Tensor:
-    """Fill ``out`` (len(trials), n_out, n_in) with the base draws of ``layer``, trial by trial."""
-    if base == "zero":
-        return out.zero_()
+def fill_base(out: torch.Tensor, draw: Draw, seed: int, layer: int, trials: range) -> torch.Tensor:
+    """Fill ``out`` (len(trials), n_out, n_in) with the base draws of ``layer``, trial by trial.
+
+    Normal-family and orthogonal schemes start from the same N(0, 1) matrix of a
+    (seed, layer, trial) stream, uniform-family ones from the same U(-1, 1) matrix.
+    """
+    base = draw.base
+    if base in ("zero", "constant"):
+        return fill_base_(out, base)
     gen = torch.Generator(device=out.device)
     for i, trial in enumerate(trials):
         gen.manual_seed(weight_seed(seed, layer, trial))
-        fill_base_(out[i], base, gen)
+        if base == "custom":
+            draw.fill(out[i], gen)
+        else:
+            fill_base_(out[i], "normal" if base == "orthogonal" else base, gen)
+    if base == "orthogonal":  # one batched QR over the trials
+        orthogonalize_(out)
     return out
 
 
@@ -82,7 +92,7 @@ def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu
     draw = spec.draw()
     source = 1 if spec.weights == "shared" else layer
     w = torch.empty(len(trials), spec.width, spec.width, dtype=spec.torch_dtype, device=device)
-    return fill_base(w, draw.base, spec.seed, source, trials).mul_(draw.scale)
+    return fill_base(w, draw, spec.seed, source, trials).mul_(draw.scale)
 
 
 def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
@@ -93,6 +103,13 @@ def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Te
         gen.manual_seed(input_seed(spec.seed, trial))
         x[i].normal_(generator=gen)
     return x
+
+
+def _unit_std(h: torch.Tensor) -> torch.Tensor:
+    """Divide each trial's (width, batch) block by its std (left alone where the std is 0)."""
+    std = h.reshape(h.shape[0], -1).to(torch.float64).std(dim=1)
+    std = torch.where(std > 0, std, torch.ones_like(std)).to(h.dtype)
+    return h / std.view(-1, 1, 1)
 
 
 def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET) -> int:
@@ -170,7 +187,7 @@ def run_chain(
     """
     device = resolve_device(spec.device)
     draw = spec.draw()
-    act = get_activation(spec.activation)
+    act = get_activation(spec.activation, spec.activation_params)
     chunk = trial_chunk(spec, budget)
     shape = (spec.trials, spec.depth + 1)
     out = {name: np.empty(shape, dtype=bool if name == "finite" else np.float64) for name in STATS}
@@ -192,15 +209,17 @@ def run_chain(
                             device=device)
             x = draw_inputs(spec, trials, device)
             record(0, trials, x)
-            redraw = spec.weights == "fresh" and draw.base != "zero"
+            redraw = spec.weights == "fresh" and draw.base not in ("zero", "constant")
             for layer in range(1, spec.depth + 1):
                 if layer == 1 or redraw:
-                    fill_base(w, draw.base, spec.seed, layer, trials)
+                    fill_base(w, draw, spec.seed, layer, trials)
                 # (scale * W) @ x computed as scale * (W @ x): width*batch products
                 # instead of width^2, the same up to one rounding.
                 h = torch.bmm(w, x)
                 if draw.scale != 1.0:
                     h.mul_(draw.scale)
+                if draw.normalize:  # LSUV: unit std per trial on the batch
+                    h = _unit_std(h)
                 x = act(h)
                 record(layer, trials, x)
     return ChainResult(spec=spec, stats=out, device=str(device), draw=draw, hist=hist)

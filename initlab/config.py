@@ -14,25 +14,38 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from initlab.spec import ChainSpec
+from initlab import plugins
+from initlab.spec import ChainSpec, SpecError
 from initlab.verdict import Thresholds
 
 
 @dataclass
 class InitConfig:
-    """A scheme and its parameters; ``None`` means the scheme's own default."""
+    """A scheme and its parameters; ``None`` means the scheme's own default.
+
+    ``_target_`` plugs in a user's scheme (any importable function, see
+    ``initlab.plugins``) under ``name``; ``params`` holds its keyword arguments.
+    """
 
     name: str = MISSING
+    _target_: str | None = None
     std: float | None = None
     distribution: str | None = None
     mode: str | None = None
     negative_slope: float | None = None
     gain: float | None = None
+    value: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class ActivationConfig:
+    """An activation and its parameters; ``_target_`` plugs in a user's own."""
+
     name: str = MISSING
+    _target_: str | None = None
+    negative_slope: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,14 +82,29 @@ def register() -> None:
     ConfigStore.instance().store(name="initlab_schema", node=Config)
 
 
+def _group(node: DictConfig, kind: str) -> tuple[str, dict[str, Any]]:
+    """(name, parameters) of an init or activation node; registers a ``_target_`` plug-in."""
+    data = OmegaConf.to_container(node, resolve=True)
+    name = data.pop("name")
+    target = data.pop("_target_", None)
+    params = {**data.pop("params", {}), **{k: v for k, v in data.items() if v is not None}}
+    if target:
+        plugins.register(kind, name, target)
+    return name, params
+
+
 def spec_from_config(cfg: DictConfig) -> ChainSpec:
     """Build the engine's spec from a composed config (raises SpecError on bad values)."""
-    init = OmegaConf.to_container(cfg.init, resolve=True)
-    name = init.pop("name")
+    try:
+        init, init_params = _group(cfg.init, "init")
+        activation, activation_params = _group(cfg.activation, "activation")
+    except plugins.PluginError as exc:
+        raise SpecError(str(exc)) from None
     return ChainSpec(
-        init=name,
-        init_params={k: v for k, v in init.items() if v is not None},
-        activation=cfg.activation.name,
+        init=init,
+        init_params=init_params,
+        activation=activation,
+        activation_params=activation_params,
         width=cfg.width,
         depth=cfg.depth,
         trials=cfg.trials,

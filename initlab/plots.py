@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from initlab.chain import ChainResult  # noqa: E402
 from initlab.store import write_with  # noqa: E402
-from initlab.theory import mean_field  # noqa: E402
+from initlab.theory import for_chain  # noqa: E402
 
 STD_PNG = "std_by_layer.png"
 MEAN_PNG = "mean_by_layer.png"
@@ -67,8 +67,11 @@ def _save(fig, path: Path) -> Path:
 
 
 def _theory(result: ChainResult) -> dict[str, np.ndarray]:
-    sigma_w2 = result.spec.width * result.draw.std**2
-    return mean_field(result.spec.activation, sigma_w2, result.spec.depth)
+    curves = for_chain(result.spec, result.draw)
+    if curves is None:  # no mean-field theory for this scheme (constant weights)
+        nan = np.full(result.spec.depth + 1, np.nan)
+        return {"mean": nan, "std": nan}
+    return curves
 
 
 def plot_std(result: ChainResult, path: Path) -> Path:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-BASES = ("zero", "normal", "uniform")
+BASES = ("zero", "normal", "uniform", "orthogonal", "constant", "custom")
 MODES = ("fan_in", "fan_out")
 DISTRIBUTIONS = ("normal", "uniform")
 
@@ -34,20 +34,38 @@ class Draw:
     """How to draw a weight matrix: ``scale * base`` with base in ``BASES``.
 
     ``normal`` base is N(0, 1), so ``scale`` is the std; ``uniform`` base is
-    U(-1, 1), so ``scale`` is the bound (std = scale / sqrt(3)).
+    U(-1, 1), so ``scale`` is the bound (std = scale / sqrt(3)); ``orthogonal``
+    is the Q of a QR decomposition of the normal base (sign-corrected, as
+    torch); ``constant`` is all ones. ``normalize`` (LSUV) rescales each
+    layer's output to unit std on the batch after the matmul.
     """
 
     base: str
     scale: float
+    fan_in: int = 1
+    fan_out: int = 1
+    normalize: bool = False
+    #: for ``custom`` (a plug-in, ``initlab.plugins``): fills a tensor in place
+    fill: Callable[..., torch.Tensor] | None = field(default=None, compare=False)
+    custom_std: float | None = None
 
     @property
     def std(self) -> float:
-        """Standard deviation of one weight."""
-        if self.base == "zero":
+        """Standard deviation of one weight (0 for constant weights)."""
+        if self.base in ("zero", "constant"):
             return 0.0
+        if self.base == "custom":
+            return float(self.custom_std or 0.0)
         if self.base == "uniform":
             return self.scale / math.sqrt(3.0)
+        if self.base == "orthogonal":
+            return self.scale / math.sqrt(max(self.fan_in, self.fan_out))
         return self.scale
+
+    @property
+    def sigma_w2(self) -> float:
+        """fan_in * Var(W): the gain of the mean-field recursion q_l = sigma_w2 * E[x^2]."""
+        return self.fan_in * self.std**2
 
 
 def calculate_gain(nonlinearity: str, negative_slope: float = 0.0) -> float:
@@ -96,7 +114,7 @@ def zero(fan_in: int, fan_out: int) -> Draw:
     The degenerate case of seed 000: no signal passes, and every unit of a
     layer carries the same value. torch: ``nn.init.zeros_``.
     """
-    return Draw("zero", 0.0)
+    return Draw("zero", 0.0, fan_in, fan_out)
 
 
 def normal(fan_in: int, fan_out: int, std: float = 1.0) -> Draw:
@@ -108,7 +126,7 @@ def normal(fan_in: int, fan_out: int, std: float = 1.0) -> Draw:
     """
     if not std >= 0:
         raise ValueError(f"std={std!r} is not allowed; std must be >= 0")
-    return Draw("normal", float(std))
+    return Draw("normal", float(std), fan_in, fan_out)
 
 
 def scaled(fan_in: int, fan_out: int) -> Draw:
@@ -118,7 +136,7 @@ def scaled(fan_in: int, fan_out: int) -> Draw:
     3; LeCun et al., "Efficient BackProp", 1998). torch:
     ``nn.init.normal_(w, 0, 1 / sqrt(fan_in))``.
     """
-    return Draw("normal", math.sqrt(1.0 / fan_in))
+    return Draw("normal", math.sqrt(1.0 / fan_in), fan_in, fan_out)
 
 
 def xavier(fan_in: int, fan_out: int, distribution: str = "uniform", gain: float = 1.0) -> Draw:
@@ -135,8 +153,8 @@ def xavier(fan_in: int, fan_out: int, distribution: str = "uniform", gain: float
     if not gain > 0:
         raise ValueError(f"gain={gain!r} is not allowed; gain must be > 0")
     if distribution == "uniform":
-        return Draw("uniform", gain * math.sqrt(6.0 / (fan_in + fan_out)))
-    return Draw("normal", gain * math.sqrt(2.0 / (fan_in + fan_out)))
+        return Draw("uniform", gain * math.sqrt(6.0 / (fan_in + fan_out)), fan_in, fan_out)
+    return Draw("normal", gain * math.sqrt(2.0 / (fan_in + fan_out)), fan_in, fan_out)
 
 
 def kaiming(
@@ -162,8 +180,81 @@ def kaiming(
     _choice("distribution", distribution, DISTRIBUTIONS)
     std = calculate_gain("leaky_relu", negative_slope) / math.sqrt(_fan(fan_in, fan_out, mode))
     if distribution == "uniform":
-        return Draw("uniform", math.sqrt(3.0) * std)
-    return Draw("normal", std)
+        return Draw("uniform", math.sqrt(3.0) * std, fan_in, fan_out)
+    return Draw("normal", std, fan_in, fan_out)
+
+
+def lecun(fan_in: int, fan_out: int) -> Draw:
+    """LeCun normal: W ~ N(0, 1 / fan_in).
+
+    LeCun et al., "Efficient BackProp", 1998; the init SELU is designed for
+    (Klambauer et al., "Self-Normalizing Neural Networks", NeurIPS 2017).
+    Same variance as ``scaled``. torch: ``nn.init.kaiming_normal_(w,
+    nonlinearity='linear')``.
+    """
+    return Draw("normal", math.sqrt(1.0 / fan_in), fan_in, fan_out)
+
+
+def orthogonal(fan_in: int, fan_out: int, gain: float = 1.0) -> Draw:
+    """W = gain * Q, Q from the QR decomposition of a N(0, 1) matrix, signs fixed by diag(R).
+
+    A square Q preserves every vector's norm exactly, so a linear chain
+    neither grows nor shrinks (Saxe et al., "Exact solutions to the nonlinear
+    dynamics of learning in deep linear neural networks", ICLR 2014). torch:
+    ``nn.init.orthogonal_(w, gain)``.
+    """
+    if not gain > 0:
+        raise ValueError(f"gain={gain!r} is not allowed; gain must be > 0")
+    return Draw("orthogonal", float(gain), fan_in, fan_out)
+
+
+def torch_default(fan_in: int, fan_out: int) -> Draw:
+    """What ``nn.Linear`` does: kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), +).
+
+    Var(W) = 1 / (3 fan_in): a third of what ReLU needs, so a deep ReLU chain
+    vanishes (E[x^2] shrinks by 6 per layer). torch: ``nn.init.kaiming_uniform_(w,
+    a=math.sqrt(5))``, as in ``nn.Linear.reset_parameters``.
+    """
+    return Draw("uniform", 1.0 / math.sqrt(fan_in), fan_in, fan_out)
+
+
+def constant(fan_in: int, fan_out: int, value: float | None = None) -> Draw:
+    """Every weight equal to ``value`` (default 1 / fan_in): the symmetry problem.
+
+    Every unit of a layer computes the same sum, so from layer 1 on all units
+    carry the same value and the std over units is exactly 0 — no gradient
+    could ever make them differ (seed 000). torch: ``nn.init.constant_(w, value)``.
+    """
+    return Draw("constant", 1.0 / fan_in if value is None else float(value), fan_in, fan_out)
+
+
+def lsuv(fan_in: int, fan_out: int) -> Draw:
+    """Layer-sequential unit variance: orthogonal, then each layer rescaled on the batch.
+
+    Mishkin & Matas, "All you need is a good init", ICLR 2016: start from an
+    orthonormal matrix and divide each layer's weights by the std of its
+    output on a batch until that std is 1. The output is linear in the
+    weights, so one rescaling is exact: here each trial's pre-activation is
+    divided by its own std over units and batch (so use batch > 1 or a wide
+    layer). No torch equivalent.
+    """
+    return Draw("orthogonal", 1.0, fan_in, fan_out, normalize=True)
+
+
+def critical(fan_in: int, fan_out: int, activation: str = "relu",
+             activation_params: dict[str, Any] | None = None) -> Draw:
+    """N(0, sigma_w2 / fan_in) with sigma_w2 = 1 / E[phi(z)^2], z ~ N(0, 1).
+
+    The mean-field recursion q_l = sigma_w2 * E[phi(h)^2], h ~ N(0, q_{l-1}),
+    then has the fixed point q* = 1: pre-activations stay at unit variance
+    for *any* activation phi, including a user's own (computed by quadrature
+    in ``initlab.theory``). For ReLU it is Kaiming (sigma_w2 = 2), for no
+    activation ``scaled`` (1). Poole et al. 2016; Schoenholz et al. 2017.
+    """
+    from initlab.theory import critical_sigma_w2
+
+    sigma_w2 = critical_sigma_w2(activation, activation_params)
+    return Draw("normal", math.sqrt(sigma_w2 / fan_in), fan_in, fan_out)
 
 
 #: name -> scheme function. Add a scheme by adding a function here.
@@ -173,13 +264,27 @@ SCHEMES: dict[str, Callable[..., Draw]] = {
     "scaled": scaled,
     "xavier": xavier,
     "kaiming": kaiming,
+    "lecun": lecun,
+    "orthogonal": orthogonal,
+    "torch_default": torch_default,
+    "constant": constant,
+    "lsuv": lsuv,
+    "critical": critical,
 }
+
+#: Parameters the engine passes itself (not set by the user under init.*).
+CONTEXT_PARAMS = ("activation", "activation_params")
+
+
+def register(name: str, fn: Callable[..., Draw]) -> None:
+    """Make a user's scheme known by ``name`` (the config's ``_target_`` does this)."""
+    SCHEMES[name] = fn
 
 
 def scheme_params(name: str) -> tuple[str, ...]:
-    """Names of the keyword parameters a scheme accepts (besides the fans)."""
+    """Names of the keyword parameters a user sets for a scheme (besides the fans)."""
     sig = inspect.signature(get_scheme(name))
-    return tuple(p for p in sig.parameters if p not in ("fan_in", "fan_out"))
+    return tuple(p for p in sig.parameters if p not in ("fan_in", "fan_out", *CONTEXT_PARAMS))
 
 
 def get_scheme(name: str) -> Callable[..., Draw]:
@@ -191,15 +296,23 @@ def get_scheme(name: str) -> Callable[..., Draw]:
         ) from None
 
 
-def make_draw(name: str, fan_in: int, fan_out: int, params: dict[str, Any] | None = None) -> Draw:
+def make_draw(
+    name: str,
+    fan_in: int,
+    fan_out: int,
+    params: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+) -> Draw:
     """The draw of scheme ``name`` for a layer, with its parameters.
 
     Parameters a scheme does not take are ignored when they are ``None``
     and refused otherwise, so a typo never silently does nothing.
+    ``context`` (the chain's activation) reaches the schemes that ask for it.
     """
     fn = get_scheme(name)
     accepted = scheme_params(name)
-    kwargs = {}
+    wanted = inspect.signature(fn).parameters
+    kwargs = {k: v for k, v in (context or {}).items() if k in wanted}
     for key, value in (params or {}).items():
         if value is None:
             continue
@@ -220,7 +333,24 @@ def fill_base_(tensor: torch.Tensor, base: str, generator: torch.Generator | Non
         return tensor.normal_(generator=generator)
     if base == "uniform":
         return tensor.uniform_(-1.0, 1.0, generator=generator)
+    if base == "constant":
+        return tensor.fill_(1.0)
+    if base == "orthogonal":
+        return orthogonalize_(tensor.normal_(generator=generator))
     raise ValueError(f"base={base!r} is not allowed; allowed: {', '.join(BASES)}")
+
+
+def orthogonalize_(tensor: torch.Tensor) -> torch.Tensor:
+    """Replace each (..., out, in) matrix by the Q of its QR decomposition, as torch.nn.init.
+
+    Batched over leading dimensions; for out < in the transpose is decomposed.
+    Signs follow diag(R), which makes Q Haar-distributed (Mezzadri 2007).
+    """
+    wide = tensor.shape[-2] < tensor.shape[-1]
+    a = tensor.transpose(-2, -1) if wide else tensor
+    q, r = torch.linalg.qr(a)
+    q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
+    return tensor.copy_(q.transpose(-2, -1) if wide else q)
 
 
 def init_(
@@ -233,6 +363,11 @@ def init_(
     if tensor.dim() != 2:
         raise ValueError(f"tensor of shape {tuple(tensor.shape)} is not allowed; need (out, in)")
     fan_out, fan_in = tensor.shape
-    draw = make_draw(name, fan_in, fan_out, params)
+    if get_scheme(name) is lsuv:
+        raise ValueError("init=lsuv depends on data; it exists only inside a chain")
+    context = {k: params.pop(k) for k in CONTEXT_PARAMS if k in params}
+    draw = make_draw(name, fan_in, fan_out, params, context)
     with torch.no_grad():
+        if draw.base == "custom":
+            return draw.fill(tensor, generator)
         return fill_base_(tensor, draw.base, generator).mul_(draw.scale)

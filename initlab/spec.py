@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from initlab.activations import ACTIVATIONS
+from initlab.activations import ACTIVATIONS, get_activation
 from initlab.schemes import SCHEMES, make_draw
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -61,6 +61,7 @@ class ChainSpec:
     init: str = "kaiming"
     init_params: dict[str, Any] = field(default_factory=dict)
     activation: str = "relu"
+    activation_params: dict[str, Any] = field(default_factory=dict)
     width: int = 512
     depth: int = 100
     trials: int = 1
@@ -77,6 +78,10 @@ class ChainSpec:
             raise SpecError(
                 f"activation={self.activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}"
             )
+        try:
+            get_activation(self.activation, self.activation_params)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
         for name in ("width", "depth", "trials", "batch"):
             _positive_int(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -85,7 +90,7 @@ class ChainSpec:
         _choice("dtype", self.dtype, DTYPES)
         _choice("weights", self.weights, WEIGHTS)
         try:
-            make_draw(self.init, self.width, self.width, self.init_params)
+            self.draw()
         except ValueError as exc:
             msg = str(exc)
             if "init" not in msg:  # a parameter's own message: name it as on the command line
@@ -98,7 +103,8 @@ class ChainSpec:
 
     def draw(self):
         """The scheme's draw (base distribution and scale) for a width x width layer."""
-        return make_draw(self.init, self.width, self.width, self.init_params)
+        context = {"activation": self.activation, "activation_params": self.activation_params}
+        return make_draw(self.init, self.width, self.width, self.init_params, context)
 
     def describe(self) -> dict[str, Any]:
         """Flat, JSON-friendly description (the columns every table row carries)."""
@@ -106,6 +112,8 @@ class ChainSpec:
             "init": self.init,
             **{f"init_{k}": v for k, v in sorted(self.init_params.items()) if v is not None},
             "activation": self.activation,
+            **{f"activation_{k}": v for k, v in sorted(self.activation_params.items())
+               if v is not None},
             "depth": self.depth,
             "width": self.width,
             "trials": self.trials,

@@ -284,7 +284,7 @@ def test_same_command_gives_identical_tables(tmp_path):
 # args -> substrings the one error line must contain (the bad value, and what is allowed)
 BAD_INPUT = {
     "init=foo": ["foo", *SCHEMES],
-    "activation=sigmoid": ["sigmoid", *ACTIVATIONS],
+    "activation=swish": ["swish", *ACTIVATIONS],
     "depth=0": ["depth=0", ">= 1"],
     "width=0": ["width=0", ">= 1"],
     "trials=0": ["trials=0", ">= 1"],

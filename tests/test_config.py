@@ -110,7 +110,8 @@ def test_every_init_option_composes_into_a_valid_spec(option):
     assert spec.init == option
     assert spec.activation == "relu"
     # The file's parameters reach the spec (None means "the scheme's default" and is dropped).
-    params = {k: v for k, v in OmegaConf.to_container(cfg.init).items() if k != "name"}
+    params = {k: v for k, v in OmegaConf.to_container(cfg.init).items()
+              if k not in ("name", "_target_", "params")}
     assert spec.init_params == {k: v for k, v in params.items() if v is not None}
     assert spec.draw().std >= 0
 

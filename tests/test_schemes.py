@@ -59,7 +59,29 @@ CASES = [
             w, a=0.01, nonlinearity="leaky_relu", generator=g
         ),
     ),
+    (
+        ("lecun", {}),
+        lambda w, g: torch.nn.init.kaiming_normal_(w, nonlinearity="linear", generator=g),
+    ),
+    (("orthogonal", {}), lambda w, g: torch.nn.init.orthogonal_(w, generator=g)),
+    (("orthogonal", {"gain": 2.0}), lambda w, g: torch.nn.init.orthogonal_(w, 2.0, generator=g)),
+    (
+        ("torch_default", {}),
+        lambda w, g: torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g),
+    ),
+    (("constant", {}), lambda w, g: torch.nn.init.constant_(w, 1 / IN)),
+    (("constant", {"value": 0.3}), lambda w, g: torch.nn.init.constant_(w, 0.3)),
+    # critical: sigma_w2 = 1 / E[relu(z)^2] = 2 is Kaiming; with no activation it is 1.
+    (
+        ("critical", {"activation": "relu"}),
+        lambda w, g: torch.nn.init.kaiming_normal_(w, nonlinearity="relu", generator=g),
+    ),
+    (
+        ("critical", {"activation": "none"}),
+        lambda w, g: torch.nn.init.kaiming_normal_(w, nonlinearity="linear", generator=g),
+    ),
 ]
+NO_TORCH_EQUIVALENT = {"lsuv"}  # data-dependent: tested in test_chain.py
 
 
 @pytest.mark.parametrize(("ours", "theirs"), CASES, ids=lambda c: str(c) if isinstance(c, tuple)
@@ -68,11 +90,26 @@ def test_scheme_draws_what_torch_draws(ours, theirs):
     name, params = ours
     mine = init_(torch.empty(OUT, IN), name, generator=_gen(), **params)
     ref = theirs(torch.empty(OUT, IN), _gen())
-    torch.testing.assert_close(mine, ref, rtol=1e-6, atol=0.0)
+    # QR goes through LAPACK, whose rounding differs by a few ulps; the rest is exact.
+    tol = {"rtol": 1e-5, "atol": 1e-6} if name == "orthogonal" else {"rtol": 1e-6, "atol": 0.0}
+    torch.testing.assert_close(mine, ref, **tol)
 
 
 def test_every_scheme_is_checked_against_torch():
-    assert {name for (name, _), _ in CASES} == set(SCHEMES)
+    assert {name for (name, _), _ in CASES} | NO_TORCH_EQUIVALENT == set(SCHEMES)
+
+
+def test_torch_default_is_what_nn_linear_draws():
+    torch.manual_seed(5)
+    linear = torch.nn.Linear(IN, OUT)
+    torch.manual_seed(5)
+    mine = init_(torch.empty(OUT, IN), "torch_default")
+    torch.testing.assert_close(mine, linear.weight.detach(), rtol=1e-6, atol=0.0)
+
+
+def test_orthogonal_rows_are_orthonormal():
+    w = init_(torch.empty(64, 64, dtype=torch.float64), "orthogonal", generator=_gen())
+    torch.testing.assert_close(w @ w.T, torch.eye(64, dtype=torch.float64))
 
 
 def test_draw_std_matches_the_formulas():

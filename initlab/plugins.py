@@ -1,0 +1,81 @@
+"""A user's own scheme or activation, plugged in from the config with ``_target_``.
+
+    init:
+      name: trunc_normal                     # the name it runs under
+      _target_: torch.nn.init.trunc_normal_  # any importable function
+      params: {std: 0.05}                    # its keyword arguments
+
+A scheme target is either initlab-style, ``f(fan_in, fan_out, **params) ->
+initlab.schemes.Draw`` (so it joins the paired comparisons), or torch-style,
+an in-place initializer ``f(tensor, **params)`` like everything in
+``torch.nn.init``: it fills each trial's matrix, with the trial's generator
+when it accepts ``generator``. An activation target is any elementwise
+``f(x, **params)`` on tensors. Nothing in initlab needs editing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from initlab import activations, schemes
+
+
+class PluginError(ValueError):
+    """A ``_target_`` that cannot be used; one line."""
+
+
+def locate(target: str) -> Callable:
+    """Import ``package.module.function``."""
+    from hydra.utils import get_method
+
+    try:
+        return get_method(target)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PluginError(f"_target_={target!r} cannot be imported ({first})") from None
+
+
+def torch_style(fn: Callable) -> Callable[..., schemes.Draw]:
+    """Wrap an in-place initializer ``f(tensor, **params)`` as a scheme with a custom base.
+
+    The weight std (for theory and plots) is measured on one sample matrix.
+    """
+    import torch
+
+    signature = inspect.signature(fn)
+    accepts_generator = "generator" in signature.parameters
+    keywords = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in list(signature.parameters.values())[1:]
+        if p.name != "generator" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+
+    def scheme(fan_in: int, fan_out: int, **params: Any) -> schemes.Draw:
+        def fill(tensor, generator=None):
+            if accepts_generator:
+                fn(tensor, **params, generator=generator)
+            else:
+                fn(tensor, **params)
+            return tensor
+
+        sample = fill(torch.empty(fan_out, fan_in), torch.Generator().manual_seed(0))
+        return schemes.Draw("custom", 1.0, fan_in, fan_out, fill=fill,
+                            custom_std=float(sample.double().std()))
+
+    fans = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            for n in ("fan_in", "fan_out")]
+    scheme.__signature__ = inspect.Signature(fans + keywords)
+    scheme.__doc__ = fn.__doc__
+    return scheme
+
+
+def register(kind: str, name: str, target: str) -> None:
+    """Register ``target`` as scheme (``kind='init'``) or activation ``name``."""
+    fn = locate(target)
+    if kind == "activation":
+        activations.register(name, fn)
+        return
+    first = next(iter(inspect.signature(fn).parameters), "")
+    schemes.register(name, fn if first == "fan_in" else torch_style(fn))
