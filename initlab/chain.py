@@ -32,6 +32,7 @@ from initlab.activations import get_activation
 from initlab.schemes import Draw, fill_base_, orthogonalize_
 from initlab.spec import ChainSpec, resolve_device
 from initlab.stats import STATS, hist_edges, layer_stats, log_histogram
+from initlab.theory import for_chain
 
 #: Bytes of weights (one layer, all trials of a chunk) held at once.
 MEMORY_BUDGET = 512 * 2**20
@@ -39,6 +40,11 @@ MEMORY_BUDGET = 512 * 2**20
 _MASK64 = (1 << 64) - 1
 _INPUT_STREAM = 0x1A9B7C3D  # tags keep the input and weight streams apart
 _WEIGHT_STREAM = 0x5EED0F17
+_GRAD_STREAM = 0x6EAD1E57
+
+#: Gradient statistics per trial and layer (columns of the per-layer table when computed):
+#: dL/dx_l over units and batch, and dL/dW_l over the entries of the matrix (layer >= 1).
+GRAD_STATS = ("grad_x_mean", "grad_x_std", "grad_w_mean", "grad_w_std")
 
 
 def _splitmix64(z: int) -> int:
@@ -105,17 +111,22 @@ def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Te
     return x
 
 
-def _unit_std(h: torch.Tensor) -> torch.Tensor:
-    """Divide each trial's (width, batch) block by its std (left alone where the std is 0)."""
+def _unit_std(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Divide each trial's (width, batch) block by its std (left alone where the std is 0).
+
+    Returns the result and the (float64) divisors.
+    """
     std = h.reshape(h.shape[0], -1).to(torch.float64).std(dim=1)
-    std = torch.where(std > 0, std, torch.ones_like(std)).to(h.dtype)
-    return h / std.view(-1, 1, 1)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return h / std.to(h.dtype).view(-1, 1, 1), std
 
 
 def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET) -> int:
     """How many trials run together so that one layer's weights fit in ``budget`` bytes."""
     per_trial = spec.width * spec.width * torch.finfo(spec.torch_dtype).bits // 8
     per_trial += 4 * spec.width * spec.batch * 8  # signal, activation, float64 copy for stats
+    if spec.gradients:  # pre-activations kept for the backward pass
+        per_trial += spec.depth * spec.width * spec.batch * torch.finfo(spec.torch_dtype).bits // 8
     return max(1, min(spec.trials, budget // per_trial))
 
 
@@ -133,6 +144,8 @@ class ChainResult:
     #: (depth + 1, 2 + bins) counts over all trials: zeros, non-finite, then log10|x| bins
     #: (``initlab.stats.log_histogram``).
     hist: np.ndarray | None = None
+    #: ``GRAD_STATS`` name -> (trials, depth + 1), when the spec asked for gradients.
+    grads: dict[str, np.ndarray] | None = None
 
     def hist_frame(self) -> pd.DataFrame:
         """Tidy, sparse histogram: one row per (layer, bin) with a non-zero count.
@@ -164,6 +177,14 @@ class ChainResult:
         }
         for name in STATS:
             cols[name] = self.stats[name].reshape(-1)
+        for name, values in (self.grads or {}).items():
+            cols[name] = values.reshape(-1)
+        curves = for_chain(self.spec, self.draw)
+        names = ("mean", "std", "grad_std") if self.grads else ("mean", "std")
+        for name in names:  # mean-field prediction beside each measurement
+            column = "theory_grad_x_std" if name == "grad_std" else f"theory_{name}"
+            cols[column] = (np.tile(curves[name], trials) if curves is not None
+                            else np.full(trials * layers, np.nan))
         frame = pd.DataFrame(cols)
         for i, (key, value) in enumerate(self.spec.describe().items()):
             frame.insert(i, key, value)
@@ -181,9 +202,14 @@ def run_chain(
 ) -> ChainResult:
     """Run every trial of ``spec`` through the chain and return per-layer statistics.
 
+    With ``spec.gradients``, a backward pass follows: ``g_L ~ N(0, I)`` is
+    back-propagated from the output (the gradient of the loss <g_L, x_L>),
+    each layer's weights drawn again from their (seed, layer, trial) stream
+    instead of kept, so memory holds one layer's weights whatever the depth
+    (plus the pre-activations, width x batch per layer).
+
     ``progress``, when given, is called with the number of trials after each
-    layer of each chunk (``trials * (depth + 1)`` in all), e.g. a progress bar's
-    ``update``.
+    layer of each chunk, e.g. a progress bar's ``update``.
     """
     device = resolve_device(spec.device)
     draw = spec.draw()
@@ -191,7 +217,7 @@ def run_chain(
     chunk = trial_chunk(spec, budget)
     shape = (spec.trials, spec.depth + 1)
     out = {name: np.empty(shape, dtype=bool if name == "finite" else np.float64) for name in STATS}
-
+    grads = {name: np.full(shape, np.nan) for name in GRAD_STATS} if spec.gradients else None
     hist = np.zeros((spec.depth + 1, 2 + len(hist_edges(spec.dtype)) - 1), dtype=np.int64)
 
     def record(layer: int, trials: range, x: torch.Tensor) -> None:
@@ -201,6 +227,7 @@ def run_chain(
         if progress is not None:
             progress(len(trials))
 
+    redraw = spec.weights == "fresh" and draw.base not in ("zero", "constant")
     with torch.no_grad():
         for start in range(0, spec.trials, chunk):
             trials = range(start, min(spec.trials, start + chunk))
@@ -209,17 +236,85 @@ def run_chain(
                             device=device)
             x = draw_inputs(spec, trials, device)
             record(0, trials, x)
-            redraw = spec.weights == "fresh" and draw.base not in ("zero", "constant")
+            x0, pre, gains = x, [], []
             for layer in range(1, spec.depth + 1):
                 if layer == 1 or redraw:
                     fill_base(w, draw, spec.seed, layer, trials)
                 # (scale * W) @ x computed as scale * (W @ x): width*batch products
                 # instead of width^2, the same up to one rounding.
                 h = torch.bmm(w, x)
+                gain = torch.full((len(trials),), draw.scale, dtype=torch.float64, device=device)
                 if draw.scale != 1.0:
                     h.mul_(draw.scale)
                 if draw.normalize:  # LSUV: unit std per trial on the batch
-                    h = _unit_std(h)
+                    h, std = _unit_std(h)
+                    gain = gain / std
                 x = act(h)
                 record(layer, trials, x)
-    return ChainResult(spec=spec, stats=out, device=str(device), draw=draw, hist=hist)
+                if grads is not None:
+                    pre.append(h)
+                    gains.append(gain)
+            if grads is not None:
+                _backward(spec, draw, act, w, trials, x0, pre, gains, grads)
+    return ChainResult(spec=spec, stats=out, device=str(device), draw=draw, hist=hist,
+                       grads=grads)
+
+
+def output_gradient(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
+    """g_L ~ N(0, I), shape (len(trials), width, batch): the loss is <g_L, x_L>."""
+    g = torch.empty(len(trials), spec.width, spec.batch, dtype=spec.torch_dtype, device=device)
+    gen = torch.Generator(device=g.device)
+    for i, trial in enumerate(trials):
+        gen.manual_seed(stream_seed(spec.seed, _GRAD_STREAM, trial))
+        g[i].normal_(generator=gen)
+    return g
+
+
+def _activation_vjp(act: Callable, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """g * act'(h), by autograd (so any activation, a plug-in too, works)."""
+    with torch.enable_grad():
+        hh = h.detach().requires_grad_(True)
+        (out,) = torch.autograd.grad(act(hh), hh, g)
+    return out
+
+
+def _weight_grad_stats(g_h: torch.Tensor, x_prev: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Mean and std over entries of dL/dW = g_h @ x_prev^T (per trial), without forming it.
+
+    sum_ij G_ij = sum_b (1.g_b)(1.x_b) and sum_ij G_ij^2 = sum_bb' (g_b.g_b')(x_b.x_b').
+    """
+    g64, x64 = g_h.to(torch.float64), x_prev.to(torch.float64)
+    n_out, n_in = g64.shape[1], x64.shape[1]
+    count = n_out * n_in
+    total = (g64.sum(dim=1) * x64.sum(dim=1)).sum(dim=1)
+    gram_g = torch.bmm(g64.transpose(1, 2), g64)
+    gram_x = torch.bmm(x64.transpose(1, 2), x64)
+    squares = (gram_g * gram_x).sum(dim=(1, 2))
+    mean = total / count
+    var = (squares - count * mean**2) / (count - 1)
+    return mean, var.clamp_min(0).sqrt()
+
+
+def _backward(spec, draw, act, w, trials, x0, pre, gains, grads) -> None:
+    """Back-propagate g_L through the chain, redrawing each layer's weights."""
+    rows = slice(trials.start, trials.stop)
+
+    def record_x(layer: int, g: torch.Tensor) -> None:
+        stats = layer_stats(g)
+        grads["grad_x_mean"][rows, layer] = stats["mean"].cpu().numpy()
+        grads["grad_x_std"][rows, layer] = stats["std"].cpu().numpy()
+
+    g = output_gradient(spec, trials, w.device)
+    record_x(spec.depth, g)
+    for layer in range(spec.depth, 0, -1):
+        h = pre[layer - 1]
+        x_prev = x0 if layer == 1 else act(pre[layer - 2])
+        g_h = _activation_vjp(act, h, g)  # dL/dh_l
+        mean, std = _weight_grad_stats(g_h, x_prev)
+        grads["grad_w_mean"][rows, layer] = mean.cpu().numpy()
+        grads["grad_w_std"][rows, layer] = std.cpu().numpy()
+        if layer == 1 or spec.weights == "fresh":
+            fill_base(w, draw, spec.seed, 1 if spec.weights == "shared" else layer, trials)
+        # dL/dx_{l-1} = W_l^T g_h with W_l = gain * base (gain per trial under LSUV)
+        g = torch.bmm(w.transpose(1, 2), g_h) * gains[layer - 1].to(g_h.dtype).view(-1, 1, 1)
+        record_x(layer - 1, g)

@@ -68,6 +68,8 @@ class Config:
     weights: str = "fresh"
     thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
     plots: bool = True
+    # Back-propagate g ~ N(0, I) from the output: dL/dx and dL/dW per layer.
+    gradients: bool = True
     # Write report/ when a run or sweep ends (initlab.callbacks.ReportCallback).
     report: bool = True
     # Progress bar: auto (on a terminal only), true, false.
@@ -113,6 +115,7 @@ def spec_from_config(cfg: DictConfig) -> ChainSpec:
         device=cfg.device,
         dtype=cfg.dtype,
         weights=cfg.weights,
+        gradients=cfg.gradients,
     )
 
 

@@ -40,6 +40,8 @@ def run_job(
     if make_plots:
         plots.plot_std(result, out_dir / plots.STD_PNG)
         plots.plot_mean(result, out_dir / plots.MEAN_PNG)
+        if result.grads is not None:
+            plots.plot_grad(result, out_dir / plots.GRAD_PNG)
     summary = {"status": "ok", **summarize(result, thresholds, reference)}
     summary["seconds"] = {
         "engine": round(engine_s, 4),

@@ -23,6 +23,7 @@ from initlab.theory import for_chain  # noqa: E402
 
 STD_PNG = "std_by_layer.png"
 MEAN_PNG = "mean_by_layer.png"
+GRAD_PNG = "grad_by_layer.png"
 
 
 def _bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +71,7 @@ def _theory(result: ChainResult) -> dict[str, np.ndarray]:
     curves = for_chain(result.spec, result.draw)
     if curves is None:  # no mean-field theory for this scheme (constant weights)
         nan = np.full(result.spec.depth + 1, np.nan)
-        return {"mean": nan, "std": nan}
+        return {"mean": nan, "std": nan, "grad_std": nan}
     return curves
 
 
@@ -124,6 +125,29 @@ def plot_mean(result: ChainResult, path: Path) -> Path:
     ax.set_xlabel("layer (0 = input)")
     ax.set_ylabel("mean of x over units")
     ax.set_title(_title(result), fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def plot_grad(result: ChainResult, path: Path) -> Path:
+    """std of dL/dx_l and of dL/dW_l by layer (log axis), with the backward mean-field theory."""
+    layers = np.arange(result.stats["std"].shape[1])
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, label, color in (("grad_x_std", "dL/dx_l", "C0"), ("grad_w_std", "dL/dW_l", "C1")):
+        med, lo, hi = _bands(result.grads[name])
+        ok = np.isfinite(med) & (med > 0)
+        ax.fill_between(layers, lo, hi, where=np.isfinite(hi) & (hi > 0), color=color,
+                        alpha=0.2)
+        ax.plot(layers[ok], med[ok], color=color, lw=2, label=f"std of {label}, median")
+    theory = _theory(result)["grad_std"]
+    ok = np.isfinite(theory) & (theory > 0)
+    if ok.any():
+        ax.plot(layers[ok], theory[ok], "k--", lw=1, label="mean-field theory (dL/dx)")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (gradient flows from the output, right, to the input, left)")
+    ax.set_ylabel("std over units / entries")
+    ax.set_title(_title(result) + " — gradients of <g, x_L>", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, Path(path))

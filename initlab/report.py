@@ -43,6 +43,7 @@ FIGURES = {
     "std": "std_by_layer.png",
     "mean": "mean_by_layer.png",
     "color_dim": "color_dim.png",
+    "grad": "grad_by_layer.png",
 }
 #: Settings that can be swept, in the order they are preferred as grid axes.
 AXES = ("init", "activation", "depth", "width", "dtype", "weights", "trials", "batch", "seed",
@@ -222,6 +223,10 @@ def summary_frame(jobs: list[Job], axes: list[str]) -> pd.DataFrame:
         for key in ("final_mean", "final_mean_q10", "final_mean_q90", "final_std",
                     "final_std_q10", "final_std_q90"):
             row[key] = quant.get(key, s.get(key))
+        for key in ("theory_final_std", "predicted_overflow_layer", "input_grad_std",
+                    "theory_input_grad_std", "log_norm_ratio_var",
+                    "predicted_log_norm_ratio_var", "identical_units_layer"):
+            row[key] = s.get(key)
         if job.status != "ok":  # layers() may have found a broken table
             row["status"], row["problem"] = job.status, job.problem
         rows.append(row)
@@ -346,7 +351,7 @@ def plot_by_layer(jobs: list[Job], axes: list[str], stat: str, path: Path) -> Pa
             table = job.layers()
             wide = table.pivot(index="trial", columns="layer", values=stat).to_numpy(dtype=float)
             wide = np.where(np.isfinite(wide), wide, np.nan)
-            if stat == "std":
+            if stat != "mean":
                 wide = np.where(wide > 0, wide, np.nan)
             with np.errstate(all="ignore"), _quiet():
                 med = np.nanmedian(wide, axis=0)
@@ -357,23 +362,27 @@ def plot_by_layer(jobs: list[Job], axes: list[str], stat: str, path: Path) -> Pa
             label = ", ".join(str(v) for v in lk) or job.name
             ax.plot(layers, med, color=color, lw=1.6, label=label)
             ax.fill_between(layers, lo, hi, color=color, alpha=0.12, lw=0)
-        if stat == "std":
+        if stat != "mean":
             ax.set_yscale("log")
         else:
             ax.set_yscale("symlog", linthresh=1e-3)
             ax.axhline(0, color="k", lw=0.5)
         ax.set_title(_title(panels, key), fontsize=9)
         ax.set_xlabel("layer")
-        ax.set_ylabel(f"{stat} of x")
+        ax.set_ylabel(YLABELS.get(stat, stat))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, title=", ".join(lines) or None, title_fontsize=7)
     for n in range(len(keys), nrows * ncols):
         axs[n // ncols][n % ncols].axis("off")
-    what = "std (log axis)" if stat == "std" else "mean (symmetric log axis)"
+    what = {"std": "std (log axis)", "mean": "mean (symmetric log axis)",
+            "grad_x_std": "gradient std, dL/dx_l (log axis)"}[stat]
     fig.suptitle(f"{what} by layer: median over trials, band 10-90 %; gaps are 0 or NaN",
                  fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+YLABELS = {"std": "std of x", "mean": "mean of x", "grad_x_std": "std of dL/dx_l"}
 
 
 class _quiet:
@@ -531,8 +540,10 @@ def build_document(directory: Path, jobs: list[Job], figures: dict[str, str],
         "mean": "mean of the signal by layer, same layout.",
         "color_dim": "Histogram of |x| by layer for one job (fastai's colour_dim over depth): "
                      "how the whole distribution moves, not just its std.",
+        "grad": "Backward pass: std of the gradient dL/dx_l of the loss <g, x_L>, g ~ N(0, I), "
+                "from the output (right) to the input (left).",
     }
-    for key in ("heatmap", "std", "mean", "color_dim"):
+    for key in ("heatmap", "std", "mean", "grad", "color_dim"):
         if key in figures:
             figs += [Block("img", image=figures[key], text=captions[key])]
     if figs:
@@ -546,14 +557,39 @@ def build_document(directory: Path, jobs: list[Job], figures: dict[str, str],
                     "rule", "result"], refs)]))
     frame = summary_frame(jobs, axes)
     cols = ["job"] + [a for a in axes] + ["verdict", "verdict_layer", "final_std",
-                                          "final_std_q10", "final_std_q90", "final_mean"]
+                                          "final_std_q10", "final_std_q90", "theory_final_std",
+                                          "final_mean", "input_grad_std",
+                                          "theory_input_grad_std"]
     cols = [c for c in cols if c in frame.columns]
     shown = frame[cols].astype(object).where(frame[cols].notna(), None)
     if "verdict_layer" in shown:
         shown["verdict_layer"] = [("—" if v is None else str(int(v))) for v in
                                   shown["verdict_layer"]]
-    sections.append(("Jobs", [_table(cols, shown.values.tolist()),
-                               Block("p", text="All columns: summary.csv.")]))
+    sections.append(("Jobs", [
+        Block("p", text="final_std is measured (median and 10-90 % of trials), theory_final_std "
+                        "the mean-field prediction; input_grad_std the std of dL/dx_0 beside its "
+                        "prediction. All columns: summary.csv."),
+        _table(cols, shown.values.tolist())]))
+    same = [j.name for j in ok if j.summary.get("identical_units_layer") is not None]
+    if same:
+        sections.append(("Symmetry not broken", [Block("p", text=(
+            "In " + ", ".join(same) + " every unit of a layer carries the same value from "
+            "layer 1 on (std over units exactly 0, mean not 0): with all weights equal, no "
+            "unit can ever differ from another — the symmetry problem."))]))
+    fluct = [j for j in ok if j.summary.get("predicted_log_norm_ratio_var") is not None
+             and j.summary.get("log_norm_ratio_var") is not None]
+    if fluct:
+        rows = [[j.name, init_label(j.summary), str(j.summary.get("activation")),
+                 _fmt(j.summary["log_norm_ratio_mean"]),
+                 _fmt(j.summary["predicted_log_norm_ratio_mean"]),
+                 _fmt(j.summary["log_norm_ratio_var"]),
+                 _fmt(j.summary["predicted_log_norm_ratio_var"])] for j in fluct]
+        sections.append(("Finite-width fluctuation", [
+            Block("p", text="ln(|x_L|^2 / |x_0|^2) over trials, measured beside Hanin & Rolnick "
+                            "(2018): variance 5 beta for He-initialised ReLU, 2 beta for "
+                            "Gaussian linear layers, beta = depth / width."),
+            _table(["job", "init", "activation", "mean", "predicted mean", "variance",
+                    "predicted variance"], rows)]))
     problems = [[j.name, j.status, j.problem] for j in jobs if j.status != "ok"]
     if problems:
         sections.append(("Problems", [_table(["job", "status", "why"], problems)]))
@@ -650,6 +686,9 @@ def write_report(directory: Path, job: str | None = None) -> Path:
     if any(j.layers() is not None for j in ok):
         draw("std", lambda p: plot_by_layer(jobs, axes, "std", p))
         draw("mean", lambda p: plot_by_layer(jobs, axes, "mean", p))
+    with_grads = [j for j in ok if j.layers() is not None and "grad_x_std" in j.layers()]
+    if with_grads:
+        draw("grad", lambda p: plot_by_layer(with_grads, axes, "grad_x_std", p))
     chosen = choose_job(jobs, job)
     if chosen is not None:
         draw("color_dim", lambda p: plot_color_dim(chosen, p))

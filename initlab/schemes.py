@@ -249,7 +249,9 @@ def critical(fan_in: int, fan_out: int, activation: str = "relu",
     then has the fixed point q* = 1: pre-activations stay at unit variance
     for *any* activation phi, including a user's own (computed by quadrature
     in ``initlab.theory``). For ReLU it is Kaiming (sigma_w2 = 2), for no
-    activation ``scaled`` (1). Poole et al. 2016; Schoenholz et al. 2017.
+    activation ``scaled`` (1). For GELU and SiLU the fixed point repels, and no
+    Gaussian gain keeps a deep bias-free chain stable (see
+    ``initlab.theory.critical_sigma_w2``). Poole et al. 2016; Schoenholz et al. 2017.
     """
     from initlab.theory import critical_sigma_w2
 

@@ -70,6 +70,7 @@ class ChainSpec:
     device: str = "cpu"
     dtype: str = "float32"
     weights: str = "fresh"
+    gradients: bool = False
 
     def __post_init__(self) -> None:
         if self.init not in SCHEMES:

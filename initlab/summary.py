@@ -11,14 +11,17 @@ from typing import Any
 
 import numpy as np
 
+from initlab import theory
 from initlab.chain import ChainResult
 from initlab.verdict import Thresholds, first_nonfinite_layer, overall, trial_verdicts
 
 REFERENCE_META = ("source", "code", "note")
 
 
-def _num(value: float) -> float | None:
-    """JSON-safe float: NaN and inf become None (JSON has neither)."""
+def _num(value: float | None) -> float | None:
+    """JSON-safe float: NaN, inf (and None) become None (JSON has neither)."""
+    if value is None:
+        return None
     value = float(value)
     return value if math.isfinite(value) else None
 
@@ -60,9 +63,67 @@ def summarize(
                 "vanish_std": thresholds.vanish_std,
             },
         }
+    summary.update(_theory_fields(result))
+    if result.grads is not None:
+        summary.update(_gradient_fields(result))
+    summary.update(_fluctuation_fields(result))
+    same = _identical_units_layer(stats)
+    if same is not None:
+        summary["identical_units_layer"] = same
     if reference:
         summary["reference"] = compare(reference, summary)
     return summary
+
+
+def _identical_units_layer(stats: dict[str, np.ndarray]) -> int | None:
+    """First layer where, in most trials, every unit carries the same non-zero value."""
+    same = (stats["std"][:, 1:] == 0) & (stats["zero_frac"][:, 1:] < 1)
+    first = np.where(same.any(axis=1), same.argmax(axis=1) + 1, -1)
+    hit = first[first > 0]
+    return int(np.median(hit)) if len(hit) * 2 > len(first) else None
+
+
+def _theory_fields(result: ChainResult) -> dict[str, Any]:
+    curves = theory.for_chain(result.spec, result.draw)
+    if curves is None:
+        return {"theory_final_mean": None, "theory_final_std": None,
+                "predicted_overflow_layer": None, "predicted_underflow_layer": None}
+    dtype = result.spec.dtype
+    return {
+        "theory_final_mean": _num(curves["mean"][-1]),
+        "theory_final_std": _num(curves["std"][-1]),
+        "predicted_overflow_layer": _num(theory.crossing(curves["std"], np.finfo(dtype).max)),
+        "predicted_underflow_layer": _num(
+            theory.crossing(curves["std"], np.finfo(dtype).smallest_subnormal)),
+    }
+
+
+def _gradient_fields(result: ChainResult) -> dict[str, Any]:
+    """Gradient at the input (layer 0) and at the first weights: medians over trials."""
+    curves = theory.for_chain(result.spec, result.draw)
+    g = result.grads
+    with np.errstate(invalid="ignore"):
+        return {
+            "input_grad_std": _num(_median(g["grad_x_std"][:, 0])),
+            "first_weight_grad_std": _num(_median(g["grad_w_std"][:, 1])),
+            "last_weight_grad_std": _num(_median(g["grad_w_std"][:, -1])),
+            "theory_input_grad_std": _num(curves["grad_std"][0]) if curves else None,
+        }
+
+
+def _fluctuation_fields(result: ChainResult) -> dict[str, Any]:
+    """Spread over trials of ln(|x_L|^2 / |x_0|^2) beside Hanin & Rolnick's prediction."""
+    rms = result.stats["rms"]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_ratio = 2 * (np.log(rms[:, -1]) - np.log(rms[:, 0]))
+    ok = log_ratio[np.isfinite(log_ratio)]
+    predicted = theory.hanin_rolnick(result.spec, result.draw)
+    return {
+        "log_norm_ratio_mean": _num(ok.mean()) if len(ok) else None,
+        "log_norm_ratio_var": _num(ok.var(ddof=1)) if len(ok) > 1 else None,
+        "predicted_log_norm_ratio_mean": _num(predicted[0]) if predicted else None,
+        "predicted_log_norm_ratio_var": _num(predicted[1]) if predicted else None,
+    }
 
 
 def compare(reference: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:

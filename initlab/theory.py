@@ -65,24 +65,60 @@ def mean_field(
     act = get_activation(activation, activation_params)
     mean = np.zeros(depth + 1)
     second = np.zeros(depth + 1)
+    chi = np.full(depth + 1, np.nan)  # backward gain of layer l: E[g_{l-1}^2] / E[g_l^2]
     second[0] = input_second_moment
     for layer in range(1, depth + 1):
         q = fixed_q if fixed_q is not None else sigma_w2 * second[layer - 1]
+        gain = q / second[layer - 1] if fixed_q is not None and second[layer - 1] > 0 \
+            else sigma_w2
+        if np.isfinite(q):
+            chi[layer] = gain * derivative_second_moment(act, q)
         if not np.isfinite(q) or q == 0.0:
             m, s = gaussian_moments(act, 0.0) if q == 0.0 else (np.nan, np.nan)
         else:
             m, s = gaussian_moments(act, q)
         mean[layer], second[layer] = m, s
     std = np.sqrt(np.maximum(second - mean**2, 0.0))
-    return {"mean": mean, "std": std, "second_moment": second}
+    grad = np.ones(depth + 1)  # E[(dL/dx_l)^2] for g_L ~ N(0, I), going back from the output
+    with np.errstate(over="ignore", invalid="ignore"):
+        for layer in range(depth, 0, -1):
+            grad[layer - 1] = chi[layer] * grad[layer]
+    return {"mean": mean, "std": std, "second_moment": second, "grad_std": np.sqrt(grad)}
+
+
+def derivative_second_moment(act: Callable, q: float) -> float:
+    """E[phi'(h)^2] for h ~ N(0, q), phi' by autograd at the quadrature nodes."""
+    h = torch.from_numpy(np.sqrt(q) * _NODES).requires_grad_(True)
+    (slope,) = torch.autograd.grad(act(h).sum(), h)
+    return float(_WEIGHTS @ (slope.detach().numpy() ** 2))
 
 
 def critical_sigma_w2(activation: str, activation_params: dict | None = None) -> float:
-    """sigma_w2 that makes q* = 1 a fixed point: 1 / E[phi(z)^2], z ~ N(0, 1)."""
-    _, second = gaussian_moments(get_activation(activation, activation_params), 1.0)
+    """The gain of ``init=critical``: sigma_w2 = 1 / E[phi(z)^2], z ~ N(0, 1).
+
+    It makes q* = 1 a fixed point of q_l = sigma_w2 E[phi(sqrt(q_{l-1}) z)^2].
+    Whether the chain *settles* there depends on the slope of that map at q*
+    (``fixed_point_slope``): below 1 it attracts (tanh, sigmoid, softplus,
+    SELU), at 1 it is marginal (ReLU, leaky ReLU, no activation). For GELU and
+    SiLU it is above 1: without a bias their map q -> f(q) has no attracting
+    fixed point for any gain (f(q)/q rises from sigma_w2/4 at small q to
+    sigma_w2/2 at large q), so a deep chain drifts to 0 or infinity whatever
+    Gaussian gain it gets; critical picks the fixed point all the same.
+    """
+    act = get_activation(activation, activation_params)
+    _, second = gaussian_moments(act, 1.0)
     if not second > 0:
         raise ValueError(f"activation={activation!r} has E[phi(z)^2] = 0; no critical gain")
     return 1.0 / second
+
+
+def fixed_point_slope(activation: str, activation_params: dict | None = None,
+                      step: float = 1e-4) -> float:
+    """dq_l / dq_{l-1} at q* = 1 under the critical gain: < 1 attracts, > 1 repels."""
+    act = get_activation(activation, activation_params)
+    sigma_w2 = critical_sigma_w2(activation, activation_params)
+    up, down = gaussian_moments(act, 1 + step)[1], gaussian_moments(act, 1 - step)[1]
+    return sigma_w2 * (up - down) / (2 * step)
 
 
 def for_chain(spec, draw) -> dict[str, np.ndarray] | None:
@@ -119,3 +155,39 @@ def underflow_layer(sigma_w2: float, dtype: str = "float32") -> float:
     if sigma_w2 == 0.0:
         return 1.0
     return math.log(tiny) / (0.5 * math.log(sigma_w2))
+
+
+def crossing(std: np.ndarray, level: float) -> float | None:
+    """Fractional layer where a std curve crosses ``level`` (log-linear interpolation)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.where(std > 0, std, np.nan))
+    target = math.log(level)
+    for layer in range(1, len(logs)):
+        a, b = logs[layer - 1], logs[layer]
+        if not (np.isfinite(a) and np.isfinite(b)) or a == b:
+            continue
+        if (a - target) * (b - target) <= 0:
+            return layer - 1 + (target - a) / (b - a)
+    return None
+
+
+def hanin_rolnick(spec, draw) -> tuple[float, float] | None:
+    """Predicted (mean, variance) of ln(|x_L|^2 / |x_0|^2) over weight draws, or None.
+
+    Hanin & Rolnick, "How to start training: the effect of initialization and
+    architecture", NeurIPS 2018; with beta = sum_l 1/n_l = depth / width and
+    Gaussian weights of variance sigma_w2 / fan_in:
+
+    * no activation: mean depth * ln(sigma_w2) - beta,         variance 2 beta;
+    * ReLU:          mean depth * ln(sigma_w2 / 2) - 5 beta/2, variance 5 beta.
+
+    Given only for those two cases (other activations have no closed form).
+    """
+    if draw.base != "normal" or spec.weights != "fresh" or draw.normalize:
+        return None
+    beta = spec.depth / spec.width
+    if spec.activation == "none":
+        return spec.depth * math.log(draw.sigma_w2) - beta, 2 * beta
+    if spec.activation == "relu":
+        return spec.depth * math.log(draw.sigma_w2 / 2) - 2.5 * beta, 5 * beta
+    return None

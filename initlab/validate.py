@@ -174,6 +174,12 @@ def _composer():
         GlobalHydra.instance().clear()
 
 
+def compose_overrides(overrides: list[str]):
+    """The config the command line would compose for these (non-sweep) overrides."""
+    with _composer() as compose_with:
+        return compose_with(list(overrides))
+
+
 def _check_spec(cfg) -> None:
     try:
         spec = config.spec_from_config(cfg)

@@ -21,7 +21,7 @@ from initlab.report import find_jobs, write_report
 SMALL = ["depth=6", "width=32", "trials=3"]
 GRID = ["init=zero,scaled,kaiming", "activation=none,relu"]
 REPORT_FILES = ("summary.csv", "report.md", "report.html", "heatmap.png", "std_by_layer.png",
-                "mean_by_layer.png", "color_dim.png")
+                "mean_by_layer.png", "grad_by_layer.png", "color_dim.png")
 
 
 def initlab(args, cwd: Path, check: bool = True, **env) -> subprocess.CompletedProcess:
@@ -65,15 +65,16 @@ def test_report_md_names_the_sweep_and_shows_every_figure(sweep):
     assert "Swept: init (zero, scaled, kaiming); activation (none, relu)." in text
     assert "| init \\ activation | none | relu |" in text
     assert "| zero | vanished @1 | vanished @1 |" in text
-    for name in ("heatmap.png", "std_by_layer.png", "mean_by_layer.png", "color_dim.png"):
+    for name in ("heatmap.png", "std_by_layer.png", "mean_by_layer.png", "grad_by_layer.png",
+                 "color_dim.png"):
         assert f"]({name})" in text
 
 
 def test_report_html_is_self_contained(sweep):
     page = (sweep / "report" / "report.html").read_text()
     assert 'name="viewport"' in page
-    assert page.count("<img ") == 4
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count("<img ") == 5  # heatmap, std, mean, gradient, histogram
+    assert page.count('src="data:image/png;base64,') == 5
     assert "http://" not in page and "https://" not in page
     assert "<table>" in page and "vanished @1" in page
 
