@@ -29,7 +29,7 @@ GRAD_PNG = "grad_by_layer.png"
 def _bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, 10 % and 90 % over trials per layer, ignoring non-finite trials."""
     clean = np.where(np.isfinite(values), values, np.nan)
-    with np.errstate(all="ignore"), _quiet():
+    with np.errstate(all="ignore"), quiet_nan_warnings():
         return (
             np.nanmedian(clean, axis=0),
             np.nanquantile(clean, 0.1, axis=0),
@@ -37,7 +37,7 @@ def _bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         )
 
 
-class _quiet:
+class quiet_nan_warnings:
     """Silence the 'All-NaN slice' warnings of layers where every trial overflowed."""
 
     def __enter__(self):

@@ -35,6 +35,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 from initlab import store  # noqa: E402
+from initlab.plots import quiet_nan_warnings  # noqa: E402
 from initlab.reference import final_layer, init_label, judge  # noqa: E402
 
 REPORT_DIR = "report"
@@ -353,7 +354,7 @@ def plot_by_layer(jobs: list[Job], axes: list[str], stat: str, path: Path) -> Pa
             wide = np.where(np.isfinite(wide), wide, np.nan)
             if stat != "mean":
                 wide = np.where(wide > 0, wide, np.nan)
-            with np.errstate(all="ignore"), _quiet():
+            with np.errstate(all="ignore"), quiet_nan_warnings():
                 med = np.nanmedian(wide, axis=0)
                 lo, hi = np.nanquantile(wide, [0.1, 0.9], axis=0)
             lk = tuple(st.get(a) for a in lines)
@@ -383,18 +384,6 @@ def plot_by_layer(jobs: list[Job], axes: list[str], stat: str, path: Path) -> Pa
 
 
 YLABELS = {"std": "std of x", "mean": "mean of x", "grad_x_std": "std of dL/dx_l"}
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
 
 
 def choose_job(jobs: list[Job], name: str | None) -> Job | None:
