@@ -67,7 +67,13 @@ def task(cfg: DictConfig) -> dict | None:
         thresholds = config.thresholds_from_config(cfg)
     except (SpecError, ValueError) as exc:
         print(f"initlab: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        if hydra_cfg.mode == RunMode.RUN:
+            raise SystemExit(2) from None
+        # In a sweep the other jobs go on; this one is listed by the report.
+        settings = {k: OmegaConf.select(cfg, k) for k in ("depth", "width", "trials", "seed")}
+        record_failure(out_dir, {"init": cfg.init.name, "activation": cfg.activation.name,
+                                 **settings}, exc)
+        return None
     reference = OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference else None
     bar = _progress(cfg, spec.trials * (spec.depth + 1), f"{spec.init}/{spec.activation}")
     try:

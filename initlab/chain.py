@@ -121,12 +121,18 @@ def _unit_std(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return h / std.to(h.dtype).view(-1, 1, 1), std
 
 
-def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET) -> int:
-    """How many trials run together so that one layer's weights fit in ``budget`` bytes."""
-    per_trial = spec.width * spec.width * torch.finfo(spec.torch_dtype).bits // 8
-    per_trial += 4 * spec.width * spec.batch * 8  # signal, activation, float64 copy for stats
+def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET, configs: int = 1,
+                matrices: int = 1) -> int:
+    """How many trials run together so that one layer's weights fit in ``budget`` bytes.
+
+    ``configs`` specs share each trial's ``matrices`` weight matrices (``run_many``).
+    """
+    item = torch.finfo(spec.torch_dtype).bits // 8
+    per_trial = matrices * spec.width * spec.width * item
+    columns = configs * spec.width * spec.batch
+    per_trial += 4 * columns * 8  # signal, activation, float64 copy for stats
     if spec.gradients:  # pre-activations kept for the backward pass
-        per_trial += spec.depth * spec.width * spec.batch * torch.finfo(spec.torch_dtype).bits // 8
+        per_trial += spec.depth * columns * item
     return max(1, min(spec.trials, budget // per_trial))
 
 
@@ -211,53 +217,150 @@ def run_chain(
     ``progress``, when given, is called with the number of trials after each
     layer of each chunk, e.g. a progress bar's ``update``.
     """
-    device = resolve_device(spec.device)
-    draw = spec.draw()
-    act = get_activation(spec.activation, spec.activation_params)
-    chunk = trial_chunk(spec, budget)
-    shape = (spec.trials, spec.depth + 1)
-    out = {name: np.empty(shape, dtype=bool if name == "finite" else np.float64) for name in STATS}
-    grads = {name: np.full(shape, np.nan) for name in GRAD_STATS} if spec.gradients else None
-    hist = np.zeros((spec.depth + 1, 2 + len(hist_edges(spec.dtype)) - 1), dtype=np.int64)
+    return run_many([spec], budget, progress)[0]
 
-    def record(layer: int, trials: range, x: torch.Tensor) -> None:
-        for name, values in layer_stats(x).items():
-            out[name][trials.start : trials.stop, layer] = values.cpu().numpy()
-        hist[layer] += log_histogram(x, spec.dtype).cpu().numpy()
+
+def shares_draws(a: ChainSpec, b: ChainSpec) -> bool:
+    """Whether two specs can run in one pass (same shapes, seed, streams; any scheme/activation)."""
+    return _group_key(a) == _group_key(b) and a.draw().base != "custom" != b.draw().base
+
+
+def _group_key(spec: ChainSpec) -> tuple:
+    return (spec.width, spec.depth, spec.trials, spec.batch, spec.seed, spec.dtype, spec.device,
+            spec.weights, spec.gradients)
+
+
+def run_many(
+    specs: list[ChainSpec],
+    budget: int = MEMORY_BUDGET,
+    progress: Callable[[int], None] | None = None,
+) -> list[ChainResult]:
+    """Run several specs, drawing each layer's base matrices once for all that can share them.
+
+    Specs that differ only in scheme and activation (same width, depth, trials,
+    batch, seed, dtype, device, weights) run as one pass: each layer draws its
+    N(0, 1) matrix once for every normal-family and orthogonal scheme and its
+    U(-1, 1) matrix once for every uniform-family one, and all configs sharing a
+    matrix go through one ``bmm`` as extra columns. Every config sees exactly the
+    weights and inputs it would see alone (common random numbers), so the
+    results equal separate runs up to the rounding of the wider matmul.
+    """
+    results: list[ChainResult | None] = [None] * len(specs)
+    groups: dict[tuple, list[int]] = {}
+    for i, spec in enumerate(specs):
+        key = _group_key(spec)
+        if spec.draw().base == "custom":  # a plug-in draws its own matrices
+            key = (*key, "custom", i)
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        for i, result in zip(members, _run_group([specs[i] for i in members], budget, progress),
+                             strict=True):
+            results[i] = result
+    return results
+
+
+def _fill_sources(mats: dict[str, torch.Tensor], draw_of_custom: Draw | None, seed: int,
+                  layer: int, trials: range) -> None:
+    """Draw this layer's shared base matrices: N(0,1), U(-1,1), their QR, or a plug-in's."""
+    gen = torch.Generator(device=next(iter(mats.values())).device) if mats else None
+    for i, trial in enumerate(trials):
+        key = weight_seed(seed, layer, trial)
+        if "normal" in mats or "orthogonal" in mats:
+            target = mats["normal"] if "normal" in mats else mats["orthogonal"]
+            target[i].normal_(generator=gen.manual_seed(key))
+        if "uniform" in mats:
+            mats["uniform"][i].uniform_(-1.0, 1.0, generator=gen.manual_seed(key))
+        if "custom" in mats:
+            draw_of_custom.fill(mats["custom"][i], gen.manual_seed(key))
+    if "orthogonal" in mats:
+        if "normal" in mats:
+            mats["orthogonal"].copy_(mats["normal"])
+        orthogonalize_(mats["orthogonal"])
+
+
+def _run_group(specs: list[ChainSpec], budget: int, progress) -> list[ChainResult]:
+    """The engine proper: every spec of a compatible group in one batched pass."""
+    ref = specs[0]
+    device = resolve_device(ref.device)
+    draws = [s.draw() for s in specs]
+    acts = [get_activation(s.activation, s.activation_params) for s in specs]
+    k_count, n, b = len(specs), ref.width, ref.batch
+    # Configs sharing a matrix sit side by side, so one bmm serves them all.
+    order = sorted(range(k_count), key=lambda k: draws[k].base)
+    cols = {k: slice(pos * b, (pos + 1) * b) for pos, k in enumerate(order)}
+    sources: dict[str, list[int]] = {}
+    for k in order:
+        sources.setdefault(draws[k].base, []).append(k)
+    blocks = {src: slice(cols[ks[0]].start, cols[ks[-1]].stop) for src, ks in sources.items()}
+    needed = [src for src in sources if src != "zero"]
+    custom = next((d for d in draws if d.base == "custom"), None)
+    chunk = trial_chunk(ref, budget, configs=k_count, matrices=max(1, len(needed)))
+    shape = (ref.trials, ref.depth + 1)
+    outs = [{name: np.empty(shape, dtype=bool if name == "finite" else np.float64)
+             for name in STATS} for _ in specs]
+    grads = [{name: np.full(shape, np.nan) for name in GRAD_STATS} if ref.gradients else None
+             for _ in specs]
+    hists = [np.zeros((ref.depth + 1, 2 + len(hist_edges(ref.dtype)) - 1), dtype=np.int64)
+             for _ in specs]
+
+    def record(layer: int, trials: range, signal: torch.Tensor) -> None:
+        for k in range(k_count):
+            x = signal[:, :, cols[k]]
+            for name, values in layer_stats(x).items():
+                outs[k][name][trials.start : trials.stop, layer] = values.cpu().numpy()
+            hists[k][layer] += log_histogram(x, ref.dtype).cpu().numpy()
         if progress is not None:
-            progress(len(trials))
+            progress(len(trials) * k_count)
 
-    redraw = spec.weights == "fresh" and draw.base not in ("zero", "constant")
+    redraw = ref.weights == "fresh" and any(src in needed for src in
+                                            ("normal", "uniform", "orthogonal", "custom"))
     with torch.no_grad():
-        for start in range(0, spec.trials, chunk):
-            trials = range(start, min(spec.trials, start + chunk))
+        for start in range(0, ref.trials, chunk):
+            trials = range(start, min(ref.trials, start + chunk))
+            t_count = len(trials)
             # The weights first: the largest allocation fails before any work is done.
-            w = torch.empty(len(trials), spec.width, spec.width, dtype=spec.torch_dtype,
-                            device=device)
-            x = draw_inputs(spec, trials, device)
-            record(0, trials, x)
-            x0, pre, gains = x, [], []
-            for layer in range(1, spec.depth + 1):
+            mats = {src: torch.empty(t_count, n, n, dtype=ref.torch_dtype, device=device)
+                    for src in needed}
+            if "constant" in mats:
+                mats["constant"].fill_(1.0)
+            x0 = draw_inputs(ref, trials, device).repeat(1, 1, k_count)  # same x_0 for all
+            record(0, trials, x0)
+            x, pre, gains = x0, [], []
+            for layer in range(1, ref.depth + 1):
                 if layer == 1 or redraw:
-                    fill_base(w, draw, spec.seed, layer, trials)
-                # (scale * W) @ x computed as scale * (W @ x): width*batch products
-                # instead of width^2, the same up to one rounding.
-                h = torch.bmm(w, x)
-                gain = torch.full((len(trials),), draw.scale, dtype=torch.float64, device=device)
-                if draw.scale != 1.0:
-                    h.mul_(draw.scale)
-                if draw.normalize:  # LSUV: unit std per trial on the batch
-                    h, std = _unit_std(h)
-                    gain = gain / std
-                x = act(h)
+                    source_layer = 1 if ref.weights == "shared" else layer
+                    _fill_sources(mats, custom, ref.seed, source_layer, trials)
+                # (scale * W) @ x computed as W @ (scale * x): width*batch products instead
+                # of width^2, and the product overflows or underflows where (scale * W) @ x
+                # would (up to one rounding).
+                scaled = x.clone()
+                for k in range(k_count):
+                    if draws[k].scale != 1.0:
+                        scaled[:, :, cols[k]] *= draws[k].scale
+                h = torch.zeros_like(x)
+                for src, block in blocks.items():
+                    if src != "zero":
+                        h[:, :, block] = torch.bmm(mats[src], scaled[:, :, block])
+                gain = torch.empty(t_count, k_count, dtype=torch.float64, device=device)
+                nxt = torch.empty_like(x)
+                for k in range(k_count):
+                    hk = h[:, :, cols[k]]
+                    gain[:, k] = draws[k].scale
+                    if draws[k].normalize:  # LSUV: unit std per trial on the batch
+                        hk, std = _unit_std(hk)
+                        h[:, :, cols[k]] = hk
+                        gain[:, k] /= std
+                    nxt[:, :, cols[k]] = acts[k](hk)
+                x = nxt
                 record(layer, trials, x)
-                if grads is not None:
+                if ref.gradients:
                     pre.append(h)
                     gains.append(gain)
-            if grads is not None:
-                _backward(spec, draw, act, w, trials, x0, pre, gains, grads)
-    return ChainResult(spec=spec, stats=out, device=str(device), draw=draw, hist=hist,
-                       grads=grads)
+            if ref.gradients:
+                _backward(ref, specs, acts, mats, blocks, cols, custom, trials, x0, pre, gains,
+                          grads)
+    return [ChainResult(spec=s, stats=outs[k], device=str(device), draw=draws[k],
+                        hist=hists[k], grads=grads[k]) for k, s in enumerate(specs)]
 
 
 def output_gradient(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
@@ -295,26 +398,37 @@ def _weight_grad_stats(g_h: torch.Tensor, x_prev: torch.Tensor) -> tuple[torch.T
     return mean, var.clamp_min(0).sqrt()
 
 
-def _backward(spec, draw, act, w, trials, x0, pre, gains, grads) -> None:
-    """Back-propagate g_L through the chain, redrawing each layer's weights."""
+def _backward(ref, specs, acts, mats, blocks, cols, custom, trials, x0, pre, gains,
+              grads) -> None:
+    """Back-propagate g_L through every config of a group, redrawing the shared matrices."""
     rows = slice(trials.start, trials.stop)
+    k_count = len(specs)
 
     def record_x(layer: int, g: torch.Tensor) -> None:
-        stats = layer_stats(g)
-        grads["grad_x_mean"][rows, layer] = stats["mean"].cpu().numpy()
-        grads["grad_x_std"][rows, layer] = stats["std"].cpu().numpy()
+        for k in range(k_count):
+            stats = layer_stats(g[:, :, cols[k]])
+            grads[k]["grad_x_mean"][rows, layer] = stats["mean"].cpu().numpy()
+            grads[k]["grad_x_std"][rows, layer] = stats["std"].cpu().numpy()
 
-    g = output_gradient(spec, trials, w.device)
-    record_x(spec.depth, g)
-    for layer in range(spec.depth, 0, -1):
+    g = output_gradient(ref, trials, x0.device).repeat(1, 1, k_count)
+    record_x(ref.depth, g)
+    for layer in range(ref.depth, 0, -1):
         h = pre[layer - 1]
-        x_prev = x0 if layer == 1 else act(pre[layer - 2])
-        g_h = _activation_vjp(act, h, g)  # dL/dh_l
-        mean, std = _weight_grad_stats(g_h, x_prev)
-        grads["grad_w_mean"][rows, layer] = mean.cpu().numpy()
-        grads["grad_w_std"][rows, layer] = std.cpu().numpy()
-        if layer == 1 or spec.weights == "fresh":
-            fill_base(w, draw, spec.seed, 1 if spec.weights == "shared" else layer, trials)
-        # dL/dx_{l-1} = W_l^T g_h with W_l = gain * base (gain per trial under LSUV)
-        g = torch.bmm(w.transpose(1, 2), g_h) * gains[layer - 1].to(g_h.dtype).view(-1, 1, 1)
+        g_h = torch.empty_like(g)
+        for k in range(k_count):
+            c = cols[k]
+            g_h[:, :, c] = _activation_vjp(acts[k], h[:, :, c], g[:, :, c])  # dL/dh_l
+            x_prev = x0[:, :, c] if layer == 1 else acts[k](pre[layer - 2][:, :, c])
+            mean, std = _weight_grad_stats(g_h[:, :, c], x_prev)
+            grads[k]["grad_w_mean"][rows, layer] = mean.cpu().numpy()
+            grads[k]["grad_w_std"][rows, layer] = std.cpu().numpy()
+        if ref.weights == "fresh" and layer < ref.depth:  # layer L's are still in hand
+            _fill_sources(mats, custom, ref.seed, layer, trials)
+        # dL/dx_{l-1} = W_l^T g_h = base^T (gain * g_h), gain per trial under LSUV
+        for k in range(k_count):
+            g_h[:, :, cols[k]] *= gains[layer - 1][:, k].to(g_h.dtype).view(-1, 1, 1)
+        g = torch.zeros_like(g_h)
+        for src, block in blocks.items():
+            if src != "zero":
+                g[:, :, block] = torch.bmm(mats[src].transpose(1, 2), g_h[:, :, block])
         record_x(layer - 1, g)

@@ -89,7 +89,13 @@ def _group(node: DictConfig, kind: str) -> tuple[str, dict[str, Any]]:
     data = OmegaConf.to_container(node, resolve=True)
     name = data.pop("name")
     target = data.pop("_target_", None)
-    params = {**data.pop("params", {}), **{k: v for k, v in data.items() if v is not None}}
+    extra = data.pop("params", {}) or {}
+    typed = {k: v for k, v in data.items() if v is not None}
+    for key in extra:
+        if key in typed:
+            raise SpecError(f"{kind}.params.{key} duplicates {kind}.{key}; set {kind}.{key}="
+                            f"{extra[key]} instead")
+    params = {**extra, **typed}
     if target:
         plugins.register(kind, name, target)
     return name, params

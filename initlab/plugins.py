@@ -56,7 +56,11 @@ def torch_style(fn: Callable) -> Callable[..., schemes.Draw]:
         def fill(tensor, generator=None):
             if accepts_generator:
                 fn(tensor, **params, generator=generator)
-            else:
+                return tensor
+            # Draws from torch's global generator: seed it from the trial's stream and
+            # restore it after, so the same seed still gives the same numbers.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(generator.initial_seed() if generator is not None else 0)
                 fn(tensor, **params)
             return tensor
 

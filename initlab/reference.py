@@ -46,6 +46,14 @@ def init_label(summary: dict[str, Any]) -> str:
     return name + ("(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")" if params else "")
 
 
+def activation_label(summary: dict[str, Any]) -> str:
+    """``leaky_relu(negative_slope=0.2)``: the activation with its parameters."""
+    params = {k[11:]: v for k, v in summary.items() if k.startswith("activation_")}
+    name = str(summary.get("activation"))
+    return name + ("(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")" if params
+                   else "")
+
+
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "nan"

@@ -36,7 +36,12 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 from initlab import store  # noqa: E402
 from initlab.plots import quiet_nan_warnings  # noqa: E402
-from initlab.reference import final_layer, init_label, judge  # noqa: E402
+from initlab.reference import (  # noqa: E402
+    activation_label,
+    final_layer,
+    init_label,
+    judge,
+)
 
 REPORT_DIR = "report"
 FIGURES = {
@@ -72,6 +77,8 @@ class Job:
         s = dict(self.summary)
         if "init" in s:
             s["init"] = init_label(s)
+        if "activation" in s:
+            s["activation"] = activation_label(s)
         return {k: s[k] for k in AXES if k in s}
 
     def layers(self) -> pd.DataFrame | None:
@@ -363,6 +370,13 @@ def plot_by_layer(jobs: list[Job], axes: list[str], stat: str, path: Path) -> Pa
             label = ", ".join(str(v) for v in lk) or job.name
             ax.plot(layers, med, color=color, lw=1.6, label=label)
             ax.fill_between(layers, lo, hi, color=color, alpha=0.12, lw=0)
+            theory_col = THEORY_COLUMNS.get(stat)
+            if theory_col in table:
+                curve = table[table["trial"] == table["trial"].min()].sort_values("layer")
+                curve = curve[theory_col].to_numpy(dtype=float)
+                if stat != "mean":
+                    curve = np.where(curve > 0, curve, np.nan)
+                ax.plot(np.arange(len(curve)), curve, color=color, lw=0.9, ls="--")
         if stat != "mean":
             ax.set_yscale("log")
         else:
@@ -377,13 +391,14 @@ def plot_by_layer(jobs: list[Job], axes: list[str], stat: str, path: Path) -> Pa
         axs[n // ncols][n % ncols].axis("off")
     what = {"std": "std (log axis)", "mean": "mean (symmetric log axis)",
             "grad_x_std": "gradient std, dL/dx_l (log axis)"}[stat]
-    fig.suptitle(f"{what} by layer: median over trials, band 10-90 %; gaps are 0 or NaN",
-                 fontsize=10)
+    fig.suptitle(f"{what} by layer: median over trials, band 10-90 %, dashed: mean-field "
+                 "theory; gaps are 0 or NaN", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
 
 YLABELS = {"std": "std of x", "mean": "mean of x", "grad_x_std": "std of dL/dx_l"}
+THEORY_COLUMNS = {"std": "theory_std", "mean": "theory_mean", "grad_x_std": "theory_grad_x_std"}
 
 
 def choose_job(jobs: list[Job], name: str | None) -> Job | None:
@@ -656,6 +671,8 @@ def write_report(directory: Path, job: str | None = None) -> Path:
     directory = Path(directory)
     jobs = find_jobs(directory)
     folder = directory / REPORT_DIR
+    if folder.exists() and not folder.is_dir():
+        raise ReportError(f"{folder} exists and is not a directory; move it to write the report")
     folder.mkdir(exist_ok=True)
     axes = varying_axes([j for j in jobs if j.summary])
     figures: dict[str, str] = {}

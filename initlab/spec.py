@@ -7,6 +7,7 @@ what is allowed; the command line prints exactly that line.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,11 @@ WEIGHTS = ("fresh", "shared")
 
 class SpecError(ValueError):
     """A setting the user can fix; its message is one line."""
+
+
+def _first_line(exc: BaseException, where: str) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if isinstance(exc, ValueError) else f"{where}: {type(exc).__name__}: {text}"
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -80,21 +86,29 @@ class ChainSpec:
                 f"activation={self.activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}"
             )
         try:
-            get_activation(self.activation, self.activation_params)
-        except ValueError as exc:
-            raise SpecError(str(exc)) from None
+            get_activation(self.activation, self.activation_params)(torch.linspace(-2, 2, 5))
+        except Exception as exc:  # a wrong parameter type fails only when the function runs
+            raise SpecError(_first_line(exc, f"activation={self.activation}")) from None
         for name in ("width", "depth", "trials", "batch"):
             _positive_int(name, getattr(self, name))
+        if self.width < 2:
+            raise SpecError(f"width={self.width!r} is not allowed; width must be an integer >= 2 "
+                            "(a spread over units needs two)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise SpecError(f"seed={self.seed!r} is not allowed; seed must be an integer >= 0")
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)
         _choice("weights", self.weights, WEIGHTS)
+        for key, value in self.init_params.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SpecError(f"init.{key}={value!r} is not allowed; it must be a finite number")
         try:
             self.draw()
-        except ValueError as exc:
-            msg = str(exc)
-            if "init" not in msg:  # a parameter's own message: name it as on the command line
+        except (ValueError, TypeError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if isinstance(exc, TypeError):
+                msg = f"init={self.init}: a parameter has the wrong type ({msg})"
+            elif "init" not in msg:  # a parameter's own message: name it as on the command line
                 msg = f"init.{msg} (init={self.init})"
             raise SpecError(msg) from None
 

@@ -14,7 +14,9 @@ import torch
 #: statistic -> meaning; the columns of the tidy per-layer table, in order.
 STATS = {
     "mean": "mean over units (and batch)",
-    "std": "standard deviation over units, unbiased (N - 1), like torch's x.std()",
+    "std": "standard deviation over units and batch, unbiased (N - 1), like torch's x.std()",
+    "unit_std": "standard deviation over units of each input vector, averaged over the batch "
+                "(0 when every unit carries the same value; the verdict uses it)",
     "rms": "root mean square, sqrt(mean(x^2))",
     "zero_frac": "fraction of values exactly 0",
     "abs_max": "largest |x| (NaN if any value is NaN)",
@@ -31,9 +33,11 @@ def layer_stats(x: torch.Tensor) -> dict[str, torch.Tensor]:
         std = flat.std(dim=1, correction=1)
     else:
         std = torch.full_like(mean, float("nan"))
+    unit_std = x.to(torch.float64).std(dim=1, correction=1).mean(dim=1)
     return {
         "mean": mean,
         "std": std,
+        "unit_std": unit_std,
         "rms": flat.square().mean(dim=1).sqrt(),
         "zero_frac": (flat == 0).to(torch.float64).mean(dim=1),
         "abs_max": flat.abs().amax(dim=1),

@@ -77,7 +77,7 @@ def summarize(
 
 def _identical_units_layer(stats: dict[str, np.ndarray]) -> int | None:
     """First layer where, in most trials, every unit carries the same non-zero value."""
-    same = (stats["std"][:, 1:] == 0) & (stats["zero_frac"][:, 1:] < 1)
+    same = (stats["unit_std"][:, 1:] == 0) & (stats["zero_frac"][:, 1:] < 1)
     first = np.where(same.any(axis=1), same.argmax(axis=1) + 1, -1)
     hit = first[first > 0]
     return int(np.median(hit)) if len(hit) * 2 > len(first) else None
@@ -92,7 +92,9 @@ def _theory_fields(result: ChainResult) -> dict[str, Any]:
     return {
         "theory_final_mean": _num(curves["mean"][-1]),
         "theory_final_std": _num(curves["std"][-1]),
-        "predicted_overflow_layer": _num(theory.crossing(curves["std"], np.finfo(dtype).max)),
+        "predicted_overflow_layer": _num(
+            theory.overflow_layer(result.draw.sigma_w2, dtype) if result.spec.activation == "none"
+            else theory.crossing(curves["std"], np.finfo(dtype).max)),
         "predicted_underflow_layer": _num(
             theory.crossing(curves["std"], np.finfo(dtype).smallest_subnormal)),
     }
@@ -117,6 +119,9 @@ def _fluctuation_fields(result: ChainResult) -> dict[str, Any]:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_ratio = 2 * (np.log(rms[:, -1]) - np.log(rms[:, 0]))
     ok = log_ratio[np.isfinite(log_ratio)]
+    if result.spec.batch > 1:  # the prediction is for one input vector; rms pools the batch
+        return {"log_norm_ratio_mean": None, "log_norm_ratio_var": None,
+                "predicted_log_norm_ratio_mean": None, "predicted_log_norm_ratio_var": None}
     predicted = theory.hanin_rolnick(result.spec, result.draw)
     return {
         "log_norm_ratio_mean": _num(ok.mean()) if len(ok) else None,

@@ -25,6 +25,8 @@ from initlab import config, paths
 from initlab.spec import SpecError, resolve_device
 
 GROUPS = ("init", "activation", "experiments")
+_SETTINGS = tuple(f.name for f in fields(config.Config))
+PROGRESS = ("auto", "true", "false")
 
 
 class UsageError(Exception):
@@ -78,6 +80,9 @@ def check_args(argv: list[str]) -> None:
         if values is None:  # glob() and the like: Hydra expands them, we cannot
             continue
         group = key.split("@")[0]
+        root = group.split(".")[0].split("/")[0]
+        if o.is_add() and root not in GROUPS and root not in _SETTINGS:
+            raise UsageError(f"+{key}: no such setting; settings are: {', '.join(_SETTINGS)}")
         if group in GROUPS or group.startswith("experiments/"):
             allowed = paths.group_options(group)
             for v in values:
@@ -106,14 +111,16 @@ def check_args(argv: list[str]) -> None:
             except Exception as exc:
                 raise UsageError(_tidy(exc, overrides)) from None
             _check_spec(cfg)
-            for o, values in scalars:
-                for v in values[1:]:
-                    trial = cfg.copy()
+            points = itertools.product(*[vals for _, vals in scalars])
+            for point in itertools.islice(points, MAX_COMBINATIONS):
+                trial = cfg.copy()
+                for (o, _), v in zip(scalars, point, strict=True):
                     OmegaConf.update(trial, o.key_or_group, v, merge=True)
-                    _check_spec(trial)
+                _check_spec(trial)
 
 
-#: Beyond this many combinations of swept groups, the rest are checked by Hydra as they run.
+#: Beyond this many combinations (of groups, and of scalars per group combination) the
+#: rest are checked as the jobs run (a failing job records its error in summary.json).
 MAX_COMBINATIONS = 256
 
 _TYPE_WORDS = {
@@ -181,6 +188,9 @@ def compose_overrides(overrides: list[str]):
 
 
 def _check_spec(cfg) -> None:
+    if str(cfg.progress).lower() not in PROGRESS:
+        allowed = ", ".join(PROGRESS)
+        raise UsageError(f"progress={cfg.progress!r} is not allowed; allowed: {allowed}")
     try:
         spec = config.spec_from_config(cfg)
         config.thresholds_from_config(cfg)

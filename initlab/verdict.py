@@ -4,6 +4,10 @@ Per trial, over layers 1..depth (layer 0 is the input):
 
 * ``exploded`` at the first layer with a non-finite value or ``std > explode_std``;
 * ``vanished`` at the first layer with ``std < vanish_std`` or every value 0;
+
+where ``std`` is the spread over the units of each input vector (``unit_std``:
+a layer whose units all carry the same value has lost the signal, whatever
+the batch), the pooled ``std`` for tables that lack it.
 * ``stable`` otherwise (layer ``None``).
 
 When both happen, the earlier layer decides. A run's verdict is the most
@@ -12,6 +16,7 @@ common one over its trials, reported with the counts of each.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +34,11 @@ class Thresholds:
     vanish_std: float = 1e-4
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.vanish_std, self.explode_std)):
+            raise ValueError(
+                f"thresholds vanish_std={self.vanish_std!r}, explode_std={self.explode_std!r} "
+                "are not allowed; both must be finite numbers"
+            )
         if not 0 < self.vanish_std < self.explode_std:
             raise ValueError(
                 f"thresholds vanish_std={self.vanish_std!r}, explode_std={self.explode_std!r} "
@@ -49,7 +59,7 @@ def first_nonfinite_layer(finite: np.ndarray) -> np.ndarray:
 
 def trial_verdicts(stats: dict[str, np.ndarray], thresholds: Thresholds) -> tuple[list[str], list]:
     """Per-trial verdicts and their layers (``None`` when stable)."""
-    std = stats["std"][:, 1:]
+    std = stats.get("unit_std", stats["std"])[:, 1:]
     with np.errstate(invalid="ignore"):
         exploded = ~stats["finite"][:, 1:] | (std > thresholds.explode_std)
         vanished = (std < thresholds.vanish_std) | (stats["zero_frac"][:, 1:] >= 1.0)

@@ -305,6 +305,17 @@ BAD_INPUT = {
 GROUP_SWEEP_CASE = "-m init=normal,kaiming init.std=0.5 depth=2 width=8 trials=1 plots=false"
 BAD_INPUT[GROUP_SWEEP_CASE] = ["init.std=0.5", "kaiming"]
 BAD_INPUT["-m depth=10,abc"] = ["depth='abc'", "integer"]
+BAD_INPUT["width=1"] = ["width=1", ">= 2"]
+BAD_INPUT["init=normal init.std=inf"] = ["init.std=inf", "finite"]
+BAD_INPUT["init=normal +init.params.std=0.01"] = ["init.params.std", "init.std"]
+BAD_INPUT["experiments=custom init.params.std=abc"] = ["init=trunc_normal", "wrong type"]
+BAD_INPUT["experiments=custom activation.params.min_val=abc"] = ["activation=hardtanh"]
+BAD_INPUT["activation=leaky_relu activation.negative_slope=abc"] = ["negative_slope", "number"]
+BAD_INPUT["thresholds.explode_std=inf"] = ["explode_std=inf", "finite"]
+BAD_INPUT["progress=maybe"] = ["progress='maybe'", "auto"]
+BAD_INPUT["+foo=1"] = ["+foo", "settings are"]
+BAD_INPUT["-m thresholds.explode_std=100,1 thresholds.vanish_std=1e-4,10 depth=2 width=8"] = [
+    "vanish_std=10.0", "explode_std=1"]
 BAD_INPUT["plots=maybe"] = ["plots='maybe'", "true or false"]
 BAD_INPUT["init=xavier init.gain=-1"] = ["init.gain=-1", "> 0"]
 XFAIL: dict[str, str] = {}

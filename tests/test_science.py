@@ -187,18 +187,49 @@ def test_gradients_follow_theory_and_vanish_with_xavier_relu():
     assert np.median(xavier.grads["grad_x_std"][:, 0]) < 1e-13  # 2^-50 ~ 9e-16 by theory
 
 
-def test_gradient_memory_holds_one_matrix_at_a_time():
-    """Depth 1000 at width 512: weights of one layer (1 MiB per trial) are redrawn on the way
-    back; what grows with depth is the pre-activations, width x batch per layer."""
-    import tracemalloc  # noqa: F401  (torch allocations are not traced; measure the budget)
+def test_backward_pass_redraws_weights_instead_of_keeping_them(monkeypatch):
+    """One buffer of weights per base distribution, refilled depth times going forward and
+    depth - 1 times going back (the last layer's are still in hand): nothing is kept per layer."""
+    import initlab.chain as chain
 
-    from initlab.chain import trial_chunk
+    fills, allocated = [], []
+    real_fill, real_empty = chain._fill_sources, torch.empty
 
-    spec = ChainSpec(width=512, depth=1000, trials=2, gradients=True)
-    assert trial_chunk(spec) == 2
-    result = run_chain(ChainSpec(width=512, depth=1000, trials=1, gradients=True,
-                                 init="orthogonal", activation="none"))
+    def counting_fill(mats, *args):
+        fills.append({id(m) for m in mats.values()})
+        return real_fill(mats, *args)
+
+    def counting_empty(*shape, **kw):
+        tensor = real_empty(*shape, **kw)
+        if len(shape) == 3 and shape[1] == shape[2] == 64:
+            allocated.append(tensor)
+        return tensor
+
+    monkeypatch.setattr(chain, "_fill_sources", counting_fill)
+    monkeypatch.setattr(chain.torch, "empty", counting_empty)
+    depth = 200
+    result = chain.run_chain(ChainSpec(width=64, depth=depth, trials=2, gradients=True,
+                                       init="scaled", activation="tanh"))
+    assert len(fills) == 2 * depth - 1
+    assert len({i for f in fills for i in f}) == 1  # the same buffer every time
+    assert len(allocated) == 1
     assert np.isfinite(result.grads["grad_x_std"]).all()
+
+
+def test_float32_overflow_layer_matches_a_literal_loop():
+    """The engine scales x before the shared matmul; the first non-finite layer must be the
+    one (s * W) @ x gives."""
+    spec = ChainSpec(init="normal", activation="none", width=16, depth=80, trials=4)
+    result = run_chain(spec)
+    engine = np.argmin(result.stats["finite"], axis=1)
+    for trial in range(spec.trials):
+        gen = torch.Generator().manual_seed(input_seed(spec.seed, trial))
+        x = torch.empty(16, 1).normal_(generator=gen)
+        layer = 0
+        while torch.isfinite(x).all():
+            layer += 1
+            x = layer_weights(spec, layer, range(trial, trial + 1))[0] @ x
+        assert engine[trial] == layer
 
 
 # ------------------------------------------------------------ newer schemes
@@ -215,11 +246,34 @@ def test_orthogonal_linear_chain_preserves_norms():
     np.testing.assert_allclose(result.stats["rms"][:, -1], result.stats["rms"][:, 0], rtol=1e-10)
 
 
-def test_constant_weights_make_every_unit_equal():
-    result = run_chain(ChainSpec(init="constant", activation="tanh", depth=10, trials=3))
-    assert (result.stats["std"][:, 1:] == 0).all()
+@pytest.mark.parametrize("batch", [1, 4])
+def test_constant_weights_make_every_unit_equal(batch):
+    result = run_chain(ChainSpec(init="constant", activation="tanh", depth=10, trials=3,
+                                 batch=batch))
+    assert (result.stats["unit_std"][:, 1:] == 0).all()
     assert (result.stats["mean"][:, 1:] != 0).all()
-    assert summarize(result, Thresholds())["identical_units_layer"] == 1
+    summary = summarize(result, Thresholds())
+    assert summary["identical_units_layer"] == 1
+    assert summary["verdict"] == "vanished" and summary["verdict_layer"] == 1
+
+
+def test_fused_sweep_equals_separate_runs():
+    """Shared draws: the configs of one pass see the weights they would see alone."""
+    from initlab.chain import run_many
+
+    specs = [ChainSpec(init=i, activation=a, width=64, depth=15, trials=3, batch=2,
+                       dtype="float64", gradients=True)
+             for i in ("zero", "normal", "scaled", "xavier", "kaiming", "orthogonal", "lsuv")
+             for a in ("none", "tanh", "relu")]
+    together = run_many(specs)
+    for spec, fused in zip(specs, together, strict=True):
+        alone = run_chain(spec)
+        for name in ("mean", "std", "unit_std", "rms", "abs_max"):
+            np.testing.assert_allclose(fused.stats[name], alone.stats[name], rtol=1e-10,
+                                       atol=1e-300, err_msg=f"{spec.init}/{spec.activation}")
+        for name in ("grad_x_std", "grad_w_std"):
+            np.testing.assert_allclose(fused.grads[name], alone.grads[name], rtol=1e-10,
+                                       atol=1e-300)
 
 
 def test_torch_default_vanishes_in_a_deep_relu_chain():
