@@ -14,8 +14,8 @@ How it computes:
   draws its base matrix from a generator seeded by ``(seed, l, t)``, and the
   input of trial ``t`` from ``(seed, t)``. So a layer's weights can be drawn
   again on their own, a run with fewer trials or layers draws a prefix of a
-  larger one's numbers, and every scheme with the same base distribution multiplies
-  the *same* matrices (common random numbers: paired comparisons).
+  larger one's numbers, and every scheme transforms the *same* N(0, 1) matrices
+  (common random numbers: paired comparisons; see ``initlab.schemes``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from initlab.activations import get_activation
-from initlab.schemes import Draw, fill_base_, orthogonalize_
+from initlab.schemes import Draw, fill_base_, orthogonalize_, uniform_from_normal_
 from initlab.spec import ChainSpec, resolve_device
 from initlab.stats import STATS, hist_edges, layer_stats, log_histogram
 from initlab.theory import for_chain
@@ -75,8 +75,8 @@ def input_seed(seed: int, trial: int) -> int:
 def fill_base(out: torch.Tensor, draw: Draw, seed: int, layer: int, trials: range) -> torch.Tensor:
     """Fill ``out`` (len(trials), n_out, n_in) with the base draws of ``layer``, trial by trial.
 
-    Normal-family and orthogonal schemes start from the same N(0, 1) matrix of a
-    (seed, layer, trial) stream, uniform-family ones from the same U(-1, 1) matrix.
+    Every scheme starts from the same N(0, 1) matrix of a (seed, layer, trial) stream:
+    normal-family ones scale it, uniform-family ones its erf, orthogonal ones its QR.
     """
     base = draw.base
     if base in ("zero", "constant"):
@@ -238,10 +238,10 @@ def run_many(
     """Run several specs, drawing each layer's base matrices once for all that can share them.
 
     Specs that differ only in scheme and activation (same width, depth, trials,
-    batch, seed, dtype, device, weights) run as one pass: each layer draws its
-    N(0, 1) matrix once for every normal-family and orthogonal scheme and its
-    U(-1, 1) matrix once for every uniform-family one, and all configs sharing a
-    matrix go through one ``bmm`` as extra columns. Every config sees exactly the
+    batch, seed, dtype, device, weights) run as one pass: each layer draws one
+    N(0, 1) matrix per trial for all of them (uniform-family schemes use its erf,
+    orthogonal ones its QR), and all configs sharing a matrix go through one
+    ``bmm`` as extra columns. Every config sees exactly the
     weights and inputs it would see alone (common random numbers), so the
     results equal separate runs up to the rounding of the wider matmul.
     """
@@ -261,20 +261,21 @@ def run_many(
 
 def _fill_sources(mats: dict[str, torch.Tensor], draw_of_custom: Draw | None, seed: int,
                   layer: int, trials: range) -> None:
-    """Draw this layer's shared base matrices: N(0,1), U(-1,1), their QR, or a plug-in's."""
+    """Draw this layer's base matrices: one N(0, 1) draw per trial feeds the normal, uniform
+    (erf of it) and orthogonal (its QR) bases; a plug-in fills its own."""
     gen = torch.Generator(device=next(iter(mats.values())).device) if mats else None
+    drawn = [src for src in ("normal", "uniform", "orthogonal") if src in mats]
     for i, trial in enumerate(trials):
         key = weight_seed(seed, layer, trial)
-        if "normal" in mats or "orthogonal" in mats:
-            target = mats["normal"] if "normal" in mats else mats["orthogonal"]
-            target[i].normal_(generator=gen.manual_seed(key))
-        if "uniform" in mats:
-            mats["uniform"][i].uniform_(-1.0, 1.0, generator=gen.manual_seed(key))
+        if drawn:
+            mats[drawn[0]][i].normal_(generator=gen.manual_seed(key))
         if "custom" in mats:
             draw_of_custom.fill(mats["custom"][i], gen.manual_seed(key))
+    for src in drawn[1:]:
+        mats[src].copy_(mats[drawn[0]])
+    if "uniform" in mats:
+        uniform_from_normal_(mats["uniform"])
     if "orthogonal" in mats:
-        if "normal" in mats:
-            mats["orthogonal"].copy_(mats["normal"])
         orthogonalize_(mats["orthogonal"])
 
 

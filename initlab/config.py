@@ -79,9 +79,16 @@ class Config:
     reference: dict[str, Any] | None = None
 
 
+def launcher_batch(target: str) -> int:
+    """Default ``hydra.sweeper.max_batch_size`` for a launcher: 8 for submitit, else 256."""
+    return 8 if "submitit" in str(target).lower() else 256
+
+
 def register() -> None:
     """Make the schema known to Hydra as ``initlab_schema`` (config.yaml's first default)."""
     ConfigStore.instance().store(name="initlab_schema", node=Config)
+    if not OmegaConf.has_resolver("initlab_batch"):
+        OmegaConf.register_new_resolver("initlab_batch", launcher_batch)
 
 
 def _group(node: DictConfig, kind: str) -> tuple[str, dict[str, Any]]:

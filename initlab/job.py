@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from initlab import plots, store
+from initlab import fusion, plots, store
 from initlab.chain import run_chain
 from initlab.spec import ChainSpec
 from initlab.summary import summarize
@@ -33,7 +33,7 @@ def run_job(
     """
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    result = run_chain(spec, progress=progress)
+    result = fusion.take(spec) or run_chain(spec, progress=progress)
     engine_s = time.perf_counter() - start
     store.write_layers(out_dir, result.frame())
     store.write_histogram(out_dir, result.hist_frame())

@@ -6,9 +6,11 @@ which *base* distribution to draw (``zero``, ``normal`` = N(0, 1) or
 shape ``(out, in)``, so ``fan_in = W.size(1)`` and ``fan_out = W.size(0)``.
 
 Splitting a scheme into base and scale is what makes comparisons paired: with
-one seed, every normal-family scheme (``normal``, ``scaled``, ``kaiming``,
-``xavier`` normal variant) multiplies the *same* N(0, 1) matrices, and every
-uniform-family scheme the same U(-1, 1) matrices (common random numbers).
+one seed, every scheme starts from the *same* N(0, 1) matrix Z (common random
+numbers). The U(-1, 1) base of the uniform-family schemes is erf(Z / sqrt(2)) =
+2 Phi(Z) - 1, exactly uniform on (-1, 1) by the probability integral
+transform, so even Xavier-uniform and Kaiming-normal see paired weights, and a
+sweep over every scheme draws one random matrix per layer, not two.
 
 Each scheme matches its ``torch.nn.init`` counterpart (see ``TORCH_EQUIVALENT``
 and ``tests/test_schemes.py``); the formulas follow ``torch/nn/init.py``.
@@ -34,7 +36,8 @@ class Draw:
     """How to draw a weight matrix: ``scale * base`` with base in ``BASES``.
 
     ``normal`` base is N(0, 1), so ``scale`` is the std; ``uniform`` base is
-    U(-1, 1), so ``scale`` is the bound (std = scale / sqrt(3)); ``orthogonal``
+    U(-1, 1) (erf of the normal draw, see above), so ``scale`` is the bound
+    (std = scale / sqrt(3)); ``orthogonal``
     is the Q of a QR decomposition of the normal base (sign-corrected, as
     torch); ``constant`` is all ones. ``normalize`` (LSUV) rescales each
     layer's output to unit std on the batch after the matmul.
@@ -327,14 +330,20 @@ def make_draw(
     return fn(fan_in, fan_out, **kwargs)
 
 
+def uniform_from_normal_(tensor: torch.Tensor) -> torch.Tensor:
+    """Map N(0, 1) values to U(-1, 1) in place: erf(z / sqrt(2)) = 2 Phi(z) - 1."""
+    return torch.erf(tensor.mul_(1.0 / math.sqrt(2.0)), out=tensor)
+
+
 def fill_base_(tensor: torch.Tensor, base: str, generator: torch.Generator | None = None):
-    """Fill ``tensor`` in place with the base distribution: 0, N(0, 1) or U(-1, 1)."""
+    """Fill ``tensor`` in place with the base distribution: 0, N(0, 1), U(-1, 1) (from the
+    same normal draw), its QR, or ones."""
     if base == "zero":
         return tensor.zero_()
     if base == "normal":
         return tensor.normal_(generator=generator)
-    if base == "uniform":
-        return tensor.uniform_(-1.0, 1.0, generator=generator)
+    if base == "uniform":  # 2 Phi(Z) - 1 of the normal draw: U(-1, 1), paired with it
+        return uniform_from_normal_(tensor.normal_(generator=generator))
     if base == "constant":
         return tensor.fill_(1.0)
     if base == "orthogonal":

@@ -13,7 +13,11 @@ from initlab.spec import ChainSpec, SpecError
 
 TORCH_INIT = {
     "scaled": lambda w, g: torch.nn.init.normal_(w, 0, 1 / math.sqrt(w.shape[1]), generator=g),
-    "xavier": lambda w, g: torch.nn.init.xavier_uniform_(w, generator=g),
+    # U(-b, b) as b * erf(Z / sqrt(2)) of a normal draw (initlab.schemes), b = sqrt(6 / 2n)
+    "xavier": lambda w, g: w.copy_(
+        torch.erf(torch.nn.init.normal_(w, generator=g) / math.sqrt(2))
+        * math.sqrt(6 / (w.shape[0] + w.shape[1]))
+    ),
     "kaiming": lambda w, g: torch.nn.init.kaiming_normal_(w, nonlinearity="relu", generator=g),
 }
 ACT = {"none": lambda x: x, "tanh": torch.tanh, "relu": lambda x: x.clamp_min(0.0)}

@@ -239,3 +239,19 @@ def test_judge_layer_and_averages():
     assert judge("mean_of_means", 9.02, final)[0] is True
     assert judge("mean_of_means", 10.0, final)[0] is False
     assert judge("root_mean_square", 16.0, final)[0] is True
+
+
+def test_default_launcher_shares_draws_and_matches_one_job_at_a_time(sweep, tmp_path):
+    """The fused launcher runs the 6 jobs as one engine pass; the numbers are those of the
+    basic launcher (one engine call per job) up to the rounding of the wider matmul."""
+    proc = initlab(["-m", "hydra/launcher=basic", *GRID, *SMALL], tmp_path)
+    assert "Shared draws" not in proc.stdout + proc.stderr
+    basic = pd.read_csv(only_sweep(tmp_path) / "report" / "summary.csv")
+    fused_log = (sweep / "multirun.yaml").parent
+    fused = pd.read_csv(fused_log / "report" / "summary.csv")
+    pd.testing.assert_frame_equal(fused, basic, check_exact=False, rtol=1e-6)
+
+
+def test_fused_launcher_says_so(tmp_path):
+    proc = initlab(["-m", "init=scaled,kaiming", "activation=tanh,relu", *SMALL], tmp_path)
+    assert "Shared draws: 4 jobs in 1 engine pass" in proc.stdout + proc.stderr
