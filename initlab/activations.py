@@ -76,6 +76,10 @@ ACTIVATIONS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+#: The activations initlab ships (``register`` adds users' own to ``ACTIVATIONS``).
+BUILTIN_ACTIVATIONS = tuple(ACTIVATIONS)
+
+
 def register(name: str, fn: Callable[..., torch.Tensor]) -> None:
     """Make a user's activation known by ``name`` (the config's ``_target_`` does this)."""
     ACTIVATIONS[name] = fn

@@ -20,6 +20,7 @@ How it computes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -271,10 +272,15 @@ def _fill_sources(mats: dict[str, torch.Tensor], draw_of_custom: Draw | None, se
             mats[drawn[0]][i].normal_(generator=gen.manual_seed(key))
         if "custom" in mats:
             draw_of_custom.fill(mats["custom"][i], gen.manual_seed(key))
-    for src in drawn[1:]:
-        mats[src].copy_(mats[drawn[0]])
-    if "uniform" in mats:
-        uniform_from_normal_(mats["uniform"])
+    base = mats[drawn[0]] if drawn else None
+    if "orthogonal" in mats and base is not mats["orthogonal"]:
+        mats["orthogonal"].copy_(base)  # before the uniform transform may overwrite base
+    if "uniform" in mats:  # erf(Z / sqrt 2), written straight into its own buffer
+        if base is mats["uniform"]:
+            uniform_from_normal_(base)
+        else:
+            torch.erf(torch.mul(base, 1.0 / math.sqrt(2.0), out=mats["uniform"]),
+                      out=mats["uniform"])
     if "orthogonal" in mats:
         orthogonalize_(mats["orthogonal"])
 
@@ -305,11 +311,12 @@ def _run_group(specs: list[ChainSpec], budget: int, progress) -> list[ChainResul
              for _ in specs]
 
     def record(layer: int, trials: range, signal: torch.Tensor) -> None:
-        for k in range(k_count):
-            x = signal[:, :, cols[k]]
-            for name, values in layer_stats(x).items():
-                outs[k][name][trials.start : trials.stop, layer] = values.cpu().numpy()
-            hists[k][layer] += log_histogram(x, ref.dtype).cpu().numpy()
+        stats = {name: v.cpu().numpy() for name, v in layer_stats(signal, k_count).items()}
+        counts = log_histogram(signal, ref.dtype, k_count).cpu().numpy()
+        for pos, k in enumerate(order):  # column block pos holds config k
+            for name, values in stats.items():
+                outs[k][name][trials.start : trials.stop, layer] = values[:, pos]
+            hists[k][layer] += counts[pos]
         if progress is not None:
             progress(len(trials) * k_count)
 
@@ -405,11 +412,14 @@ def _backward(ref, specs, acts, mats, blocks, cols, custom, trials, x0, pre, gai
     rows = slice(trials.start, trials.stop)
     k_count = len(specs)
 
+    order = sorted(range(k_count), key=lambda k: cols[k].start)
+
     def record_x(layer: int, g: torch.Tensor) -> None:
-        for k in range(k_count):
-            stats = layer_stats(g[:, :, cols[k]])
-            grads[k]["grad_x_mean"][rows, layer] = stats["mean"].cpu().numpy()
-            grads[k]["grad_x_std"][rows, layer] = stats["std"].cpu().numpy()
+        stats = layer_stats(g, k_count)
+        mean, std = stats["mean"].cpu().numpy(), stats["std"].cpu().numpy()
+        for pos, k in enumerate(order):
+            grads[k]["grad_x_mean"][rows, layer] = mean[:, pos]
+            grads[k]["grad_x_std"][rows, layer] = std[:, pos]
 
     g = output_gradient(ref, trials, x0.device).repeat(1, 1, k_count)
     record_x(ref.depth, g)

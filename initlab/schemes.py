@@ -277,6 +277,9 @@ SCHEMES: dict[str, Callable[..., Draw]] = {
     "critical": critical,
 }
 
+#: The schemes initlab ships (``register`` adds users' own to ``SCHEMES``).
+BUILTIN_SCHEMES = tuple(SCHEMES)
+
 #: Parameters the engine passes itself (not set by the user under init.*).
 CONTEXT_PARAMS = ("activation", "activation_params")
 

@@ -24,24 +24,30 @@ STATS = {
 }
 
 
-def layer_stats(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Statistics of ``x`` (trials, width, batch) -> name -> tensor of shape (trials,)."""
-    flat = x.reshape(x.shape[0], -1).to(torch.float64)
-    count = flat.shape[1]
-    mean = flat.mean(dim=1)
-    if count > 1:
-        std = flat.std(dim=1, correction=1)
+def layer_stats(x: torch.Tensor, groups: int = 1) -> dict[str, torch.Tensor]:
+    """Statistics of ``x`` (trials, width, groups * batch) -> name -> (trials, groups).
+
+    The last dimension holds ``groups`` configurations side by side, ``batch``
+    columns each (``initlab.chain.run_many``); every statistic is taken per
+    trial and group.
+    """
+    trials, width, columns = x.shape
+    batch = columns // groups
+    x4 = x.to(torch.float64).reshape(trials, width, groups, batch)
+    flat = x4.permute(0, 2, 1, 3).reshape(trials, groups, width * batch)
+    mean = flat.mean(dim=2)
+    if width * batch > 1:
+        std = flat.std(dim=2, correction=1)
     else:
         std = torch.full_like(mean, float("nan"))
-    unit_std = x.to(torch.float64).std(dim=1, correction=1).mean(dim=1)
     return {
         "mean": mean,
         "std": std,
-        "unit_std": unit_std,
-        "rms": flat.square().mean(dim=1).sqrt(),
-        "zero_frac": (flat == 0).to(torch.float64).mean(dim=1),
-        "abs_max": flat.abs().amax(dim=1),
-        "finite": torch.isfinite(flat).all(dim=1),
+        "unit_std": x4.std(dim=1, correction=1).mean(dim=2),
+        "rms": flat.square().mean(dim=2).sqrt(),
+        "zero_frac": (flat == 0).to(torch.float64).mean(dim=2),
+        "abs_max": flat.abs().amax(dim=2),
+        "finite": torch.isfinite(flat).all(dim=2),
     }
 
 
@@ -57,19 +63,25 @@ def hist_edges(dtype: str) -> torch.Tensor:
     return torch.arange(lo, hi + HIST_STEP / 2, HIST_STEP, dtype=torch.float64)
 
 
-def log_histogram(x: torch.Tensor, dtype: str) -> torch.Tensor:
-    """Counts over all trials of one layer: ``[zeros, non-finite, bin_0, ..., bin_k]``.
+def log_histogram(x: torch.Tensor, dtype: str, groups: int = 1) -> torch.Tensor:
+    """Counts over all trials of one layer, per group: (groups, 2 + bins) holding
+    ``[zeros, non-finite, bin_0, ..., bin_k]``.
 
     Bins are fixed, log-spaced in |x| (``hist_edges``), so histograms of every
     layer and every job line up. Exact zeros and non-finite values get their
-    own counts, since log10|x| has no place for them.
+    own counts, since log10|x| has no place for them. One ``bincount`` serves
+    every group.
     """
-    flat = x.reshape(-1).to(torch.float64)
-    finite = torch.isfinite(flat)
-    zero = flat == 0
-    values = flat[finite & ~zero].abs().log10()
+    trials, width, columns = x.shape
     lo, hi = HIST_RANGE[dtype]
     bins = round((hi - lo) / HIST_STEP)
-    counts = torch.histc(values.clamp(lo, hi), bins=bins, min=lo, max=hi)
-    head = torch.stack([zero.sum(), (~finite).sum()]).to(counts.dtype)
-    return torch.cat([head, counts]).to(torch.int64)
+    values = x.to(torch.float64)
+    finite = torch.isfinite(values)
+    zero = values == 0
+    logs = values.abs().log10().nan_to_num(nan=lo, posinf=hi, neginf=lo)
+    index = ((logs.clamp(lo, hi) - lo) / HIST_STEP).floor().clamp(0, bins - 1).to(torch.int64) + 2
+    index = torch.where(zero, 0, torch.where(finite, index, 1))
+    group = (torch.arange(columns, device=x.device) // (columns // groups)).view(1, 1, -1)
+    code = (group * (bins + 2) + index).reshape(-1)
+    counts = torch.bincount(code, minlength=groups * (bins + 2))
+    return counts.view(groups, bins + 2)

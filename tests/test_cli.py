@@ -23,8 +23,8 @@ import torch
 from omegaconf import OmegaConf
 
 import initlab.paths
-from initlab.activations import ACTIVATIONS
-from initlab.schemes import SCHEMES
+from initlab.activations import BUILTIN_ACTIVATIONS
+from initlab.schemes import BUILTIN_SCHEMES
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).parent / "initlab"
@@ -283,15 +283,15 @@ def test_same_command_gives_identical_tables(tmp_path):
 
 # args -> substrings the one error line must contain (the bad value, and what is allowed)
 BAD_INPUT = {
-    "init=foo": ["foo", *SCHEMES],
-    "activation=swish": ["swish", *ACTIVATIONS],
+    "init=foo": ["foo", *BUILTIN_SCHEMES],
+    "activation=swish": ["swish", *BUILTIN_ACTIVATIONS],
     "depth=0": ["depth=0", ">= 1"],
     "width=0": ["width=0", ">= 1"],
     "trials=0": ["trials=0", ">= 1"],
     "width=-3": ["width=-3", ">= 1"],
     "depth=abc": ["depth", "abc", "integer"],
     "-m depth=10,0": ["depth=0", ">= 1"],
-    "-m init=kaiming,bogus": ["bogus", *SCHEMES],
+    "-m init=kaiming,bogus": ["bogus", *BUILTIN_SCHEMES],
     "dtype=float16": ["float16", "float32", "float64"],
     "weights=sometimes": ["sometimes", "fresh", "shared"],
     "device=cuda": ["cuda", "cpu"],

@@ -16,9 +16,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from initlab import config, paths, validate
-from initlab.activations import ACTIVATIONS
+from initlab.activations import BUILTIN_ACTIVATIONS
 from initlab.chain import run_chain
-from initlab.schemes import SCHEMES
+from initlab.schemes import BUILTIN_SCHEMES
 from initlab.spec import ChainSpec
 from initlab.summary import REFERENCE_META, summarize
 from initlab.verdict import Thresholds
@@ -126,11 +126,11 @@ def test_every_activation_option_composes_into_a_valid_spec(option):
 
 
 def test_init_options_are_exactly_the_schemes():
-    assert set(INIT_OPTIONS) == set(SCHEMES)
+    assert set(INIT_OPTIONS) == set(BUILTIN_SCHEMES)
 
 
 def test_activation_options_are_exactly_the_activations():
-    assert set(ACTIVATION_OPTIONS) == set(ACTIVATIONS)
+    assert set(ACTIVATION_OPTIONS) == set(BUILTIN_ACTIVATIONS)
 
 
 def test_journey_claims_cover_every_step_file():

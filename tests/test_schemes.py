@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from initlab.chain import layer_weights, weight_seed
-from initlab.schemes import SCHEMES, calculate_gain, init_, make_draw
+from initlab.schemes import BUILTIN_SCHEMES, calculate_gain, init_, make_draw
 from initlab.spec import ChainSpec
 
 OUT, IN = 96, 40  # rectangular, so fan_in and fan_out differ
@@ -120,7 +120,7 @@ def test_scheme_draws_what_torch_draws(ours, theirs):
 
 
 def test_every_scheme_is_checked_against_torch():
-    assert {name for (name, _), _ in CASES} | NO_TORCH_EQUIVALENT == set(SCHEMES)
+    assert {name for (name, _), _ in CASES} | NO_TORCH_EQUIVALENT == set(BUILTIN_SCHEMES)
 
 
 def _ks(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -12,7 +12,7 @@ import torch
 from initlab import config
 from initlab.activations import ACTIVATIONS, get_activation
 from initlab.chain import input_seed, layer_weights, output_gradient, run_chain
-from initlab.schemes import SCHEMES, make_draw
+from initlab.schemes import BUILTIN_SCHEMES, make_draw
 from initlab.spec import ChainSpec
 from initlab.summary import summarize
 from initlab.testing import assert_explodes, assert_stable, assert_vanishes
@@ -284,7 +284,7 @@ def test_torch_default_vanishes_in_a_deep_relu_chain():
 
 
 def test_every_scheme_runs_with_every_activation_briefly():
-    for init in SCHEMES:
+    for init in BUILTIN_SCHEMES:
         for activation in BUILTIN_ACTIVATIONS:
             result = run_chain(ChainSpec(init=init, activation=activation, width=16, depth=3,
                                          trials=2, batch=2, gradients=True))
