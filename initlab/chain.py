@@ -20,6 +20,7 @@ How it computes:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -196,6 +197,22 @@ class ChainResult:
         for i, (key, value) in enumerate(self.spec.describe().items()):
             frame.insert(i, key, value)
         return frame
+
+    def prefix(self, depth: int) -> ChainResult:
+        """The result of the same chain cut at ``depth`` layers (forward statistics only).
+
+        Layer l's signal does not depend on the layers after it, and every
+        layer's weights come from its own (seed, layer, trial) stream, so a
+        deeper run holds every shallower one exactly.
+        """
+        if self.grads is not None:
+            raise ValueError("a gradient pass depends on the depth; prefixes have none")
+        if not 1 <= depth <= self.spec.depth:
+            raise ValueError(f"depth={depth} is not allowed; need 1 <= depth <= {self.spec.depth}")
+        spec = dataclasses.replace(self.spec, depth=depth)
+        stats = {name: values[:, : depth + 1].copy() for name, values in self.stats.items()}
+        hist = None if self.hist is None else self.hist[: depth + 1].copy()
+        return ChainResult(spec=spec, stats=stats, device=self.device, draw=self.draw, hist=hist)
 
     def final(self, name: str) -> np.ndarray:
         """Statistic ``name`` at the last layer, one value per trial."""

@@ -8,7 +8,7 @@ None, and the job runs the engine itself). Nothing here touches files.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from initlab import config
 from initlab.chain import ChainResult, run_many
@@ -22,7 +22,12 @@ def key(spec: ChainSpec) -> str:
 
 
 def precompute(configs) -> int:
-    """Run the specs of these job configs together; returns how many engine passes it took."""
+    """Run the specs of these job configs together; returns how many engine passes it took.
+
+    Jobs that differ only in scheme and activation share one pass (``run_many``);
+    without gradients, a job whose chain is a prefix of a deeper job's (a depth
+    sweep) is cut from that job's result instead of run (``ChainResult.prefix``).
+    """
     specs = []
     for cfg in configs:
         try:
@@ -32,11 +37,21 @@ def precompute(configs) -> int:
     unique = list({key(s): s for s in specs}.values())
     if len(unique) < 2:
         return 0
+    deepest: dict[str, ChainSpec] = {}
+    for spec in unique:
+        stem = key(replace(spec, depth=1)) if not spec.gradients else key(spec)
+        if stem not in deepest or spec.depth > deepest[stem].depth:
+            deepest[stem] = spec
+    sources = list(deepest.values())
     from initlab.chain import _group_key
 
-    passes = len({_group_key(s) for s in unique})
-    for spec, result in zip(unique, run_many(unique), strict=True):
-        _ready[key(spec)] = result
+    passes = len({_group_key(s) for s in sources})
+    results = {key(s): r for s, r in zip(sources, run_many(sources), strict=True)}
+    for spec in unique:
+        stem = key(replace(spec, depth=1)) if not spec.gradients else key(spec)
+        source = deepest[stem]
+        result = results[key(source)]
+        _ready[key(spec)] = result if source.depth == spec.depth else result.prefix(spec.depth)
     return passes
 
 

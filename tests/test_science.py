@@ -342,3 +342,32 @@ def test_bad_plugin_target_is_one_line():
 
     with pytest.raises(PluginError, match=r"_target_='nope.missing' cannot be imported"):
         register("init", "x", "nope.missing")
+
+
+def test_a_deeper_run_holds_every_shallower_one():
+    deep = run_chain(ChainSpec(init="xavier", activation="tanh", width=64, depth=40, trials=3))
+    for depth in (1, 10, 25):
+        alone = run_chain(ChainSpec(init="xavier", activation="tanh", width=64, depth=depth,
+                                    trials=3))
+        cut = deep.prefix(depth)
+        assert cut.spec == alone.spec
+        for name in alone.stats:
+            np.testing.assert_array_equal(cut.stats[name], alone.stats[name])
+        np.testing.assert_array_equal(cut.hist, alone.hist)
+
+
+def test_fused_launcher_cuts_depth_sweeps_from_the_deepest_run():
+    from initlab import fusion
+
+    overrides = [["init=scaled", "activation=tanh", f"depth={d}", "width=32", "trials=2",
+                  "gradients=false"] for d in (5, 20, 10)]
+    configs = [compose_overrides(o) for o in overrides]
+    try:
+        assert fusion.precompute(configs) == 1
+        for cfg in configs:
+            spec = config.spec_from_config(cfg)
+            ready = fusion.take(spec)
+            alone = run_chain(spec)
+            np.testing.assert_array_equal(ready.stats["std"], alone.stats["std"])
+    finally:
+        fusion.clear()
