@@ -1,7 +1,7 @@
 """initlab benchmark: prints a table of figures, each a ratio against a baseline run in
 the same process. Not a test.
 
-    .venv/bin/python benchmarks/bench.py            # about 3 minutes on 2 cores
+    .venv/bin/python benchmarks/bench.py            # about 4 minutes on 2 cores
     .venv/bin/python benchmarks/bench.py --trials 64 --quick
 
 1. RNG floor: drawing the weights alone (trials x depth 100 x 512^2 normals)
