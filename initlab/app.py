@@ -57,7 +57,8 @@ def _share_cores(hydra_cfg) -> None:
 @hydra.main(version_base="1.3", config_path=str(paths.conf_dir()), config_name="config")
 def task(cfg: DictConfig) -> dict | None:
     """One Hydra job: build the spec, run it, write the files of the contract."""
-    from initlab.job import describe, fmt, record_failure, run_job  # pandas, matplotlib
+    from initlab.job import describe, record_failure, run_job  # pandas, matplotlib
+    from initlab.summary import fmt
 
     hydra_cfg = HydraConfig.get()
     out_dir = hydra_cfg.runtime.output_dir

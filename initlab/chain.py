@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from initlab.activations import get_activation
-from initlab.schemes import Draw, fill_base_, orthogonalize_, uniform_from_normal_
+from initlab.schemes import Draw, orthogonalize_, uniform_from_normal_
 from initlab.spec import ChainSpec, resolve_device
 from initlab.stats import STATS, hist_edges, layer_stats, log_histogram
 from initlab.theory import for_chain
@@ -74,33 +74,18 @@ def input_seed(seed: int, trial: int) -> int:
     return stream_seed(seed, _INPUT_STREAM, trial)
 
 
-def fill_base(out: torch.Tensor, draw: Draw, seed: int, layer: int, trials: range) -> torch.Tensor:
-    """Fill ``out`` (len(trials), n_out, n_in) with the base draws of ``layer``, trial by trial.
-
-    Every scheme starts from the same N(0, 1) matrix of a (seed, layer, trial) stream:
-    normal-family ones scale it, uniform-family ones its erf, orthogonal ones its QR.
-    """
-    base = draw.base
-    if base in ("zero", "constant"):
-        return fill_base_(out, base)
-    gen = torch.Generator(device=out.device)
-    for i, trial in enumerate(trials):
-        gen.manual_seed(weight_seed(seed, layer, trial))
-        if base == "custom":
-            draw.fill(out[i], gen)
-        else:
-            fill_base_(out[i], "normal" if base == "orthogonal" else base, gen)
-    if base == "orthogonal":  # one batched QR over the trials
-        orthogonalize_(out)
-    return out
-
-
 def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu") -> torch.Tensor:
-    """The weights W_layer (len(trials), width, width) that ``run_chain`` uses for ``layer``."""
+    """The weights W_layer (len(trials), width, width) that ``run_chain`` uses for ``layer``.
+
+    Drawn by the engine's own ``_fill_sources``, then scaled: what the engine
+    multiplies, without the LSUV rescaling (which depends on the data).
+    """
     draw = spec.draw()
     source = 1 if spec.weights == "shared" else layer
-    w = torch.empty(len(trials), spec.width, spec.width, dtype=spec.torch_dtype, device=device)
-    return fill_base(w, draw, spec.seed, source, trials).mul_(draw.scale)
+    w = torch.zeros(len(trials), spec.width, spec.width, dtype=spec.torch_dtype, device=device)
+    if draw.base != "zero":
+        _fill_sources({draw.base: w}, draw, spec.seed, source, trials)
+    return w.mul_(draw.scale)
 
 
 def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
@@ -238,12 +223,8 @@ def run_chain(
     return run_many([spec], budget, progress)[0]
 
 
-def shares_draws(a: ChainSpec, b: ChainSpec) -> bool:
-    """Whether two specs can run in one pass (same shapes, seed, streams; any scheme/activation)."""
-    return _group_key(a) == _group_key(b) and a.draw().base != "custom" != b.draw().base
-
-
-def _group_key(spec: ChainSpec) -> tuple:
+def group_key(spec: ChainSpec) -> tuple:
+    """Specs with the same key can run as one pass (``run_many``): all but scheme and activation."""
     return (spec.width, spec.depth, spec.trials, spec.batch, spec.seed, spec.dtype, spec.device,
             spec.weights, spec.gradients)
 
@@ -266,7 +247,7 @@ def run_many(
     results: list[ChainResult | None] = [None] * len(specs)
     groups: dict[tuple, list[int]] = {}
     for i, spec in enumerate(specs):
-        key = _group_key(spec)
+        key = group_key(spec)
         if spec.draw().base == "custom":  # a plug-in draws its own matrices
             key = (*key, "custom", i)
         groups.setdefault(key, []).append(i)
@@ -280,7 +261,12 @@ def run_many(
 def _fill_sources(mats: dict[str, torch.Tensor], draw_of_custom: Draw | None, seed: int,
                   layer: int, trials: range) -> None:
     """Draw this layer's base matrices: one N(0, 1) draw per trial feeds the normal, uniform
-    (erf of it) and orthogonal (its QR) bases; a plug-in fills its own."""
+    (erf of it) and orthogonal (its QR) bases; a plug-in fills its own; constant is ones.
+
+    Every scheme thus starts from the same matrix of a (seed, layer, trial) stream.
+    """
+    if "constant" in mats:
+        mats["constant"].fill_(1.0)
     gen = torch.Generator(device=next(iter(mats.values())).device) if mats else None
     drawn = [src for src in ("normal", "uniform", "orthogonal") if src in mats]
     for i, trial in enumerate(trials):
@@ -346,8 +332,6 @@ def _run_group(specs: list[ChainSpec], budget: int, progress) -> list[ChainResul
             # The weights first: the largest allocation fails before any work is done.
             mats = {src: torch.empty(t_count, n, n, dtype=ref.torch_dtype, device=device)
                     for src in needed}
-            if "constant" in mats:
-                mats["constant"].fill_(1.0)
             x0 = draw_inputs(ref, trials, device).repeat(1, 1, k_count)  # same x_0 for all
             record(0, trials, x0)
             x, pre, gains = x0, [], []

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, replace
 
 from initlab import config
-from initlab.chain import ChainResult, run_many
+from initlab.chain import ChainResult, group_key, run_many
 from initlab.spec import ChainSpec
 
 _ready: dict[str, ChainResult] = {}
@@ -43,9 +43,7 @@ def precompute(configs) -> int:
         if stem not in deepest or spec.depth > deepest[stem].depth:
             deepest[stem] = spec
     sources = list(deepest.values())
-    from initlab.chain import _group_key
-
-    passes = len({_group_key(s) for s in sources})
+    passes = len({group_key(s) for s in sources})
     results = {key(s): r for s, r in zip(sources, run_many(sources), strict=True)}
     for spec in unique:
         stem = key(replace(spec, depth=1)) if not spec.gradients else key(spec)

@@ -14,7 +14,7 @@ from typing import Any
 from initlab import fusion, plots, store
 from initlab.chain import run_chain
 from initlab.spec import ChainSpec
-from initlab.summary import summarize
+from initlab.summary import fmt, summarize
 from initlab.verdict import Thresholds
 
 
@@ -60,15 +60,6 @@ def record_failure(out_dir: Path, settings: dict[str, Any], error: BaseException
     }
     store.write_json(Path(out_dir) / store.SUMMARY_JSON, summary)
     return summary
-
-
-def fmt(value: Any) -> str:
-    """A number for people: 4 significant digits; None (JSON's NaN) as nan."""
-    if value is None:
-        return "nan"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def describe(summary: dict[str, Any]) -> str:

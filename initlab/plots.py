@@ -9,6 +9,7 @@ the verdict instead).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -26,29 +27,16 @@ MEAN_PNG = "mean_by_layer.png"
 GRAD_PNG = "grad_by_layer.png"
 
 
-def _bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median, 10 % and 90 % over trials per layer, ignoring non-finite trials."""
+def bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, 10 % and 90 % over trials (axis 0) per layer, ignoring non-finite trials.
+
+    Layers where every trial overflowed come out NaN, without warnings.
+    """
     clean = np.where(np.isfinite(values), values, np.nan)
-    with np.errstate(all="ignore"), quiet_nan_warnings():
-        return (
-            np.nanmedian(clean, axis=0),
-            np.nanquantile(clean, 0.1, axis=0),
-            np.nanquantile(clean, 0.9, axis=0),
-        )
-
-
-class quiet_nan_warnings:
-    """Silence the 'All-NaN slice' warnings of layers where every trial overflowed."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # 'All-NaN slice encountered'
+        lo, med, hi = np.nanquantile(clean, [0.1, 0.5, 0.9], axis=0)
+    return med, lo, hi
 
 
 def _title(result: ChainResult) -> str:
@@ -78,7 +66,7 @@ def _theory(result: ChainResult) -> dict[str, np.ndarray]:
 def plot_std(result: ChainResult, path: Path) -> Path:
     """std of the signal per layer on a log axis: median, 10-90 % band, mean-field theory."""
     layers = np.arange(result.stats["std"].shape[1])
-    med, lo, hi = _bands(result.stats["std"])
+    med, lo, hi = bands(result.stats["std"])
     fig, ax = plt.subplots(figsize=(7, 4.2))
     positive = med > 0
     ax.fill_between(layers, lo, hi, where=hi > 0, alpha=0.25, label="10-90 % of trials")
@@ -109,7 +97,7 @@ def plot_std(result: ChainResult, path: Path) -> Path:
 def plot_mean(result: ChainResult, path: Path) -> Path:
     """Mean of the signal per layer (symmetric-log axis): median and 10-90 % band."""
     layers = np.arange(result.stats["mean"].shape[1])
-    med, lo, hi = _bands(result.stats["mean"])
+    med, lo, hi = bands(result.stats["mean"])
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.fill_between(layers, lo, hi, alpha=0.25, label="10-90 % of trials")
     ax.plot(layers, med, lw=2, label="median over trials")
@@ -135,7 +123,7 @@ def plot_grad(result: ChainResult, path: Path) -> Path:
     layers = np.arange(result.stats["std"].shape[1])
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, label, color in (("grad_x_std", "dL/dx_l", "C0"), ("grad_w_std", "dL/dW_l", "C1")):
-        med, lo, hi = _bands(result.grads[name])
+        med, lo, hi = bands(result.grads[name])
         ok = np.isfinite(med) & (med > 0)
         ax.fill_between(layers, lo, hi, where=np.isfinite(hi) & (hi > 0), color=color,
                         alpha=0.2)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from initlab.schemes import get_scheme
 from initlab.store import SUMMARY_JSON
+from initlab.summary import fmt
 
 
 def newest_sweep(outputs: Path = Path("outputs")) -> Path:
@@ -52,14 +53,6 @@ def activation_label(summary: dict[str, Any]) -> str:
     name = str(summary.get("activation"))
     return name + ("(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")" if params
                    else "")
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "nan"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _is_nan(value: Any) -> bool:
@@ -133,9 +126,9 @@ def collect(sweep_dir: Path) -> list[dict[str, str]]:
             "verdict": verdict,
         }
         for item in ref["rows"]:
-            cell = f"{_cell(item['seed'])} / {_cell(item['measured'])}"
+            cell = f"{fmt(item['seed'])} / {fmt(item['measured'])}"
             if item["quantity"] == "final_std" and summary.get("final_std_q10") is not None:
-                cell += f" ({_cell(summary['final_std_q10'])} – {_cell(summary['final_std_q90'])})"
+                cell += f" ({fmt(summary['final_std_q10'])} – {fmt(summary['final_std_q90'])})"
             row[f"{item['quantity']}: seed / measured"] = cell
         rows.append(row)
     return rows

@@ -35,13 +35,14 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 from initlab import store  # noqa: E402
-from initlab.plots import quiet_nan_warnings  # noqa: E402
+from initlab.plots import bands  # noqa: E402
 from initlab.reference import (  # noqa: E402
     activation_label,
     final_layer,
     init_label,
     judge,
 )
+from initlab.summary import fmt  # noqa: E402
 
 REPORT_DIR = "report"
 FIGURES = {
@@ -197,18 +198,11 @@ def _values(jobs: list[Job], axis: str) -> list:
     return seen
 
 
-def _final_quantiles(job: Job) -> dict[str, float]:
-    layers = job.layers()
-    if layers is None:
-        return {}
-    last = final_layer(layers)
-    out = {}
-    for stat in ("mean", "std"):
-        v = last[stat].to_numpy(dtype=float)
-        out[f"final_{stat}"] = float(np.median(v))
-        out[f"final_{stat}_q10"] = float(np.quantile(v, 0.1))
-        out[f"final_{stat}_q90"] = float(np.quantile(v, 0.9))
-    return out
+#: summary.json fields copied into summary.csv after the verdict.
+SUMMARY_COLUMNS = ("final_mean", "final_mean_q10", "final_mean_q90", "final_std",
+                   "final_std_q10", "final_std_q90", "theory_final_std",
+                   "predicted_overflow_layer", "input_grad_std", "theory_input_grad_std",
+                   "log_norm_ratio_var", "predicted_log_norm_ratio_var", "identical_units_layer")
 
 
 def summary_frame(jobs: list[Job], axes: list[str]) -> pd.DataFrame:
@@ -227,26 +221,14 @@ def summary_frame(jobs: list[Job], axes: list[str]) -> pd.DataFrame:
             stable=counts.get("stable"),
             first_nonfinite_layer=s.get("first_nonfinite_layer"),
         )
-        quant = _final_quantiles(job) if job.status == "ok" else {}
-        for key in ("final_mean", "final_mean_q10", "final_mean_q90", "final_std",
-                    "final_std_q10", "final_std_q90"):
-            row[key] = quant.get(key, s.get(key))
-        for key in ("theory_final_std", "predicted_overflow_layer", "input_grad_std",
-                    "theory_input_grad_std", "log_norm_ratio_var",
-                    "predicted_log_norm_ratio_var", "identical_units_layer"):
+        for key in SUMMARY_COLUMNS:
             row[key] = s.get(key)
-        if job.status != "ok":  # layers() may have found a broken table
-            row["status"], row["problem"] = job.status, job.problem
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "nan"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
+    return fmt(value, digits=3)
 
 
 def _verdict_text(s: dict[str, Any]) -> str:
@@ -358,12 +340,9 @@ def plot_by_layer(jobs: list[Job], axes: list[str], stat: str, path: Path) -> Pa
                 continue
             table = job.layers()
             wide = table.pivot(index="trial", columns="layer", values=stat).to_numpy(dtype=float)
-            wide = np.where(np.isfinite(wide), wide, np.nan)
-            if stat != "mean":
+            if stat != "mean":  # log axis: 0 is a gap
                 wide = np.where(wide > 0, wide, np.nan)
-            with np.errstate(all="ignore"), quiet_nan_warnings():
-                med = np.nanmedian(wide, axis=0)
-                lo, hi = np.nanquantile(wide, [0.1, 0.9], axis=0)
+            med, lo, hi = bands(wide)
             lk = tuple(st.get(a) for a in lines)
             color = colors(line_keys.index(lk) % colors.N)
             layers = np.arange(len(med))

@@ -26,6 +26,15 @@ def _num(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number for people: ``digits`` significant digits; None (JSON's NaN) and NaN as nan."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
 def _median(values: np.ndarray) -> float:
     return float(np.median(values))  # NaN when any trial is NaN: the typical trial is broken
 
