@@ -20,32 +20,11 @@ that grow with depth/width (Hanin & Rolnick 2018).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from initlab.activations import get_activation
-
-
-def _rule(points: int = 128, reach: float = 12.0) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes z and weights w with sum(w * f(z)) = E[f(Z)], Z ~ N(0, 1), split at 0."""
-    x, w = np.polynomial.legendre.leggauss(points)
-    half = reach / 2 * (x + 1)  # [0, reach]
-    nodes = np.concatenate([-half[::-1], half])
-    weights = np.concatenate([w[::-1], w]) * reach / 2
-    weights = weights * np.exp(-(nodes**2) / 2) / np.sqrt(2 * np.pi)
-    return nodes, weights
-
-
-_NODES, _WEIGHTS = _rule()
-
-
-def gaussian_moments(act: Callable, q: float) -> tuple[float, float]:
-    """(E[phi(h)], E[phi(h)^2]) for h ~ N(0, q)."""
-    h = torch.from_numpy(np.sqrt(q) * _NODES)
-    y = act(h).numpy()
-    return float(_WEIGHTS @ y), float(_WEIGHTS @ (y * y))
+from initlab.theory.quadrature import derivative_second_moment, gaussian_moments
 
 
 def mean_field(
@@ -84,13 +63,6 @@ def mean_field(
         for layer in range(depth, 0, -1):
             grad[layer - 1] = chi[layer] * grad[layer]
     return {"mean": mean, "std": std, "second_moment": second, "grad_std": np.sqrt(grad)}
-
-
-def derivative_second_moment(act: Callable, q: float) -> float:
-    """E[phi'(h)^2] for h ~ N(0, q), phi' by autograd at the quadrature nodes."""
-    h = torch.from_numpy(np.sqrt(q) * _NODES).requires_grad_(True)
-    (slope,) = torch.autograd.grad(act(h).sum(), h)
-    return float(_WEIGHTS @ (slope.detach().numpy() ** 2))
 
 
 def critical_sigma_w2(activation: str, activation_params: dict | None = None) -> float:

@@ -1,0 +1,202 @@
+"""Signal propagation with biases: the variance map, the correlation map, their fixed points.
+
+Weights W_l ~ N(0, sigma_w2 / fan_in), biases b_l ~ N(0, sigma_b2), the chain
+h_l = W_l x_{l-1} + b_l, x_l = phi(h_l). Layer 0 is the input x_0 (second
+moment q_0 per unit, pairwise cosine c_0 between inputs); layer l >= 1 is the
+pre-activation h_l. In the mean-field limit (Poole et al. 2016, Schoenholz et
+al. 2017):
+
+    q_1 = sigma_w2 q_0 + sigma_b2,   c_1 = (sigma_w2 c_0 q_0 + sigma_b2) / q_1,
+    q_l = sigma_w2 E[phi(u1)^2] + sigma_b2,
+    c_l = (sigma_w2 E[phi(u1) phi(u2)] + sigma_b2) / q_l,        l >= 2,
+
+with (u1, u2) Gaussian of variances q_{l-1} and correlation c_{l-1}. c is
+the cosine q_12 / sqrt(q_11 q_22) of the *pre-activations* of two inputs, from
+raw second moments (an activation's mean, sigmoid's or softplus's, is
+included), as the engine measures it.
+
+Fixed points. ``q_star`` is the fixed point of q -> f(q) = sigma_w2 E[phi^2]
++ sigma_b2 that the chain reaches from q_1 (f is increasing for every
+built-in activation, so the iterates move monotonically to the nearest fixed
+point on the side f(q_1) - q_1 points to): 0 or inf when they vanish or
+grow past 1e12 (then the slopes below are the limits, taken at 1e-12 and
+1e12). It attracts when chi_q = f'(q*) < 1. ``c_star``: at any q the
+correlation map M(c) is a power series in c with non-negative coefficients
+(Hermite expansion of phi), so on [0, 1] it is increasing and convex with
+M(1) = 1: if M'(1) <= 1 (ordered or marginal) c* = 1, otherwise a single
+c* in [0, 1) attracts, found by bisection. Inputs with c_0 >= 0 stay in [0, 1].
+
+Slopes: chi_1 = sigma_w2 E[phi'(h)^2], chi_q = f'(q*) = sigma_w2 E[phi phi' h] / q*
+(equal to Schoenholz et al.'s chi_1 + sigma_w2 E[phi'' phi], eq. 5, after
+integrating by parts; this form needs no phi''), chi_c = M'(c*) = sigma_w2
+q E[phi'(u1) phi'(u2)] / f(q) (= sigma_w2 E[phi' phi'] at a finite fixed point;
+= chi_1 when c* = 1). Depth scales xi = -1 / ln(chi) (Schoenholz et al. eqs. 4
+and 9), inf when chi >= 1 (no exponential convergence).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from initlab.activations import get_activation
+from initlab.theory.quadrature import one_input, two_inputs
+
+Q_LOW, Q_HIGH = 1e-12, 1e12
+_QGRID = np.logspace(-12, 12, 97)  # 4 points a decade to bracket fixed points
+# |slope - 1| <= MARGINAL is marginal (neither attracts nor repels), |f(q1) - q1| <= MARGINAL q1
+# makes q1 itself the fixed point (ReLU at sigma_w2 = 2: every q is one): rounding in the
+# slopes and maps is ~1e-14 (measured), far below.
+MARGINAL = 1e-10
+
+
+def resolve(activation: Callable | str, params: dict | None = None) -> Callable:
+    """An activation callable from a name (with its parameters) or a callable itself."""
+    return get_activation(activation, params) if isinstance(activation, str) else activation
+
+
+def depth_scale(chi: float) -> float:
+    """-1 / ln(chi): inf for chi >= 1 - MARGINAL (no exponential convergence), 0 for chi <= 0."""
+    if not chi > 0:
+        return 0.0
+    return math.inf if chi >= 1 - MARGINAL else -1.0 / math.log(chi)
+
+
+def variance_map(act: Callable, sigma_w2, sigma_b2, q) -> np.ndarray:
+    """f(q) = sigma_w2 E[phi(h)^2] + sigma_b2, h ~ N(0, q) (arrays broadcast)."""
+    return np.asarray(sigma_w2) * one_input(act, q)["m2"] + np.asarray(sigma_b2)
+
+
+def reached_q(act: Callable, sigma_w2, sigma_b2, q1, iterations: int = 60) -> np.ndarray:
+    """The fixed point of the variance map that iterates started at q1 approach (0 or inf
+    where they vanish or pass 1e12), for arrays of (sigma_w2, sigma_b2, q1), vectorised."""
+    sw, sb, q1 = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in
+                  np.broadcast_arrays(sigma_w2, sigma_b2, q1))
+    m2 = one_input(act, _QGRID)["m2"]
+    g = sw[..., None] * m2 + sb[..., None] - _QGRID  # f(q) - q on the grid, per cell
+    g1 = variance_map(act, sw, sb, q1) - q1
+    g1 = np.where(np.abs(g1) <= MARGINAL * q1, 0.0, g1)
+    above, below = _QGRID > q1[..., None], _QGRID < q1[..., None]
+    # rising (g1 > 0): first grid point above q1 where g <= 0; falling: last below with g >= 0
+    up = np.where(above & (g <= 0), np.arange(len(_QGRID)), len(_QGRID)).min(axis=-1)
+    down = np.where(below & (g >= 0), np.arange(len(_QGRID)), -1).max(axis=-1)
+    out = np.where(g1 > 0, np.where(up < len(_QGRID), np.nan, np.inf),
+                   np.where(g1 < 0, np.where(down >= 0, np.nan, 0.0), q1))
+    upi, downi = np.clip(up, 0, len(_QGRID) - 1), np.clip(down, 0, len(_QGRID) - 1)
+    lo = np.where(g1 > 0, np.maximum(_QGRID[np.maximum(upi - 1, 0)], q1), _QGRID[downi])
+    hi = np.where(g1 > 0, _QGRID[upi], np.minimum(_QGRID[np.minimum(downi + 1,
+                                                                      len(_QGRID) - 1)], q1))
+    todo = np.isnan(out)
+    if todo.any():
+        lo, hi, s, b = np.log(lo[todo]), np.log(hi[todo]), sw[todo], sb[todo]
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            q = np.exp(mid)
+            gm = variance_map(act, s, b, q) - q
+            go_right = gm > 0  # g(lo) >= 0 > g(hi) in both directions
+            lo, hi = np.where(go_right, mid, lo), np.where(go_right, hi, mid)
+        out[todo] = np.exp((lo + hi) / 2)
+    return out
+
+
+@dataclass(frozen=True)
+class PhaseParams:
+    """Fixed points and slopes of the mean-field maps at (sigma_w2, sigma_b2): plain data."""
+
+    sigma_w2: float
+    sigma_b2: float
+    q_star: float
+    q_attracting: bool
+    chi_q: float
+    xi_q: float
+    chi_1: float
+    c_star: float
+    c_attracting: bool
+    chi_c: float
+    xi_c: float
+
+    def as_dict(self) -> dict[str, float | bool]:
+        return asdict(self)
+
+
+def _slopes_at(act: Callable, sigma_w2: float, sigma_b2: float, q: float) -> tuple[float, float]:
+    """(chi_q, chi_1) at q (clipped into [1e-12, 1e12] for the limits 0 and inf)."""
+    qe = min(max(q, Q_LOW), Q_HIGH)
+    mom = one_input(act, np.array([qe]))
+    return float(sigma_w2 * mom["dm2"][0]), float(sigma_w2 * mom["d2"][0])
+
+
+def correlation_slope(act: Callable, sigma_w2, sigma_b2, q, c, points: int = 64):
+    """M(c) and M'(c) of the correlation map at input variance q (arrays broadcast)."""
+    r = two_inputs(act, q, c, points=points)
+    nxt = sigma_w2 * r["m2"] + sigma_b2
+    return (sigma_w2 * r["k"] + sigma_b2) / nxt, sigma_w2 * q * r["dk"] / nxt
+
+
+def c_star_at(act: Callable, sigma_w2, sigma_b2, q, points: int = 64,
+              iterations: int = 50) -> np.ndarray:
+    """The attracting fixed point in [0, 1] of the correlation map at variance q (arrays)."""
+    sw, sb, q = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in
+                 np.broadcast_arrays(sigma_w2, sigma_b2, q))
+    _, slope1 = correlation_slope(act, sw, sb, q, np.ones_like(q), points)
+    out = np.ones_like(q)
+    chaotic = slope1 > 1 + MARGINAL
+    if chaotic.any():
+        s, b, qq = sw[chaotic], sb[chaotic], q[chaotic]
+        lo, hi = np.zeros_like(qq), np.ones_like(qq)
+        for _ in range(iterations):  # convex g = M - c: > 0 below c*, < 0 on (c*, 1)
+            mid = (lo + hi) / 2
+            r = two_inputs(act, qq, mid, points=points, slopes=False)
+            g = (s * r["k"] + b) / (s * r["m2"] + b) - mid
+            lo, hi = np.where(g > 0, mid, lo), np.where(g > 0, hi, mid)
+        out[chaotic] = (lo + hi) / 2
+    return out
+
+
+def phase_params(activation: Callable | str, sigma_w2: float, sigma_b2: float = 0.0,
+                 input_second_moment: float = 1.0, activation_params: dict | None = None,
+                 points: int = 64) -> PhaseParams:
+    """q*, c*, chi_q, chi_1, chi_c, xi_q, xi_c at (sigma_w2, sigma_b2) (module docstring)."""
+    act = resolve(activation, activation_params)
+    q1 = sigma_w2 * input_second_moment + sigma_b2
+    q_star = float(reached_q(act, sigma_w2, sigma_b2, q1)[0])
+    chi_q, chi_1 = _slopes_at(act, sigma_w2, sigma_b2, q_star)
+    qe = min(max(q_star, Q_LOW), Q_HIGH)
+    c_star = float(c_star_at(act, sigma_w2, sigma_b2, qe, points)[0])
+    _, chi_c = correlation_slope(act, sigma_w2, sigma_b2, qe, c_star, points)
+    chi_c = float(chi_c[()])
+    return PhaseParams(
+        sigma_w2=float(sigma_w2), sigma_b2=float(sigma_b2), q_star=q_star,
+        q_attracting=chi_q < 1 - MARGINAL, chi_q=chi_q, xi_q=depth_scale(chi_q), chi_1=chi_1,
+        c_star=c_star, c_attracting=chi_c < 1 - MARGINAL, chi_c=chi_c, xi_c=depth_scale(chi_c),
+    )
+
+
+def propagate(activation: Callable | str, sigma_w2, sigma_b2, depth: int, c0: float = 0.0,
+              input_second_moment: float = 1.0, activation_params: dict | None = None,
+              points: int = 64) -> dict[str, np.ndarray]:
+    """Joint recursion of q and c from the inputs: arrays ``q``, ``c`` of shape
+    (depth + 1, *cells) for arrays of (sigma_w2, sigma_b2) (shape () for scalars)."""
+    act = resolve(activation, activation_params)
+    sw, sb = np.broadcast_arrays(np.asarray(sigma_w2, dtype=np.float64),
+                                 np.asarray(sigma_b2, dtype=np.float64))
+    shape, sw, sb = sw.shape, sw.reshape(-1), sb.reshape(-1)
+    q = np.full((depth + 1, sw.size), np.nan)
+    c = np.full((depth + 1, sw.size), np.nan)
+    q[0], c[0] = input_second_moment, c0
+    if depth >= 1:
+        q[1] = sw * input_second_moment + sb
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c[1] = (sw * c0 * input_second_moment + sb) / q[1]
+    for layer in range(2, depth + 1):
+        ok = np.isfinite(q[layer - 1]) & (q[layer - 1] > 0) & np.isfinite(c[layer - 1])
+        if not ok.any():
+            break
+        r = two_inputs(act, q[layer - 1, ok], c[layer - 1, ok], points=points, slopes=False)
+        q[layer, ok] = sw[ok] * r["m2"] + sb[ok]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c[layer, ok] = np.clip((sw[ok] * r["k"] + sb[ok]) / q[layer, ok], -1.0, 1.0)
+    return {"q": q.reshape(depth + 1, *shape), "c": c.reshape(depth + 1, *shape)}
