@@ -1,0 +1,3 @@
+from initlab.report.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""The report as a document: a title and sections of blocks, one builder per section.
+
+Renderers (``render``) turn it into Markdown or HTML; nothing here reads files
+other than through the loaded jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from initlab.reference import final_layer, judge
+from initlab.report.figures import verdict_text
+from initlab.report.load import label
+from initlab.report.tables import Summary, counts, grid_layout, in_panel, panel_keys, panel_title
+from initlab.summary import fmt
+
+CAPTIONS = {
+    "heatmap": "log10 of the final std over the swept grid; cells name the verdict.",
+    "std": "std of the signal by layer, median over trials with the 10-90 % band.",
+    "mean": "mean of the signal by layer, same layout.",
+    "grad": "Backward pass: std of the gradient dL/dx_l of the loss <g, x_L>, g ~ N(0, I), "
+            "from the output (right) to the input (left).",
+    "color_dim": "Histogram of |x| by layer for one job (fastai's colour_dim over depth): "
+                 "how the whole distribution moves, not just its std.",
+}
+JOB_COLUMNS = ("verdict", "verdict_layer", "final_std", "final_std_q10", "final_std_q90",
+               "theory_final_std", "final_mean", "input_grad_std", "theory_input_grad_std")
+
+
+@dataclass
+class Block:
+    kind: str  # "p", "table", "img"
+    text: str = ""
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    image: str = ""
+
+
+Section = tuple[str, list[Block]]
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, str) else fmt(value, digits=3)
+
+
+def table_block(header: list[str], rows: list[list[Any]]) -> Block:
+    return Block("table", header=header, rows=[[_cell(c) for c in r] for r in rows])
+
+
+def _verdicts(table: Summary, jobs) -> str:
+    return "; ".join(verdict_text(j.summary) for j in jobs) or "—"
+
+
+def intro(table: Summary, name: str) -> Section:
+    jobs = table.jobs
+    lines = [f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}: "
+             + ", ".join(f"{n} {s}" for s, n in counts(jobs).items())]
+    waiting = [j for j in jobs if j.status in ("unfinished", "never started")]
+    if waiting:
+        lines.append(f"{len(waiting)} of the {len(jobs)} jobs the sweep planned did not finish "
+                     "(listed under Problems).")
+    if table.axes:
+        lines.append("Swept: " + "; ".join(
+            f"{a} ({', '.join(str(v) for v in table.values[a])})" for a in table.axes) + ".")
+    if table.fixed:
+        lines.append("Fixed: " + ", ".join(f"{k}={v}" for k, v in table.fixed.items()) + ".")
+    lines.append("Verdict per job: the most common over its trials — exploded (non-finite or "
+                 "std above the threshold) or vanished (all zeros or std below it) at the "
+                 "layer given, else stable. Final values are medians over trials at the last "
+                 "layer.")
+    return "", [Block("p", text=t) for t in lines]
+
+
+def verdicts(table: Summary) -> Section:
+    """A grid for two or more axes (a panel per value of the rest), a list for one, else jobs."""
+    ok = table.ok
+    if not table.axes:
+        return "Verdicts", [table_block(["job", "verdict"],
+                                        [[j.name, verdict_text(j.summary)] for j in ok])]
+    rows, cols, panels = grid_layout(table.axes)
+    if cols is None:
+        body = [[str(v), _verdicts(table, [j for j in ok if table.at(j, rows) == v])]
+                for v in table.values[rows]]
+        return "Verdicts", [table_block([rows, "verdict"], body)]
+    blocks = []
+    for key in panel_keys(table, panels):
+        sel = [j for j in ok if in_panel(table, j, panels, key)]
+        body = [[str(r)] + [_verdicts(table, [j for j in sel if table.at(j, rows) == r
+                                              and table.at(j, cols) == c])
+                            for c in table.values[cols]]
+                for r in table.values[rows]]
+        if panels:
+            blocks.append(Block("p", text=f"**{panel_title(panels, key)}**"))
+        blocks.append(table_block([f"{rows} \\ {cols}"] + [str(c) for c in table.values[cols]],
+                                  body))
+    return "Verdicts", blocks
+
+
+def figures(drawn: dict[str, str]) -> Section:
+    return "Figures", [Block("img", image=drawn[k], text=CAPTIONS[k])
+                       for k in ("heatmap", "std", "mean", "grad", "color_dim") if k in drawn]
+
+
+def seed_table(table: Summary) -> Section:
+    """Seed says / measured: each reference number judged against the job's trials."""
+    rows = []
+    for job in table.ok:
+        ref = job.summary.get("reference")
+        if not ref:
+            continue
+        final = final_layer(job.layers)
+        for row in ref["rows"]:
+            seed = row.get("seed")
+            ok, rule = judge(row["quantity"], float("nan") if seed is None else seed, final)
+            mark = {True: "✓ pass", False: "✗ fail", None: "—"}[ok]
+            rows.append([str(ref.get("source", job.name)), label(job.settings, "init"),
+                         label(job.settings, "activation"), row["quantity"], seed,
+                         row.get("measured"), rule, mark])
+    if not rows:
+        return "Seed says / measured", []
+    return "Seed says / measured", [
+        Block("p", text="The seed reports single runs; a row passes when its number is a "
+                        "plausible draw from our trials (rule in the row)."),
+        table_block(["source", "init", "activation", "quantity", "seed says", "measured", "rule",
+                     "result"], rows)]
+
+
+def jobs_table(table: Summary) -> Section:
+    frame = table.frame
+    cols = [c for c in ["job", *table.axes, *JOB_COLUMNS] if c in frame.columns]
+    shown = frame[cols].astype(object).where(frame[cols].notna(), None)
+    if "verdict_layer" in shown:
+        shown["verdict_layer"] = ["—" if v is None else str(int(v))
+                                  for v in shown["verdict_layer"]]
+    return "Jobs", [
+        Block("p", text="final_std is measured (median and 10-90 % of trials), theory_final_std "
+                        "the mean-field prediction; input_grad_std the std of dL/dx_0 beside its "
+                        "prediction. All columns: summary.csv."),
+        table_block(cols, shown.values.tolist())]
+
+
+def symmetry(table: Summary) -> Section:
+    same = [j.name for j in table.ok if j.summary.get("identical_units_layer") is not None]
+    if not same:
+        return "Symmetry not broken", []
+    return "Symmetry not broken", [Block("p", text=(
+        "In " + ", ".join(same) + " every unit of a layer carries the same value from "
+        "layer 1 on (std over units exactly 0, mean not 0): with all weights equal, no "
+        "unit can ever differ from another — the symmetry problem."))]
+
+
+def fluctuation(table: Summary) -> Section:
+    keys = ("log_norm_ratio_mean", "predicted_log_norm_ratio_mean", "log_norm_ratio_var",
+            "predicted_log_norm_ratio_var")
+    fluct = [j for j in table.ok if all(j.summary.get(k) is not None for k in keys)]
+    if not fluct:
+        return "Finite-width fluctuation", []
+    rows = [[j.name, label(j.settings, "init"), label(j.settings, "activation"),
+             *(j.summary[k] for k in keys)] for j in fluct]
+    return "Finite-width fluctuation", [
+        Block("p", text="ln(|x_L|^2 / |x_0|^2) over trials, measured beside Hanin & Rolnick "
+                        "(2018): variance 5 beta for He-initialised ReLU, 2 beta for "
+                        "Gaussian linear layers, beta = depth / width."),
+        table_block(["job", "init", "activation", "mean", "predicted mean", "variance",
+                     "predicted variance"], rows)]
+
+
+def problems(table: Summary) -> Section:
+    rows = [[j.name, j.status, j.problem] for j in table.jobs if not j.ok]
+    return "Problems", [table_block(["job", "status", "why"], rows)] if rows else []
+
+
+def build(table: Summary, name: str, drawn: dict[str, str],
+          notes: list[str]) -> tuple[str, list[Section]]:
+    """Title and non-empty sections, in reading order."""
+    sections = [intro(table, name)]
+    if table.ok:
+        sections.append(verdicts(table))
+    sections += [figures(drawn), seed_table(table), jobs_table(table), symmetry(table),
+                 fluctuation(table), problems(table),
+                 ("Figures not drawn", [Block("p", text=n) for n in notes])]
+    return f"initlab report: {name}", [s for s in sections if s[1]]

@@ -1,0 +1,170 @@
+"""The report's figures, drawn on ``matplotlib.figure.Figure`` objects (no pyplot state).
+
+Importing this module leaves a notebook's matplotlib backend alone; each
+figure is saved as PNG straight from its Figure and dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from initlab import store
+from initlab.report.load import JobRecord, label
+from initlab.report.tables import Summary, grid_layout, in_panel, panel_keys, panel_title
+
+YLABELS = {"std": "std of x", "mean": "mean of x", "grad_x_std": "std of dL/dx_l"}
+THEORY_COLUMNS = {"std": "theory_std", "mean": "theory_mean", "grad_x_std": "theory_grad_x_std"}
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """PNG with no timestamp or version in it, so a rerun gives the same bytes."""
+    fig.savefig(path, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    return path
+
+
+def verdict_text(summary: dict) -> str:
+    if not summary.get("verdict"):
+        return "?"
+    layer = summary.get("verdict_layer")
+    return summary["verdict"] + (f" @{layer}" if layer is not None else "")
+
+
+def heatmap(table: Summary) -> Figure:
+    """log10(median final std) over the two main axes, one panel per value of the others."""
+    ok = table.ok
+    rows, cols, panels = grid_layout(table.axes)
+    row_vals = table.values[rows] if rows else [None]
+    col_vals = table.values[cols] if cols else [None]
+    keys = panel_keys(table, panels)
+    fig = Figure(figsize=(1.0 + 1.9 * len(col_vals) * len(keys), 1.2 + 0.75 * len(row_vals)))
+    axs = fig.subplots(1, len(keys), squeeze=False)
+    logs = [math.log10(s) for j in ok if (s := j.summary.get("final_std")) is not None and s > 0]
+    span = max([abs(v) for v in logs] + [1.0])
+    norm = TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span)
+    image = None
+    for ax, key in zip(axs[0], keys, strict=True):
+        grid = np.full((len(row_vals), len(col_vals)), np.nan)
+        ax.set_facecolor("#dddddd")
+        for job in ok:
+            if not in_panel(table, job, panels, key):
+                continue
+            i = row_vals.index(table.at(job, rows)) if rows else 0
+            k = col_vals.index(table.at(job, cols)) if cols else 0
+            std = job.summary.get("final_std")
+            if std is not None and std > 0:
+                grid[i, k] = math.log10(std)
+            text = "NaN" if std is None else ("0" if std == 0 else f"{std:.2g}")
+            dark = not np.isnan(grid[i, k]) and abs(grid[i, k]) > 0.6 * span
+            ax.text(k, i, f"{verdict_text(job.summary)}\nstd {text}", ha="center",
+                    va="center", fontsize=7, color="white" if dark else "black")
+        image = ax.imshow(grid, cmap="RdBu_r", norm=norm, aspect="auto")
+        ax.set_xticks(range(len(col_vals)), [str(v) for v in col_vals], fontsize=8)
+        ax.set_yticks(range(len(row_vals)), [str(v) for v in row_vals], fontsize=8)
+        ax.set_xlabel(cols or "")
+        ax.set_ylabel(rows or "")
+        ax.set_title(panel_title(panels, key), fontsize=9)
+    if image is not None:
+        bar = fig.colorbar(image, ax=axs[0].tolist(), shrink=0.9)
+        bar.set_label("log10(final std), median over trials\n(grey: NaN or 0)")
+    fig.suptitle("Final-layer std: blue vanished, red exploded, white ~1 (held)", fontsize=10)
+    return fig
+
+
+def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None) -> Figure:
+    """Median and 10-90 % band of ``stat`` per layer; a line per setting, a panel per activation."""
+    from initlab.plots import bands
+
+    ok = [j for j in (table.ok if jobs is None else jobs) if j.layers is not None]
+    panels = ["activation"] if "activation" in table.axes else []
+    lines = [a for a in table.axes if a not in panels]
+    keys = panel_keys(table, panels)
+    ncols = min(3, len(keys))
+    nrows = math.ceil(len(keys) / ncols)
+    fig = Figure(figsize=(5.2 * ncols, 3.8 * nrows), layout="tight")
+    axs = fig.subplots(nrows, ncols, squeeze=False)
+    line_keys = list(dict.fromkeys(tuple(table.at(j, a) for a in lines) for j in ok))
+    colors = matplotlib.colormaps["tab10" if len(line_keys) <= 10 else "tab20"]
+    for n, key in enumerate(keys):
+        ax = axs[n // ncols][n % ncols]
+        for job in ok:
+            if not in_panel(table, job, panels, key):
+                continue
+            frame = job.layers
+            wide = frame.pivot(index="trial", columns="layer", values=stat).to_numpy(dtype=float)
+            if stat != "mean":  # log axis: 0 is a gap
+                wide = np.where(wide > 0, wide, np.nan)
+            med, lo, hi = bands(wide)
+            lk = tuple(table.at(job, a) for a in lines)
+            color = colors(line_keys.index(lk) % colors.N)
+            layers = np.arange(len(med))
+            ax.plot(layers, med, color=color, lw=1.6,
+                    label=", ".join(str(v) for v in lk) or job.name)
+            ax.fill_between(layers, lo, hi, color=color, alpha=0.12, lw=0)
+            theory = THEORY_COLUMNS.get(stat)
+            if theory in frame:
+                curve = frame[frame["trial"] == frame["trial"].min()].sort_values("layer")
+                curve = curve[theory].to_numpy(dtype=float)
+                if stat != "mean":
+                    curve = np.where(curve > 0, curve, np.nan)
+                ax.plot(np.arange(len(curve)), curve, color=color, lw=0.9, ls="--")
+        if stat != "mean":
+            ax.set_yscale("log")
+        else:
+            ax.set_yscale("symlog", linthresh=1e-3)
+            ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(panel_title(panels, key), fontsize=9)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(YLABELS.get(stat, stat))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, title=", ".join(lines) or None, title_fontsize=7)
+    for n in range(len(keys), nrows * ncols):
+        axs[n // ncols][n % ncols].axis("off")
+    what = {"std": "std (log axis)", "mean": "mean (symmetric log axis)",
+            "grad_x_std": "gradient std, dL/dx_l (log axis)"}[stat]
+    fig.suptitle(f"{what} by layer: median over trials, band 10-90 %, dashed: mean-field "
+                 "theory; gaps are 0 or NaN", fontsize=10)
+    return fig
+
+
+def color_dim(job: JobRecord) -> Figure:
+    """fastai-style colour_dim over depth: layer x log10|x| bins, colour log(1 + count)."""
+    hist = pd.read_csv(job.path / store.HISTOGRAM_CSV)
+    depth = int(hist["layer"].max())
+    values = hist[hist["bin"] == "value"]
+    lo = math.floor(values["log10_lo"].min()) if len(values) else -1
+    hi = math.ceil(values["log10_hi"].max()) if len(values) else 1
+    step = float((values["log10_hi"] - values["log10_lo"]).iloc[0]) if len(values) else 1.0
+    nbins = max(1, round((hi - lo) / step))
+    grid = np.zeros((nbins + 2, depth + 1))  # row 0: zeros, last row: non-finite
+    for row in hist.itertuples():
+        if row.bin == "zero":
+            grid[0, row.layer] += row.count
+        elif row.bin == "nonfinite":
+            grid[-1, row.layer] += row.count
+        else:
+            idx = min(nbins - 1, max(0, round((row.log10_lo - lo) / step)))
+            grid[1 + idx, row.layer] += row.count
+    fig = Figure(figsize=(8, 4.8))
+    ax = fig.subplots()
+    image = ax.imshow(np.log1p(grid), origin="lower", aspect="auto", cmap="viridis",
+                      extent=(-0.5, depth + 0.5, -0.5, nbins + 1.5), interpolation="nearest")
+    decades = list(range(math.ceil(lo), math.floor(hi) + 1))
+    decades = decades[::max(1, math.ceil(len(decades) / 10))]
+    ax.set_yticks([0] + [1 + (d - lo) / step - 0.5 for d in decades] + [nbins + 1],
+                  ["0"] + [f"1e{d}" for d in decades] + ["NaN/inf"], fontsize=8)
+    for y in (0.5, nbins + 0.5):
+        ax.axhline(y, color="white", lw=0.8)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("|x| (log bins; bottom row: exact 0)")
+    fig.colorbar(image, ax=ax, label="log(1 + count)")
+    s = job.settings
+    ax.set_title(f"{job.name}: init={label(s, 'init')}, activation={label(s, 'activation')}, "
+                 f"{s.get('trials')} trials — histogram of |x| by layer", fontsize=9)
+    return fig

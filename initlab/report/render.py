@@ -1,0 +1,77 @@
+"""The document as Markdown (figures linked) and as one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+from initlab.report.document import Section
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
+max-width:1100px;padding:12px;line-height:1.45;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:2px}
+.scroll{overflow-x:auto;margin:8px 0}table{border-collapse:collapse;font-size:.85em}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;white-space:nowrap}
+th{background:#f3f3f3}figure{margin:10px 0;overflow-x:auto}
+img{max-width:100%;min-width:600px;height:auto}
+figcaption{font-size:.85em;color:#555}
+td.pass{color:#106b10}td.fail{color:#a00000;font-weight:bold}
+"""
+
+
+def markdown(title: str, sections: list[Section]) -> str:
+    out = [f"# {title}", ""]
+    for heading, blocks in sections:
+        if heading:
+            out += [f"## {heading}", ""]
+        for b in blocks:
+            if b.kind == "p":
+                out += [b.text, ""]
+            elif b.kind == "img":
+                out += [f"![{b.text}]({b.image})", "", f"*{b.text}*", ""]
+            else:
+                out.append("| " + " | ".join(b.header) + " |")
+                out.append("|" + "---|" * len(b.header))
+                out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |"
+                        for r in b.rows]
+                out.append("")
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
+
+
+def page(title: str, sections: list[Section], folder: Path) -> str:
+    """HTML with every figure embedded (read from ``folder``): one file to mail or open."""
+    out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+           f"<h1>{html.escape(title)}</h1>"]
+    for heading, blocks in sections:
+        if heading:
+            out.append(f"<h2>{html.escape(heading)}</h2>")
+        for b in blocks:
+            if b.kind == "p":
+                out.append(f"<p>{_inline(b.text)}</p>")
+            elif b.kind == "img":
+                data = base64.b64encode((folder / b.image).read_bytes()).decode("ascii")
+                out.append(f'<figure><img alt="{html.escape(b.text)}" '
+                           f'src="data:image/png;base64,{data}"><figcaption>'
+                           f"{html.escape(b.text)} ({html.escape(b.image)})</figcaption></figure>")
+            else:
+                out.append('<div class="scroll"><table><tr>'
+                           + "".join(f"<th>{html.escape(h)}</th>" for h in b.header) + "</tr>")
+                for r in b.rows:
+                    cells = []
+                    for c in r:
+                        cls = ' class="pass"' if c.startswith("✓") else (
+                            ' class="fail"' if c.startswith("✗") else "")
+                        cells.append(f"<td{cls}>{html.escape(c)}</td>")
+                    out.append("<tr>" + "".join(cells) + "</tr>")
+                out.append("</table></div>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

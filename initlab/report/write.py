@@ -1,0 +1,118 @@
+"""Write ``DIR/report/`` whole: built in ``DIR/.report.tmp-XXXX``, then renamed over it.
+
+A reader never sees a half-made report: the old ``report/`` stays until the
+new one is complete, is renamed away, and the new one takes its name. Files
+and folders get the modes a plain ``open()``/``mkdir()`` would give under the
+current umask.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from initlab import store
+from initlab.report import document, figures, render
+from initlab.report.load import JobRecord, ReportError, ReportIOError, find_jobs
+from initlab.report.tables import Summary, tabulate
+
+REPORT_DIR = "report"
+FIGURES = {
+    "heatmap": "heatmap.png",
+    "std": "std_by_layer.png",
+    "mean": "mean_by_layer.png",
+    "grad": "grad_by_layer.png",
+    "color_dim": "color_dim.png",
+}
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def choose_job(table: Summary, name: str | None) -> JobRecord | None:
+    """The job for the histogram picture: ``name`` if given, else the first stable one."""
+    ok = [j for j in table.ok if (j.path / store.HISTOGRAM_CSV).exists()]
+    if name is not None:
+        for job in ok:
+            if job.name == name or job.name.split("_")[0] == name:
+                return job
+        raise ReportError(f"--job {name}: not a finished job with a histogram; jobs: "
+                          + (", ".join(j.name for j in ok) or "none"))
+    stable = [j for j in ok if j.summary.get("verdict") == "stable"]
+    return (stable or ok or [None])[0]
+
+
+def _draw(table: Summary, folder: Path, job: str | None) -> tuple[dict[str, str], list[str]]:
+    drawn: dict[str, str] = {}
+    notes: list[str] = []
+
+    def draw(key: str, make: Callable[[], Figure]) -> None:
+        try:
+            figures.save(make(), folder / FIGURES[key])
+            drawn[key] = FIGURES[key]
+        except Exception as exc:  # one odd file must not cost the whole report
+            notes.append(f"{FIGURES[key]} could not be drawn: {type(exc).__name__}: {exc}")
+
+    ok = table.ok
+    if len(ok) > 1:
+        draw("heatmap", lambda: figures.heatmap(table))
+    if ok:
+        draw("std", lambda: figures.by_layer(table, "std"))
+        draw("mean", lambda: figures.by_layer(table, "mean"))
+    with_grads = [j for j in ok if "grad_x_std" in j.layers]
+    if with_grads:
+        draw("grad", lambda: figures.by_layer(table, "grad_x_std", with_grads))
+    chosen = choose_job(table, job)
+    if chosen is not None:
+        draw("color_dim", lambda: figures.color_dim(chosen))
+    return drawn, notes
+
+
+def _fill(folder: Path, directory: Path, table: Summary, job: str | None) -> None:
+    drawn, notes = _draw(table, folder, job)
+    table.frame.to_csv(folder / "summary.csv", index=False)
+    title, sections = document.build(table, directory.name, drawn, notes)
+    (folder / "report.md").write_text(render.markdown(title, sections), encoding="utf-8")
+    (folder / "report.html").write_text(render.page(title, sections, folder), encoding="utf-8")
+
+
+def write_report(directory: Path, job: str | None = None) -> Path:
+    """Write ``directory/report/`` whole and return it. Raises ReportError (one line) when the
+    directory is not a run or sweep, or cannot be written."""
+    directory = Path(directory)
+    table = tabulate(find_jobs(directory))
+    final = directory / REPORT_DIR
+    if final.exists() and not final.is_dir():
+        raise ReportError(f"{final}: exists and is not a directory; move it to write the report")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.tmp-", dir=directory))
+    except OSError as exc:
+        raise ReportIOError(f"{directory}: {exc.strerror or exc}") from None
+    mask = _umask()
+    try:
+        _fill(tmp, directory, table, job)
+        for path in tmp.iterdir():  # written by plain open(): the umask's mode already
+            path.chmod(0o666 & ~mask)
+        tmp.chmod(0o777 & ~mask)  # mkdtemp made it 0700
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.old-", dir=directory))
+            os.replace(final, old / REPORT_DIR)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ReportIOError(f"{exc.filename or directory}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
