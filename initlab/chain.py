@@ -1,7 +1,7 @@
 """The engine: run the chain ``x_l = act(W_l @ x_{l-1})`` and reduce per-layer statistics.
 
-Pure: a ``ChainSpec`` in, a ``ChainResult`` (NumPy arrays) out. No Hydra, no
-files, no plots.
+Pure: ``ChainSpec``s in, ``ChainResult``s (NumPy arrays) out. No Hydra, no
+files, no plots, no pandas, no theory (``initlab.tables`` makes tables).
 
 How it computes:
 
@@ -9,103 +9,54 @@ How it computes:
   and each layer is one ``torch.bmm`` over all trials at once. Trials are cut
   into chunks only to bound memory (``MEMORY_BUDGET``), never looped one by one.
 * **Layers stream.** One layer's weights live in memory at a time:
-  O(trials * width^2), whatever the depth.
-* **Random streams are keyed, not sequential.** Layer ``l`` of trial ``t``
-  draws its base matrix from a generator seeded by ``(seed, l, t)``, and the
-  input of trial ``t`` from ``(seed, t)``. So a layer's weights can be drawn
-  again on their own, a run with fewer trials or layers draws a prefix of a
-  larger one's numbers, and every scheme transforms the *same* N(0, 1) matrices
-  (common random numbers: paired comparisons; see ``initlab.schemes``).
+  O(trials * width^2), whatever the depth; the backward pass draws them again.
+* **Random streams are keyed** (``initlab.draws``): same seed, same numbers; a
+  run with fewer trials or layers is a prefix of a larger one.
+* **Specs that differ only in scheme and activation share a pass**
+  (``run_many``): a ``GroupLayout`` puts their columns side by side, each
+  layer's base matrices are drawn once for all of them, and observers
+  (``initlab.observers``) reduce every layer as it goes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from initlab.activations import get_activation
-from initlab.schemes import Draw, orthogonalize_, uniform_from_normal_
+from initlab.draws import (  # noqa: F401  (re-exported: the engine's streams)
+    draw_inputs,
+    fill_layer_,
+    gradient_seed,
+    input_seed,
+    layer_weights,
+    output_gradient,
+    stream_seed,
+    weight_seed,
+)
+from initlab.observers import (  # noqa: F401  (GRAD_STATS re-exported)
+    GRAD_STATS,
+    GradientStats,
+    Histogram,
+    LayerStats,
+    Progress,
+)
+from initlab.schemes import Draw
 from initlab.spec import ChainSpec, resolve_device
-from initlab.stats import STATS, hist_edges, layer_stats, log_histogram
-from initlab.theory import for_chain
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Bytes of weights (one layer, all trials of a chunk) held at once.
 MEMORY_BUDGET = 512 * 2**20
 
-_MASK64 = (1 << 64) - 1
-_INPUT_STREAM = 0x1A9B7C3D  # tags keep the input and weight streams apart
-_WEIGHT_STREAM = 0x5EED0F17
-_GRAD_STREAM = 0x6EAD1E57
-
-#: Gradient statistics per trial and layer (columns of the per-layer table when computed):
-#: dL/dx_l over units and batch, and dL/dW_l over the entries of the matrix (layer >= 1).
-GRAD_STATS = ("grad_x_mean", "grad_x_std", "grad_w_mean", "grad_w_std")
-
-
-def _splitmix64(z: int) -> int:
-    z = (z + 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-def stream_seed(seed: int, *key: int) -> int:
-    """A 63-bit generator seed for the stream ``(seed, *key)`` (SplitMix64 hashing)."""
-    z = _splitmix64(seed & _MASK64)
-    for k in key:
-        z = _splitmix64(z ^ (k & _MASK64))
-    return z >> 1
-
-
-def weight_seed(seed: int, layer: int, trial: int) -> int:
-    """Seed of the base matrix of ``layer`` (1-based) in ``trial``."""
-    return stream_seed(seed, _WEIGHT_STREAM, layer, trial)
-
-
-def input_seed(seed: int, trial: int) -> int:
-    """Seed of the input vectors x_0 of ``trial``."""
-    return stream_seed(seed, _INPUT_STREAM, trial)
-
-
-def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu") -> torch.Tensor:
-    """The weights W_layer (len(trials), width, width) that ``run_chain`` uses for ``layer``.
-
-    Drawn by the engine's own ``_fill_sources``, then scaled: what the engine
-    multiplies, without the LSUV rescaling (which depends on the data).
-    """
-    draw = spec.draw()
-    source = 1 if spec.weights == "shared" else layer
-    w = torch.zeros(len(trials), spec.width, spec.width, dtype=spec.torch_dtype, device=device)
-    if draw.base != "zero":
-        _fill_sources({draw.base: w}, draw, spec.seed, source, trials)
-    return w.mul_(draw.scale)
-
-
-def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
-    """Inputs x_0 ~ N(0, I): shape (len(trials), width, batch)."""
-    x = torch.empty(len(trials), spec.width, spec.batch, dtype=spec.torch_dtype, device=device)
-    gen = torch.Generator(device=x.device)
-    for i, trial in enumerate(trials):
-        gen.manual_seed(input_seed(spec.seed, trial))
-        x[i].normal_(generator=gen)
-    return x
-
-
-def _unit_std(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Divide each trial's (width, batch) block by its std (left alone where the std is 0).
-
-    Returns the result and the (float64) divisors.
-    """
-    std = h.reshape(h.shape[0], -1).to(torch.float64).std(dim=1)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    return h / std.to(h.dtype).view(-1, 1, 1), std
+#: ChainSpec fields a group's configs may differ in; every other field is the group's key.
+PER_CONFIG_FIELDS = ("init", "init_params", "activation", "activation_params")
 
 
 def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET, configs: int = 1,
@@ -140,48 +91,17 @@ class ChainResult:
     #: ``GRAD_STATS`` name -> (trials, depth + 1), when the spec asked for gradients.
     grads: dict[str, np.ndarray] | None = None
 
-    def hist_frame(self) -> pd.DataFrame:
-        """Tidy, sparse histogram: one row per (layer, bin) with a non-zero count.
-
-        ``bin`` is ``zero``, ``nonfinite`` or ``value``; value bins cover
-        ``log10_lo <= log10|x| < log10_hi``.
-        """
-        edges = hist_edges(self.spec.dtype).numpy()
-        lo = np.concatenate([[np.nan, np.nan], edges[:-1]])
-        hi = np.concatenate([[np.nan, np.nan], edges[1:]])
-        kind = np.array(["zero", "nonfinite"] + ["value"] * (len(edges) - 1))
-        layer, col = np.nonzero(self.hist)
-        return pd.DataFrame(
-            {
-                "layer": layer,
-                "bin": kind[col],
-                "log10_lo": lo[col],
-                "log10_hi": hi[col],
-                "count": self.hist[layer, col],
-            }
-        )
-
     def frame(self) -> pd.DataFrame:
-        """Tidy table: one row per (trial, layer), the spec's settings as columns."""
-        trials, layers = self.stats["mean"].shape
-        cols: dict[str, Any] = {
-            "trial": np.repeat(np.arange(trials), layers),
-            "layer": np.tile(np.arange(layers), trials),
-        }
-        for name in STATS:
-            cols[name] = self.stats[name].reshape(-1)
-        for name, values in (self.grads or {}).items():
-            cols[name] = values.reshape(-1)
-        curves = for_chain(self.spec, self.draw)
-        names = ("mean", "std", "grad_std") if self.grads else ("mean", "std")
-        for name in names:  # mean-field prediction beside each measurement
-            column = "theory_grad_x_std" if name == "grad_std" else f"theory_{name}"
-            cols[column] = (np.tile(curves[name], trials) if curves is not None
-                            else np.full(trials * layers, np.nan))
-        frame = pd.DataFrame(cols)
-        for i, (key, value) in enumerate(self.spec.describe().items()):
-            frame.insert(i, key, value)
-        return frame
+        """Tidy table, one row per (trial, layer): ``initlab.tables.layers_frame``."""
+        from initlab.tables import layers_frame
+
+        return layers_frame(self)
+
+    def hist_frame(self) -> pd.DataFrame:
+        """Tidy, sparse histogram: ``initlab.tables.histogram_frame``."""
+        from initlab.tables import histogram_frame
+
+        return histogram_frame(self)
 
     def prefix(self, depth: int) -> ChainResult:
         """The result of the same chain cut at ``depth`` layers (forward statistics only).
@@ -204,11 +124,100 @@ class ChainResult:
         return self.stats[name][:, -1]
 
 
-def run_chain(
-    spec: ChainSpec,
-    budget: int = MEMORY_BUDGET,
-    progress: Callable[[int], None] | None = None,
-) -> ChainResult:
+def group_key(spec: ChainSpec) -> tuple:
+    """Specs with the same key run as one pass (``run_many``): every ChainSpec field but
+    ``PER_CONFIG_FIELDS``. A plug-in scheme draws its own matrices (which may depend on
+    the activation), so its specs share a pass only with identical specs."""
+    key = tuple((f.name, repr(getattr(spec, f.name))) for f in dataclasses.fields(spec)
+                if f.name not in PER_CONFIG_FIELDS)
+    if spec.draw().base == "custom":
+        key += tuple((name, repr(getattr(spec, name))) for name in PER_CONFIG_FIELDS)
+    return key
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """Where each config of a group sits: built once, shared by the forward and backward pass.
+
+    Configs are ordered by base distribution, so the configs sharing a base
+    matrix are one contiguous column block and one ``bmm`` serves them all.
+    Config ``pos`` (``specs[pos]``) owns columns ``columns[pos]`` of the
+    signal ``(trials, width, configs * batch)``.
+    """
+
+    specs: tuple[ChainSpec, ...]
+    #: ``order[pos]``: index of ``specs[pos]`` in the list given to ``build``
+    order: tuple[int, ...]
+    draws: tuple[Draw, ...]
+    acts: tuple[Callable[[torch.Tensor], torch.Tensor], ...]
+    columns: tuple[slice, ...]
+    #: base -> the columns of every config drawing from it (``zero`` has none: no matmul)
+    blocks: dict[str, slice]
+    chunk: int
+    device: torch.device
+
+    @classmethod
+    def build(cls, specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET) -> GroupLayout:
+        keys = {group_key(s) for s in specs}
+        if len(keys) != 1:
+            raise ValueError("specs of one group must differ only in "
+                             f"{', '.join(PER_CONFIG_FIELDS)}")
+        draws = [s.draw() for s in specs]
+        order = tuple(sorted(range(len(specs)), key=lambda k: draws[k].base))
+        b = specs[0].batch
+        columns = tuple(slice(pos * b, (pos + 1) * b) for pos in range(len(specs)))
+        blocks: dict[str, slice] = {}
+        for pos, k in enumerate(order):
+            base = draws[k].base
+            if base != "zero":
+                start = blocks[base].start if base in blocks else columns[pos].start
+                blocks[base] = slice(start, columns[pos].stop)
+        ref = specs[0]
+        chunk = trial_chunk(ref, budget, configs=len(specs), matrices=max(1, len(blocks)))
+        return cls(specs=tuple(specs[k] for k in order), order=order,
+                   draws=tuple(draws[k] for k in order),
+                   acts=tuple(get_activation(specs[k].activation, specs[k].activation_params)
+                              for k in order),
+                   columns=columns, blocks=blocks, chunk=chunk,
+                   device=resolve_device(ref.device))
+
+    @property
+    def ref(self) -> ChainSpec:
+        """The settings every config shares (width, depth, trials, seed, ...)."""
+        return self.specs[0]
+
+    @property
+    def configs(self) -> int:
+        return len(self.specs)
+
+    def chunks(self) -> list[range]:
+        trials = self.ref.trials
+        return [range(s, min(trials, s + self.chunk)) for s in range(0, trials, self.chunk)]
+
+    def new_weights(self, trials: range) -> dict[str, torch.Tensor]:
+        """One buffer per base matrix for a chunk (refilled layer by layer, never kept)."""
+        n = self.ref.width
+        return {base: torch.empty(len(trials), n, n, dtype=self.ref.torch_dtype,
+                                  device=self.device) for base in self.blocks}
+
+    def draw_weights(self, mats: dict[str, torch.Tensor], layer: int, trials: range) -> None:
+        """Fill the buffers with ``layer``'s base matrices (layer 1's under shared weights)."""
+        custom = next((d.fill for d in self.draws if d.base == "custom"), None)
+        source = 1 if self.ref.weights == "shared" else layer
+        fill_layer_(mats, self.ref.seed, source, trials, custom)
+
+    def matmul(self, mats: dict[str, torch.Tensor], x: torch.Tensor,
+               transpose: bool = False) -> torch.Tensor:
+        """base @ x (or base^T @ x) block by block; zero where the base is zero."""
+        out = torch.zeros_like(x)
+        for base, block in self.blocks.items():
+            w = mats[base].transpose(1, 2) if transpose else mats[base]
+            out[:, :, block] = torch.bmm(w, x[:, :, block])
+        return out
+
+
+def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET,
+              progress: Callable[[int], object] | None = None) -> ChainResult:
     """Run every trial of ``spec`` through the chain and return per-layer statistics.
 
     With ``spec.gradients``, a backward pass follows: ``g_L ~ N(0, I)`` is
@@ -217,169 +226,107 @@ def run_chain(
     instead of kept, so memory holds one layer's weights whatever the depth
     (plus the pre-activations, width x batch per layer).
 
-    ``progress``, when given, is called with the number of trials after each
-    layer of each chunk, e.g. a progress bar's ``update``.
+    ``progress``, when given, is called with the number of trial-layers done
+    after each layer of each chunk, e.g. a progress bar's ``update``.
     """
     return run_many([spec], budget, progress)[0]
 
 
-def group_key(spec: ChainSpec) -> tuple:
-    """Specs with the same key can run as one pass (``run_many``): all but scheme and activation."""
-    return (spec.width, spec.depth, spec.trials, spec.batch, spec.seed, spec.dtype, spec.device,
-            spec.weights, spec.gradients)
-
-
-def run_many(
-    specs: list[ChainSpec],
-    budget: int = MEMORY_BUDGET,
-    progress: Callable[[int], None] | None = None,
-) -> list[ChainResult]:
+def run_many(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
+             progress: Callable[[int], object] | None = None) -> list[ChainResult]:
     """Run several specs, drawing each layer's base matrices once for all that can share them.
 
-    Specs that differ only in scheme and activation (same width, depth, trials,
-    batch, seed, dtype, device, weights) run as one pass: each layer draws one
-    N(0, 1) matrix per trial for all of them (uniform-family schemes use its erf,
-    orthogonal ones its QR), and all configs sharing a matrix go through one
-    ``bmm`` as extra columns. Every config sees exactly the
-    weights and inputs it would see alone (common random numbers), so the
-    results equal separate runs up to the rounding of the wider matmul.
+    Specs with the same ``group_key`` (all settings but scheme and activation)
+    run as one pass (``run_group``). Every config sees exactly the weights and
+    inputs it would see alone (common random numbers), so the results equal
+    separate runs up to the rounding of the wider matmul.
     """
-    results: list[ChainResult | None] = [None] * len(specs)
     groups: dict[tuple, list[int]] = {}
     for i, spec in enumerate(specs):
-        key = group_key(spec)
-        if spec.draw().base == "custom":  # a plug-in draws its own matrices
-            key = (*key, "custom", i)
-        groups.setdefault(key, []).append(i)
+        groups.setdefault(group_key(spec), []).append(i)
+    results: list[ChainResult | None] = [None] * len(specs)
     for members in groups.values():
-        for i, result in zip(members, _run_group([specs[i] for i in members], budget, progress),
-                             strict=True):
+        done = run_group([specs[i] for i in members], budget, progress)
+        for i, result in zip(members, done, strict=True):
             results[i] = result
     return results
 
 
-def _fill_sources(mats: dict[str, torch.Tensor], draw_of_custom: Draw | None, seed: int,
-                  layer: int, trials: range) -> None:
-    """Draw this layer's base matrices: one N(0, 1) draw per trial feeds the normal, uniform
-    (erf of it) and orthogonal (its QR) bases; a plug-in fills its own; constant is ones.
-
-    Every scheme thus starts from the same matrix of a (seed, layer, trial) stream.
-    """
-    if "constant" in mats:
-        mats["constant"].fill_(1.0)
-    gen = torch.Generator(device=next(iter(mats.values())).device) if mats else None
-    drawn = [src for src in ("normal", "uniform", "orthogonal") if src in mats]
-    for i, trial in enumerate(trials):
-        key = weight_seed(seed, layer, trial)
-        if drawn:
-            mats[drawn[0]][i].normal_(generator=gen.manual_seed(key))
-        if "custom" in mats:
-            draw_of_custom.fill(mats["custom"][i], gen.manual_seed(key))
-    base = mats[drawn[0]] if drawn else None
-    if "orthogonal" in mats and base is not mats["orthogonal"]:
-        mats["orthogonal"].copy_(base)  # before the uniform transform may overwrite base
-    if "uniform" in mats:  # erf(Z / sqrt 2), written straight into its own buffer
-        if base is mats["uniform"]:
-            uniform_from_normal_(base)
-        else:
-            torch.erf(torch.mul(base, 1.0 / math.sqrt(2.0), out=mats["uniform"]),
-                      out=mats["uniform"])
-    if "orthogonal" in mats:
-        orthogonalize_(mats["orthogonal"])
-
-
-def _run_group(specs: list[ChainSpec], budget: int, progress) -> list[ChainResult]:
-    """The engine proper: every spec of a compatible group in one batched pass."""
-    ref = specs[0]
-    device = resolve_device(ref.device)
-    draws = [s.draw() for s in specs]
-    acts = [get_activation(s.activation, s.activation_params) for s in specs]
-    k_count, n, b = len(specs), ref.width, ref.batch
-    # Configs sharing a matrix sit side by side, so one bmm serves them all.
-    order = sorted(range(k_count), key=lambda k: draws[k].base)
-    cols = {k: slice(pos * b, (pos + 1) * b) for pos, k in enumerate(order)}
-    sources: dict[str, list[int]] = {}
-    for k in order:
-        sources.setdefault(draws[k].base, []).append(k)
-    blocks = {src: slice(cols[ks[0]].start, cols[ks[-1]].stop) for src, ks in sources.items()}
-    needed = [src for src in sources if src != "zero"]
-    custom = next((d for d in draws if d.base == "custom"), None)
-    chunk = trial_chunk(ref, budget, configs=k_count, matrices=max(1, len(needed)))
-    shape = (ref.trials, ref.depth + 1)
-    outs = [{name: np.empty(shape, dtype=bool if name == "finite" else np.float64)
-             for name in STATS} for _ in specs]
-    grads = [{name: np.full(shape, np.nan) for name in GRAD_STATS} if ref.gradients else None
-             for _ in specs]
-    hists = [np.zeros((ref.depth + 1, 2 + len(hist_edges(ref.dtype)) - 1), dtype=np.int64)
-             for _ in specs]
-
-    def record(layer: int, trials: range, signal: torch.Tensor) -> None:
-        stats = {name: v.cpu().numpy() for name, v in layer_stats(signal, k_count).items()}
-        counts = log_histogram(signal, ref.dtype, k_count).cpu().numpy()
-        for pos, k in enumerate(order):  # column block pos holds config k
-            for name, values in stats.items():
-                outs[k][name][trials.start : trials.stop, layer] = values[:, pos]
-            hists[k][layer] += counts[pos]
-        if progress is not None:
-            progress(len(trials) * k_count)
-
-    redraw = ref.weights == "fresh" and any(src in needed for src in
-                                            ("normal", "uniform", "orthogonal", "custom"))
+def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
+              progress: Callable[[int], object] | None = None) -> list[ChainResult]:
+    """One batched pass over a group of specs with one ``group_key``; results in their order."""
+    layout = GroupLayout.build(specs, budget)
+    ref, k = layout.ref, layout.configs
+    stats, hist = LayerStats(k, ref.trials, ref.depth), Histogram(k, ref.depth, ref.dtype)
+    observers: list[Any] = [stats, hist]
+    if progress is not None:
+        observers.append(Progress(progress, k))
+    grads = GradientStats(k, ref.trials, ref.depth) if ref.gradients else None
     with torch.no_grad():
-        for start in range(0, ref.trials, chunk):
-            trials = range(start, min(ref.trials, start + chunk))
-            t_count = len(trials)
+        for trials in layout.chunks():
             # The weights first: the largest allocation fails before any work is done.
-            mats = {src: torch.empty(t_count, n, n, dtype=ref.torch_dtype, device=device)
-                    for src in needed}
-            x0 = draw_inputs(ref, trials, device).repeat(1, 1, k_count)  # same x_0 for all
-            record(0, trials, x0)
-            x, pre, gains = x0, [], []
-            for layer in range(1, ref.depth + 1):
-                if layer == 1 or redraw:
-                    source_layer = 1 if ref.weights == "shared" else layer
-                    _fill_sources(mats, custom, ref.seed, source_layer, trials)
-                # (scale * W) @ x computed as W @ (scale * x): width*batch products instead
-                # of width^2, and the product overflows or underflows where (scale * W) @ x
-                # would (up to one rounding).
-                scaled = x.clone()
-                for k in range(k_count):
-                    if draws[k].scale != 1.0:
-                        scaled[:, :, cols[k]] *= draws[k].scale
-                h = torch.zeros_like(x)
-                for src, block in blocks.items():
-                    if src != "zero":
-                        h[:, :, block] = torch.bmm(mats[src], scaled[:, :, block])
-                gain = torch.empty(t_count, k_count, dtype=torch.float64, device=device)
-                nxt = torch.empty_like(x)
-                for k in range(k_count):
-                    hk = h[:, :, cols[k]]
-                    gain[:, k] = draws[k].scale
-                    if draws[k].normalize:  # LSUV: unit std per trial on the batch
-                        hk, std = _unit_std(hk)
-                        h[:, :, cols[k]] = hk
-                        gain[:, k] /= std
-                    nxt[:, :, cols[k]] = acts[k](hk)
-                x = nxt
-                record(layer, trials, x)
-                if ref.gradients:
-                    pre.append(h)
-                    gains.append(gain)
-            if ref.gradients:
-                _backward(ref, specs, acts, mats, blocks, cols, custom, trials, x0, pre, gains,
-                          grads)
-    return [ChainResult(spec=s, stats=outs[k], device=str(device), draw=draws[k],
-                        hist=hists[k], grads=grads[k]) for k, s in enumerate(specs)]
+            mats = layout.new_weights(trials)
+            x0, pre, gains = _forward(layout, mats, trials, observers)
+            if grads is not None:
+                _backward(layout, mats, trials, x0, pre, gains, grads)
+    results: list[ChainResult | None] = [None] * k
+    for pos, index in enumerate(layout.order):
+        results[index] = ChainResult(
+            spec=layout.specs[pos], stats=stats.values[pos], device=str(layout.device),
+            draw=layout.draws[pos], hist=hist.counts[pos],
+            grads=None if grads is None else grads.values[pos])
+    return results
 
 
-def output_gradient(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
-    """g_L ~ N(0, I), shape (len(trials), width, batch): the loss is <g_L, x_L>."""
-    g = torch.empty(len(trials), spec.width, spec.batch, dtype=spec.torch_dtype, device=device)
-    gen = torch.Generator(device=g.device)
-    for i, trial in enumerate(trials):
-        gen.manual_seed(stream_seed(spec.seed, _GRAD_STREAM, trial))
-        g[i].normal_(generator=gen)
-    return g
+def _unit_std(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Divide each trial's (width, batch) block by its std (left alone where the std is 0).
+
+    Returns the result and the (float64) divisors.
+    """
+    std = h.reshape(h.shape[0], -1).to(torch.float64).std(dim=1)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return h / std.to(h.dtype).view(-1, 1, 1), std
+
+
+def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
+             observers: Sequence[Any]) -> tuple[torch.Tensor, list, list]:
+    """The chain for one chunk of trials, every config at once; each layer goes to the
+    observers. Returns x_0 and, when gradients follow, the pre-activations and gains."""
+    ref = layout.ref
+    x0 = draw_inputs(ref, trials, layout.device).repeat(1, 1, layout.configs)  # same x_0 for all
+    for obs in observers:
+        obs.layer(0, trials, x0)
+    redraw = ref.weights == "fresh"
+    x, pre, gains = x0, [], []
+    for layer in range(1, ref.depth + 1):
+        if layer == 1 or redraw:
+            layout.draw_weights(mats, layer, trials)
+        # (scale * W) @ x computed as W @ (scale * x): width*batch products instead of
+        # width^2, and the product overflows or underflows where (scale * W) @ x would
+        # (up to one rounding).
+        scaled = x.clone()
+        for cols, draw in zip(layout.columns, layout.draws, strict=True):
+            if draw.scale != 1.0:
+                scaled[:, :, cols] *= draw.scale
+        h = layout.matmul(mats, scaled)
+        gain = torch.empty(len(trials), layout.configs, dtype=torch.float64,
+                           device=layout.device)
+        x = torch.empty_like(h)
+        for pos, (cols, draw, act) in enumerate(zip(layout.columns, layout.draws, layout.acts,
+                                                    strict=True)):
+            hk = h[:, :, cols]
+            gain[:, pos] = draw.scale
+            if draw.normalize:  # LSUV: unit std per trial on the batch
+                hk, std = _unit_std(hk)
+                h[:, :, cols] = hk
+                gain[:, pos] /= std
+            x[:, :, cols] = act(hk)
+        for obs in observers:
+            obs.layer(layer, trials, x)
+        if ref.gradients:
+            pre.append(h)
+            gains.append(gain)
+    return x0, pre, gains
 
 
 def _activation_vjp(act: Callable, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -407,40 +354,24 @@ def _weight_grad_stats(g_h: torch.Tensor, x_prev: torch.Tensor) -> tuple[torch.T
     return mean, var.clamp_min(0).sqrt()
 
 
-def _backward(ref, specs, acts, mats, blocks, cols, custom, trials, x0, pre, gains,
-              grads) -> None:
-    """Back-propagate g_L through every config of a group, redrawing the shared matrices."""
-    rows = slice(trials.start, trials.stop)
-    k_count = len(specs)
-
-    order = sorted(range(k_count), key=lambda k: cols[k].start)
-
-    def record_x(layer: int, g: torch.Tensor) -> None:
-        stats = layer_stats(g, k_count)
-        mean, std = stats["mean"].cpu().numpy(), stats["std"].cpu().numpy()
-        for pos, k in enumerate(order):
-            grads[k]["grad_x_mean"][rows, layer] = mean[:, pos]
-            grads[k]["grad_x_std"][rows, layer] = std[:, pos]
-
-    g = output_gradient(ref, trials, x0.device).repeat(1, 1, k_count)
-    record_x(ref.depth, g)
+def _backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
+              x0: torch.Tensor, pre: list, gains: list, grads: GradientStats) -> None:
+    """Back-propagate g_L through every config of a group, redrawing the base matrices
+    layer by layer (layer L's are still in hand from the forward pass)."""
+    ref = layout.ref
+    g = output_gradient(ref, trials, x0.device).repeat(1, 1, layout.configs)
+    grads.layer(ref.depth, trials, g)
     for layer in range(ref.depth, 0, -1):
         h = pre[layer - 1]
         g_h = torch.empty_like(g)
-        for k in range(k_count):
-            c = cols[k]
-            g_h[:, :, c] = _activation_vjp(acts[k], h[:, :, c], g[:, :, c])  # dL/dh_l
-            x_prev = x0[:, :, c] if layer == 1 else acts[k](pre[layer - 2][:, :, c])
-            mean, std = _weight_grad_stats(g_h[:, :, c], x_prev)
-            grads[k]["grad_w_mean"][rows, layer] = mean.cpu().numpy()
-            grads[k]["grad_w_std"][rows, layer] = std.cpu().numpy()
-        if ref.weights == "fresh" and layer < ref.depth:  # layer L's are still in hand
-            _fill_sources(mats, custom, ref.seed, layer, trials)
+        for pos, (cols, act) in enumerate(zip(layout.columns, layout.acts, strict=True)):
+            g_h[:, :, cols] = _activation_vjp(act, h[:, :, cols], g[:, :, cols])  # dL/dh_l
+            x_prev = x0[:, :, cols] if layer == 1 else act(pre[layer - 2][:, :, cols])
+            grads.weights(layer, trials, pos, *_weight_grad_stats(g_h[:, :, cols], x_prev))
+        if ref.weights == "fresh" and layer < ref.depth:
+            layout.draw_weights(mats, layer, trials)
         # dL/dx_{l-1} = W_l^T g_h = base^T (gain * g_h), gain per trial under LSUV
-        for k in range(k_count):
-            g_h[:, :, cols[k]] *= gains[layer - 1][:, k].to(g_h.dtype).view(-1, 1, 1)
-        g = torch.zeros_like(g_h)
-        for src, block in blocks.items():
-            if src != "zero":
-                g[:, :, block] = torch.bmm(mats[src].transpose(1, 2), g_h[:, :, block])
-        record_x(layer - 1, g)
+        for pos, cols in enumerate(layout.columns):
+            g_h[:, :, cols] *= gains[layer - 1][:, pos].to(g_h.dtype).view(-1, 1, 1)
+        g = layout.matmul(mats, g_h, transpose=True)
+        grads.layer(layer - 1, trials, g)

@@ -5,6 +5,9 @@ The std plot uses a log axis and draws the mean-field prediction
 visibly finite-width noise or overflow, not physics. Layers where a trial's
 signal is non-finite are left out of that layer's band (they are counted in
 the verdict instead).
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects, never through
+pyplot: importing this module leaves the user's backend and figure list alone.
 """
 
 from __future__ import annotations
@@ -12,15 +15,12 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from initlab.chain import ChainResult  # noqa: E402
-from initlab.store import write_with  # noqa: E402
-from initlab.theory import for_chain  # noqa: E402
+from initlab.chain import ChainResult
+from initlab.store import write_with
+from initlab.theory import for_chain
 
 STD_PNG = "std_by_layer.png"
 MEAN_PNG = "mean_by_layer.png"
@@ -49,9 +49,14 @@ def _title(result: ChainResult) -> str:
     )
 
 
-def _save(fig, path: Path) -> Path:
+def _figure() -> tuple[Figure, object]:
+    """A figure of its own (no pyplot state) and its one axes."""
+    fig = Figure(figsize=(7, 4.2))
+    return fig, fig.subplots()
+
+
+def _save(fig: Figure, path: Path) -> Path:
     write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(fig)
     return path
 
 
@@ -67,7 +72,7 @@ def plot_std(result: ChainResult, path: Path) -> Path:
     """std of the signal per layer on a log axis: median, 10-90 % band, mean-field theory."""
     layers = np.arange(result.stats["std"].shape[1])
     med, lo, hi = bands(result.stats["std"])
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _figure()
     positive = med > 0
     ax.fill_between(layers, lo, hi, where=hi > 0, alpha=0.25, label="10-90 % of trials")
     ax.plot(layers[positive], med[positive], lw=2, label="median over trials")
@@ -98,7 +103,7 @@ def plot_mean(result: ChainResult, path: Path) -> Path:
     """Mean of the signal per layer (symmetric-log axis): median and 10-90 % band."""
     layers = np.arange(result.stats["mean"].shape[1])
     med, lo, hi = bands(result.stats["mean"])
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _figure()
     ax.fill_between(layers, lo, hi, alpha=0.25, label="10-90 % of trials")
     ax.plot(layers, med, lw=2, label="median over trials")
     theory = _theory(result)["mean"]
@@ -121,7 +126,7 @@ def plot_mean(result: ChainResult, path: Path) -> Path:
 def plot_grad(result: ChainResult, path: Path) -> Path:
     """std of dL/dx_l and of dL/dW_l by layer (log axis), with the backward mean-field theory."""
     layers = np.arange(result.stats["std"].shape[1])
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _figure()
     for name, label, color in (("grad_x_std", "dL/dx_l", "C0"), ("grad_w_std", "dL/dW_l", "C1")):
         med, lo, hi = bands(result.grads[name])
         ok = np.isfinite(med) & (med > 0)

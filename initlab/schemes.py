@@ -26,7 +26,13 @@ from typing import Any
 
 import torch
 
-BASES = ("zero", "normal", "uniform", "orthogonal", "constant", "custom")
+from initlab.draws import (  # noqa: F401  (re-exported: the one drawing path)
+    BASES,
+    fill_base_,
+    orthogonalize_,
+    uniform_from_normal_,
+)
+
 MODES = ("fan_in", "fan_out")
 DISTRIBUTIONS = ("normal", "uniform")
 
@@ -331,40 +337,6 @@ def make_draw(
             )
         kwargs[key] = value
     return fn(fan_in, fan_out, **kwargs)
-
-
-def uniform_from_normal_(tensor: torch.Tensor) -> torch.Tensor:
-    """Map N(0, 1) values to U(-1, 1) in place: erf(z / sqrt(2)) = 2 Phi(z) - 1."""
-    return torch.erf(tensor.mul_(1.0 / math.sqrt(2.0)), out=tensor)
-
-
-def fill_base_(tensor: torch.Tensor, base: str, generator: torch.Generator | None = None):
-    """Fill ``tensor`` in place with the base distribution: 0, N(0, 1), U(-1, 1) (from the
-    same normal draw), its QR, or ones."""
-    if base == "zero":
-        return tensor.zero_()
-    if base == "normal":
-        return tensor.normal_(generator=generator)
-    if base == "uniform":  # 2 Phi(Z) - 1 of the normal draw: U(-1, 1), paired with it
-        return uniform_from_normal_(tensor.normal_(generator=generator))
-    if base == "constant":
-        return tensor.fill_(1.0)
-    if base == "orthogonal":
-        return orthogonalize_(tensor.normal_(generator=generator))
-    raise ValueError(f"base={base!r} is not allowed; allowed: {', '.join(BASES)}")
-
-
-def orthogonalize_(tensor: torch.Tensor) -> torch.Tensor:
-    """Replace each (..., out, in) matrix by the Q of its QR decomposition, as torch.nn.init.
-
-    Batched over leading dimensions; for out < in the transpose is decomposed.
-    Signs follow diag(R), which makes Q Haar-distributed (Mezzadri 2007).
-    """
-    wide = tensor.shape[-2] < tensor.shape[-1]
-    a = tensor.transpose(-2, -1) if wide else tensor
-    q, r = torch.linalg.qr(a)
-    q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
-    return tensor.copy_(q.transpose(-2, -1) if wide else q)
 
 
 def init_(

@@ -1,24 +1,40 @@
-"""Hydra launcher ``fused``: the basic (serial) launcher, plus shared draws across jobs.
+"""Hydra launcher ``fused``: the basic (serial) launcher, plus shared engine passes across jobs.
 
-Before running a batch of jobs it composes each job's config, groups the
-jobs that differ only in scheme and activation, and runs each group as one
-engine pass (``initlab.chain.run_many``): each layer's base matrices are
-drawn once for all of them. Every job then runs as usual and finds its
-result ready, so the job files, the logs and the report are exactly those of
-separate runs. It is initlab's default launcher; ``hydra/launcher=basic``
-runs every job on its own. Hydra looks for launchers in ``hydra_plugins``.
+It composes every job's config first, plans each job that builds a valid spec
+(``initlab.job.JobPlan``) and hands them all to ``initlab.job.run_jobs``, which
+runs the jobs that differ only in scheme and activation as one engine pass
+(each layer's base matrices drawn once for all of them), cuts depth sweeps
+without gradients from the deepest run, and writes every job's directory.
+Then each job goes through Hydra's own ``run_job``, as under the basic
+launcher, so ``.hydra/`` files, job logs, callbacks and ``JobReturn``s are
+Hydra's usual ones: the task it runs only logs what was written. A job whose
+config does not build a spec runs the app's own task, which records its error.
+
+It is initlab's default launcher; ``hydra/launcher=basic`` runs every job on
+its own. Hydra looks for launchers in ``hydra_plugins``.
 """
 # No `from __future__ import annotations`: Hydra imports plugin modules outside sys.modules,
 # where dataclasses cannot resolve string annotations.
 
-
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.config_store import ConfigStore
-from hydra.core.utils import JobReturn
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    configure_log,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +48,53 @@ ConfigStore.instance().store(group="hydra/launcher", name="fused", node=FusedLau
                              provider="initlab")
 
 
+def job_dir(cfg: DictConfig) -> Path:
+    """The directory Hydra's ``run_job`` gives this sweep job (sweep dir / subdir)."""
+    hydra_config = HydraConfig.instance()
+    previous = hydra_config.cfg
+    hydra_config.set_config(cfg)  # the subdir may interpolate ${hydra:...}
+    try:
+        return Path(os.path.abspath(os.path.join(str(OmegaConf.select(cfg, "hydra.sweep.dir")),
+                                                 str(OmegaConf.select(cfg, "hydra.sweep.subdir")))))
+    finally:
+        hydra_config.cfg = previous
+
+
+def plan_job(cfg: DictConfig):
+    """The job's ``JobPlan``, or None when its config does not build (the app's task says why)."""
+    from initlab import config
+    from initlab.job import JobPlan
+
+    try:
+        spec = config.spec_from_config(cfg)
+        thresholds = config.thresholds_from_config(cfg)
+        reference = (OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference
+                     else None)
+        return JobPlan(spec, thresholds, job_dir(cfg), reference, bool(cfg.plots))
+    except Exception:  # noqa: BLE001  the app's task reports and records it
+        return None
+
+
+def logging_task(summary: dict[str, Any] | None):
+    """A task function for Hydra's ``run_job`` that reports a job ``run_jobs`` has written."""
+
+    def task(cfg: DictConfig) -> dict[str, Any] | None:
+        from initlab.job import log_line
+        from initlab.summary import fmt
+
+        if summary is None or summary.get("status") != "ok":
+            return None  # run_jobs logged and recorded the failure
+        app_log = logging.getLogger("initlab")
+        app_log.info(log_line(summary))
+        for row in summary.get("reference", {}).get("rows", []):
+            app_log.info("  %s: seed says %s, measured %s", row["quantity"], fmt(row["seed"]),
+                         fmt(row["measured"]))
+        app_log.info("wrote %s", HydraConfig.get().runtime.output_dir)
+        return summary
+
+    return task
+
+
 class FusedLauncher(BasicLauncher):
     def __init__(self) -> None:
         super().__init__()
@@ -39,18 +102,58 @@ class FusedLauncher(BasicLauncher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from initlab import fusion
+        setup_globals()
+        assert self.hydra_context is not None and self.config is not None
+        assert self.task_function is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        log.info(f"Launching {len(job_overrides)} jobs locally")
+        configs = []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(cfg):
+                cfg.hydra.job.id = idx
+                cfg.hydra.job.num = idx
+            configs.append(cfg)
+        written = self._run_planned(configs)
+        runs = []
+        for cfg, (planned, summary) in zip(configs, written, strict=True):
+            task = logging_task(summary) if planned else self.task_function
+            runs.append(self._hydra_job(cfg, task, already_failed=planned and (
+                summary is None or summary.get("status") != "ok")))
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return runs
 
+    def _run_planned(self, configs: list) -> list:
+        """(planned, summary) per job: every job that builds a spec runs through ``run_jobs``."""
+        from initlab.job import batch_trial_layers, plan_passes, progress_bar, run_jobs
+
+        plans = [plan_job(cfg) for cfg in configs]
+        batch = [p for p in plans if p is not None]
+        if not batch:
+            return [(False, None)] * len(configs)
+        passes = len(plan_passes([p.spec for p in batch]))
+        log.info(f"Shared draws: {len(batch)} jobs in {passes} engine pass"
+                 f"{'es' if passes != 1 else ''}")
+        bar = progress_bar(configs[0].get("progress", "auto"), batch_trial_layers(batch),
+                           "fused sweep")
         try:
-            configs = [self.hydra_context.config_loader.load_sweep_config(self.config, list(o))
-                       for o in job_overrides]
-            saved = fusion.precompute(configs)
-            if saved:
-                log.info(f"Shared draws: {len(job_overrides)} jobs in {saved} engine pass"
-                         f"{'es' if saved != 1 else ''}")
-        except Exception as exc:  # never worse than the basic launcher
-            log.warning(f"shared draws skipped ({type(exc).__name__}: {exc})")
-        try:
-            return super().launch(job_overrides, initial_job_idx)
+            summaries = iter(run_jobs(batch, progress=bar.update if bar else None))
         finally:
-            fusion.clear()
+            if bar is not None:
+                bar.close()
+        return [(p is not None, next(summaries) if p is not None else None) for p in plans]
+
+    def _hydra_job(self, cfg: DictConfig, task, already_failed: bool) -> JobReturn:
+        """Hydra's bookkeeping for one job; a job directory that cannot be written is one line."""
+        try:
+            return run_job(hydra_context=self.hydra_context, task_function=task, config=cfg,
+                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        except Exception as exc:  # noqa: BLE001  e.g. PermissionError, a file in the way
+            if not already_failed:
+                logging.getLogger("initlab").error(
+                    "job %s failed: its directory cannot be written (%s: %s)",
+                    cfg.hydra.job.num, type(exc).__name__, exc)
+            return JobReturn(overrides=list(cfg.hydra.overrides.task), status=JobStatus.COMPLETED,
+                             _return_value=None)
