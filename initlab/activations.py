@@ -85,9 +85,17 @@ def register(name: str, fn: Callable[..., torch.Tensor]) -> None:
     ACTIVATIONS[name] = fn
 
 
-def activation_params(name: str) -> tuple[str, ...]:
-    """Keyword parameters an activation takes besides x."""
-    params = list(inspect.signature(ACTIVATIONS[name]).parameters)
+def activation_params(name: str) -> tuple[str, ...] | None:
+    """Keyword parameters an activation takes besides x; None when Python cannot tell.
+
+    A builtin such as ``torch.tanh`` has no signature ``inspect`` can read: its
+    parameters are passed as given, and a wrong one fails when it is first called
+    (``ChainSpec`` calls every activation once when it is built).
+    """
+    try:
+        params = list(inspect.signature(ACTIVATIONS[name]).parameters)
+    except (ValueError, TypeError):
+        return None
     return tuple(params[1:])
 
 
@@ -102,7 +110,7 @@ def get_activation(name: str, params: dict[str, Any] | None = None) -> Callable:
     for key, value in (params or {}).items():
         if value is None:
             continue
-        if key not in accepted:
+        if accepted is not None and key not in accepted:
             raise ValueError(
                 f"activation.{key}={value!r} does not apply to activation={name!r}; "
                 f"its parameters: {', '.join(accepted) or 'none'}"

@@ -8,23 +8,27 @@ input ends in one line and a non-zero exit, before any job has run.
 A job that fails anyway (out of memory, a bug) writes ``status: failed`` into
 its ``summary.json`` and returns normally, so the other jobs of a sweep run
 and the report (``initlab.callbacks``) lists it; a single run that fails
-exits with status 1.
+exits with status 1. Ctrl-C stops a run or a sweep with one line and exit
+status 130; the sweep's report then lists the jobs that finished.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from initlab import config, paths
-from initlab.spec import SpecError
-from initlab.validate import UsageError, check_args, searchpath_override
+from initlab import callbacks, config, paths
+from initlab.spec import ENGINE_SETTINGS, SpecError
+from initlab.validate import UsageError, check_args, check_output_dir
 
 log = logging.getLogger("initlab")
 config.register()
@@ -33,8 +37,7 @@ config.register()
 def _progress(cfg: DictConfig, total: int, label: str):
     """A tqdm bar on a terminal (``progress: auto``), or None when quiet."""
     mode = str(cfg.progress).lower()
-    tty = sys.stderr.isatty() and "PYTEST_CURRENT_TEST" not in os.environ
-    if mode == "false" or (mode == "auto" and not tty):
+    if mode == "false" or (mode == "auto" and not sys.stderr.isatty()):
         return None
     from tqdm.auto import tqdm
 
@@ -57,7 +60,7 @@ def _share_cores(hydra_cfg) -> None:
 @hydra.main(version_base="1.3", config_path=str(paths.conf_dir()), config_name="config")
 def task(cfg: DictConfig) -> dict | None:
     """One Hydra job: build the spec, run it, write the files of the contract."""
-    from initlab.job import describe, record_failure, run_job  # pandas, matplotlib
+    from initlab.job import describe, run_job  # pandas, matplotlib
     from initlab.summary import fmt
 
     hydra_cfg = HydraConfig.get()
@@ -71,20 +74,23 @@ def task(cfg: DictConfig) -> dict | None:
         if hydra_cfg.mode == RunMode.RUN:
             raise SystemExit(2) from None
         # In a sweep the other jobs go on; this one is listed by the report.
-        settings = {k: OmegaConf.select(cfg, k) for k in ("depth", "width", "trials", "seed")}
-        record_failure(out_dir, {"init": cfg.init.name, "activation": cfg.activation.name,
-                                 **settings}, exc)
+        known = {"init": cfg.init.name, "activation": cfg.activation.name,
+                 **{k: OmegaConf.select(cfg, k) for k in ENGINE_SETTINGS}}
+        _record_failure(out_dir, {**known, "settings": known}, exc)
         return None
     reference = OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference else None
     bar = _progress(cfg, spec.trials * (spec.depth + 1), f"{spec.init}/{spec.activation}")
     try:
         summary = run_job(spec, thresholds, out_dir, reference=reference, make_plots=cfg.plots,
                           progress=bar.update if bar else None)
-    except Exception as exc:  # recorded for the report; the sweep goes on
-        record_failure(out_dir, spec.describe(), exc)
-        log.error("job failed: %s: %s (recorded in %s/summary.json)", type(exc).__name__, exc,
-                  out_dir)
+    except (Exception, SystemExit) as exc:  # recorded for the report; the sweep goes on
+        # SystemExit: a plug-in that calls sys.exit fails its job, not the sweep.
+        _record_failure(out_dir, {**spec.describe(), "settings": spec.describe()}, exc)
+        where = f"cannot write {exc.filename}" if isinstance(exc, OSError) and exc.filename \
+            else "job failed"
+        log.error("%s: %s: %s (%s)", where, type(exc).__name__, _first(exc), out_dir)
         if hydra_cfg.mode == RunMode.RUN:
+            print(f"initlab: error: {where}: {_first(exc)}", file=sys.stderr)
             raise SystemExit(1) from None
         return None
     finally:
@@ -98,16 +104,81 @@ def task(cfg: DictConfig) -> dict | None:
     return summary
 
 
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _record_failure(out_dir: str, settings: dict, exc: BaseException) -> None:
+    """``record_failure``, except that a directory that cannot be written is only logged."""
+    from initlab.job import record_failure
+
+    try:
+        record_failure(out_dir, settings, exc)
+    except OSError as err:
+        log.error("cannot record the failure in %s: %s", out_dir, err.strerror or err)
+
+
+@contextmanager
+def _argv(args: list[str]):
+    """Hydra reads ``sys.argv``; give it ``args`` for the call, then put it back."""
+    saved = sys.argv
+    sys.argv = [saved[0] if saved and saved[0] else "initlab", *args]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _finished(directory: Path) -> int:
+    """Jobs under ``directory`` whose summary.json says ok."""
+    count = 0
+    for path in [directory / "summary.json", *directory.glob("*/summary.json")]:
+        try:
+            count += json.loads(path.read_text()).get("status") == "ok"
+        except (OSError, ValueError, AttributeError):
+            continue
+    return count
+
+
+def _interrupted() -> None:
+    """After Ctrl-C: one line, the report of what finished, exit status 130."""
+    logging.disable(logging.CRITICAL)  # no more log lines from jobs being torn down
+    where = dict(callbacks.started)
+    if not where:
+        print("initlab: interrupted; no job had started", file=sys.stderr)
+        raise SystemExit(130)
+    directory = Path(where["dir"])
+    done, planned = _finished(directory), where.get("jobs")
+    jobs = f"{done} of {planned}" if planned else f"{done}"
+    tail = f"results: {directory}"
+    if where.get("mode") == "sweep" and where.get("report") and done:
+        try:
+            from initlab.report import write_report
+
+            tail = f"report: {write_report(directory)}"
+        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C, or a report failure
+            tail = f"no report ({_first(exc)}); results: {directory}"
+    noun = "job" if planned == 1 else "jobs"
+    print(f"initlab: interrupted; {jobs} {noun} finished; {tail}", file=sys.stderr)
+    raise SystemExit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point (``initlab`` and ``python -m initlab``)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    callbacks.started.clear()
     try:
-        check_args(args)
-    except UsageError as exc:
-        print(f"initlab: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    sys.argv = [sys.argv[0] or "initlab", *args, searchpath_override()]
-    task()
+        try:
+            check_args(args)
+            check_output_dir(args)
+        except UsageError as exc:
+            print(f"initlab: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        with _argv(args):
+            task()
+    except KeyboardInterrupt:
+        _interrupted()
 
 
 if __name__ == "__main__":

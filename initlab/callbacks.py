@@ -37,8 +37,36 @@ class ReportCallback(Callback):
             log.warning("report failed (%s: %s); rerun: initlab-report %s",
                         type(exc).__name__, exc, directory)
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        started.update(dir=str(config.hydra.sweep.dir), jobs=planned_jobs(config),
+                       report=self.enabled, mode="sweep")
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        started.update(dir=str(config.hydra.run.dir), jobs=1, report=self.enabled, mode="run")
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._write(config.hydra.sweep.dir)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._write(config.hydra.run.dir)
+
+
+#: What the run or sweep in progress is (its directory, planned job count), for the
+#: command line to report on after Ctrl-C (``initlab.app``); empty before Hydra starts.
+started: dict[str, Any] = {}
+
+
+def planned_jobs(config: DictConfig) -> int | None:
+    """The sweep's job count as Hydra's basic sweeper counts it; None if unknown."""
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        params = config.hydra.sweeper.get("params") or {}
+        lines = [f"{k}={v}" for k, v in params.items()]
+        lines += list(config.hydra.overrides.task)
+        overrides = OverridesParser.create().parse_overrides(lines)
+        batches = BasicSweeper.split_arguments(overrides, None)
+        return sum(len(batch) for batch in batches)
+    except Exception:
+        return None

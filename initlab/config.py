@@ -8,14 +8,14 @@ when the ``ChainSpec`` is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from initlab import plugins
-from initlab.spec import ChainSpec, SpecError
+from initlab.spec import ENGINE_SETTINGS, ChainSpec, SpecError
 from initlab.verdict import Thresholds
 
 
@@ -54,29 +54,34 @@ class ThresholdsConfig:
     vanish_std: float = 1e-4
 
 
-@dataclass
-class Config:
-    init: InitConfig = field(default_factory=InitConfig)
-    activation: ActivationConfig = field(default_factory=ActivationConfig)
-    width: int = 512
-    depth: int = 100
-    trials: int = 16
-    batch: int = 1
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "float32"
-    weights: str = "fresh"
-    thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
-    plots: bool = True
-    # Back-propagate g ~ N(0, I) from the output: dL/dx and dL/dW per layer.
-    gradients: bool = True
-    # Write report/ when a run or sweep ends (initlab.callbacks.ReportCallback).
-    report: bool = True
-    # Progress bar: auto (on a terminal only), true, false.
-    progress: str = "auto"
-    # Numbers a source document reports for this setting ("seed says"),
-    # compared with the measurement in summary.json.
-    reference: dict[str, Any] | None = None
+def _engine_fields() -> list[tuple[str, type, Any]]:
+    """The engine settings as schema fields: names, types and defaults of ``ChainSpec``."""
+    hints = get_type_hints(ChainSpec)
+    defaults = {f.name: f.default for f in fields(ChainSpec)}
+    return [(name, hints[name], field(default=defaults[name])) for name in ENGINE_SETTINGS]
+
+
+#: The command line's schema. The engine settings (width, depth, trials, batch, seed,
+#: dtype, weights, device, gradients) are ``ChainSpec``'s own fields, types and defaults,
+#: not a copy; the rest are settings of the command line itself:
+#: plots (a job's PNGs), report (write report/ when a run or sweep ends,
+#: ``initlab.callbacks.ReportCallback``), progress (auto: a bar on a terminal only; true;
+#: false), reference (numbers a source document reports for this setting, "seed says",
+#: compared with the measurement in summary.json).
+Config = make_dataclass(
+    "Config",
+    [
+        ("init", InitConfig, field(default_factory=InitConfig)),
+        ("activation", ActivationConfig, field(default_factory=ActivationConfig)),
+        *_engine_fields(),
+        ("thresholds", ThresholdsConfig, field(default_factory=ThresholdsConfig)),
+        ("plots", bool, field(default=True)),
+        ("report", bool, field(default=True)),
+        ("progress", str, field(default="auto")),
+        ("reference", dict[str, Any] | None, field(default=None)),
+    ],
+)
+Config.__module__ = __name__
 
 
 def launcher_batch(target: str) -> int:
@@ -120,15 +125,7 @@ def spec_from_config(cfg: DictConfig) -> ChainSpec:
         init_params=init_params,
         activation=activation,
         activation_params=activation_params,
-        width=cfg.width,
-        depth=cfg.depth,
-        trials=cfg.trials,
-        batch=cfg.batch,
-        seed=cfg.seed,
-        device=cfg.device,
-        dtype=cfg.dtype,
-        weights=cfg.weights,
-        gradients=cfg.gradients,
+        **{name: cfg[name] for name in ENGINE_SETTINGS},
     )
 
 

@@ -15,6 +15,7 @@ when it accepts ``generator``. An activation target is any elementwise
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -27,14 +28,50 @@ class PluginError(ValueError):
 
 
 def locate(target: str) -> Callable:
-    """Import ``package.module.function``."""
-    from hydra.utils import get_method
+    """Import ``package.module.function``; PluginError naming the module or attribute missing.
 
-    try:
-        return get_method(target)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PluginError(f"_target_={target!r} cannot be imported ({first})") from None
+    The longest importable module prefix is imported, the rest is looked up
+    as attributes (``torch.nn.functional.hardtanh``, ``pkg.Class.method``).
+    """
+    parts = [p for p in str(target).split(".") if p]
+    if len(parts) < 2:
+        raise PluginError(f"_target_={target!r} cannot be imported; give module.function, "
+                          "e.g. torch.nn.init.trunc_normal_")
+    obj, error = None, None
+    for cut in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:cut])
+        try:
+            obj = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            error = error or exc
+            if exc.name and not module.startswith(exc.name):  # the module imports a missing one
+                raise PluginError(f"_target_={target!r}: importing {module} failed: "
+                                  f"no module named {exc.name!r}") from None
+            continue
+        except (Exception, SystemExit) as exc:  # the plug-in module raised while importing
+            raise PluginError(f"_target_={target!r}: importing {module} failed: "
+                              f"{type(exc).__name__}: {_first(exc)}") from None
+        for name in parts[cut:]:
+            if not hasattr(obj, name) and error is not None and error.name:
+                raise PluginError(f"_target_={target!r} cannot be imported: no module named "
+                                  f"{error.name!r} (is it installed, or on PYTHONPATH?)")
+            if not hasattr(obj, name):
+                raise PluginError(f"_target_={target!r} cannot be imported: module {module!r} "
+                                  f"has no attribute {name!r}") from None
+            obj = getattr(obj, name)
+        break
+    if obj is None:
+        missing = getattr(error, "name", None) or parts[0]
+        raise PluginError(f"_target_={target!r} cannot be imported: no module named "
+                          f"{missing!r} (is it installed, or on PYTHONPATH?)")
+    if not callable(obj):
+        raise PluginError(f"_target_={target!r} is not callable; give a function")
+    return obj
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def torch_style(fn: Callable) -> Callable[..., schemes.Draw]:
@@ -81,5 +118,11 @@ def register(kind: str, name: str, target: str) -> None:
     if kind == "activation":
         activations.register(name, fn)
         return
-    first = next(iter(inspect.signature(fn).parameters), "")
+    try:
+        first = next(iter(inspect.signature(fn).parameters), "")
+    except (ValueError, TypeError):  # a builtin: Python cannot read its parameters
+        raise PluginError(
+            f"init._target_={target!r}: Python cannot read its parameters (a builtin); "
+            "a scheme needs a Python function f(tensor, **params) or f(fan_in, fan_out, **params)"
+        ) from None
     schemes.register(name, fn if first == "fan_in" else torch_style(fn))

@@ -8,7 +8,7 @@ what is allowed; the command line prints exactly that line.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -19,6 +19,15 @@ from initlab.schemes import SCHEMES, make_draw
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 WEIGHTS = ("fresh", "shared")
+#: Seeds are fed to torch generators, which take a signed 64-bit integer.
+SEED_LIMIT = 2**63
+#: The spec's fields that are not a scheme or an activation: plain settings, one per
+#: command-line key, in this order in ``describe()`` (the command line's schema
+#: ``initlab.config.Config`` is built from them).
+ENGINE_SETTINGS = ("depth", "width", "trials", "batch", "seed", "dtype", "weights", "device",
+                   "gradients")
+#: The fields naming a scheme and an activation with their parameters.
+SCHEME_SETTINGS = ("init", "init_params", "activation", "activation_params")
 
 
 class SpecError(ValueError):
@@ -28,6 +37,10 @@ class SpecError(ValueError):
 def _first_line(exc: BaseException, where: str) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text if isinstance(exc, ValueError) else f"{where}: {type(exc).__name__}: {text}"
+
+
+def _exit_line(exc: SystemExit, where: str) -> str:
+    return f"{where}: the plug-in called sys.exit({exc.code!r}); a plug-in must return or raise"
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -59,6 +72,10 @@ def resolve_device(device: str) -> torch.device:
 class ChainSpec:
     """One chain experiment: ``x_l = act(W_l @ x_{l-1})`` for l = 1..depth.
 
+    The one settings model: the command line's schema (``initlab.config.Config``)
+    takes its engine settings, their types and defaults from these fields
+    (``ENGINE_SETTINGS``), so the defaults here are the command line's.
+
     ``trials`` independent weight draws, each applied to ``batch`` input
     vectors ``x_0 ~ N(0, I)``; ``weights='shared'`` reuses one matrix for every
     layer (fast.ai course style) instead of a fresh draw per layer.
@@ -70,13 +87,13 @@ class ChainSpec:
     activation_params: dict[str, Any] = field(default_factory=dict)
     width: int = 512
     depth: int = 100
-    trials: int = 1
+    trials: int = 16
     batch: int = 1
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     dtype: str = "float32"
     weights: str = "fresh"
-    gradients: bool = False
+    gradients: bool = True
 
     def __post_init__(self) -> None:
         if self.init not in SCHEMES:
@@ -87,15 +104,23 @@ class ChainSpec:
             )
         try:
             get_activation(self.activation, self.activation_params)(torch.linspace(-2, 2, 5))
+        except SystemExit as exc:  # a plug-in that calls sys.exit is the plug-in's failure
+            raise SpecError(_exit_line(exc, f"activation={self.activation}")) from None
         except Exception as exc:  # a wrong parameter type fails only when the function runs
             raise SpecError(_first_line(exc, f"activation={self.activation}")) from None
-        for name in ("width", "depth", "trials", "batch"):
+        w = self.width
+        if isinstance(w, bool) or not isinstance(w, int) or w < 2:
+            raise SpecError(f"width={w!r} is not allowed; width must be an integer >= 2 "
+                            "(a std over the units of a layer needs two)")
+        for name in ("depth", "trials", "batch"):
             _positive_int(name, getattr(self, name))
-        if self.width < 2:
-            raise SpecError(f"width={self.width!r} is not allowed; width must be an integer >= 2 "
-                            "(a spread over units needs two)")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise SpecError(f"seed={self.seed!r} is not allowed; seed must be an integer >= 0")
+        s = self.seed
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < SEED_LIMIT:
+            raise SpecError(f"seed={s!r} is not allowed; seed must be an integer with "
+                            "0 <= seed < 2**63")
+        if not isinstance(self.gradients, bool):
+            raise SpecError(f"gradients={self.gradients!r} is not allowed; "
+                            "gradients must be true or false")
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)
         _choice("weights", self.weights, WEIGHTS)
@@ -104,6 +129,8 @@ class ChainSpec:
                 raise SpecError(f"init.{key}={value!r} is not allowed; it must be a finite number")
         try:
             self.draw()
+        except SystemExit as exc:
+            raise SpecError(_exit_line(exc, f"init={self.init}")) from None
         except (ValueError, TypeError) as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if isinstance(exc, TypeError):
@@ -122,18 +149,20 @@ class ChainSpec:
         return make_draw(self.init, self.width, self.width, self.init_params, context)
 
     def describe(self) -> dict[str, Any]:
-        """Flat, JSON-friendly description (the columns every table row carries)."""
+        """Flat, JSON-friendly settings (the columns every table row carries).
+
+        Every setting is here (``gradients`` and the requested ``device`` too),
+        so two jobs that differ in any setting are told apart by it.
+        """
         return {
             "init": self.init,
             **{f"init_{k}": v for k, v in sorted(self.init_params.items()) if v is not None},
             "activation": self.activation,
             **{f"activation_{k}": v for k, v in sorted(self.activation_params.items())
                if v is not None},
-            "depth": self.depth,
-            "width": self.width,
-            "trials": self.trials,
-            "batch": self.batch,
-            "seed": self.seed,
-            "dtype": self.dtype,
-            "weights": self.weights,
+            **{name: getattr(self, name) for name in ENGINE_SETTINGS},
         }
+
+
+assert {f.name for f in fields(ChainSpec)} == {*SCHEME_SETTINGS, *ENGINE_SETTINGS}, \
+    "ENGINE_SETTINGS must name every ChainSpec field that is not a scheme or activation"

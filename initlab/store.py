@@ -23,15 +23,33 @@ SUMMARY_JSON = "summary.json"
 HISTOGRAM_CSV = "histogram.csv"
 
 
+def plain_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: 0o666 minus the umask.
+
+    The umask can only be read by setting it, so it is set and put back at
+    once. The umask is process-wide: a thread creating a file in that instant
+    would use 0; initlab writes its files from one thread.
+    """
+    old = os.umask(0)
+    os.umask(old)
+    return 0o666 & ~old
+
+
 @contextmanager
 def atomic_path(path: Path):
-    """Yield a temp path next to ``path``; on success rename it onto ``path``, else delete it."""
+    """Yield a temp path next to ``path``; on success rename it onto ``path``, else delete it.
+
+    ``mkstemp`` creates the temp file ``-rw-------``; before the rename it gets
+    the mode a plain ``open()`` would have given (the umask respected), so
+    others may read the results where the umask says so.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)  # 0o777 minus the umask, as mkdir does
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, plain_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

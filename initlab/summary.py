@@ -53,6 +53,7 @@ def summarize(
     with np.errstate(invalid="ignore", over="ignore"):
         summary: dict[str, Any] = {
             **spec.describe(),
+            "settings": spec.describe(),
             "device": result.device,
             "weight_std": result.draw.std,
             **overall(names, layers),
@@ -131,8 +132,16 @@ def _fluctuation_fields(result: ChainResult) -> dict[str, Any]:
     if result.spec.batch > 1:  # the prediction is for one input vector; rms pools the batch
         return {"log_norm_ratio_mean": None, "log_norm_ratio_var": None,
                 "predicted_log_norm_ratio_mean": None, "predicted_log_norm_ratio_var": None}
-    predicted = theory.hanin_rolnick(result.spec, result.draw)
+    try:
+        predicted = theory.hanin_rolnick(result.spec, result.draw)
+    except ValueError:  # ln(sigma_w2) with zero weights: math domain error
+        predicted = None
+    fields = {}
+    if result.draw.sigma_w2 == 0:  # W = 0: x_l = 0 from layer 1 on, so ln|x_L|^2 = -inf
+        fields["log_norm_ratio_note"] = ("zero weights: the signal is 0 after layer 1 and has "
+                                         "no log-norm; no Hanin-Rolnick prediction")
     return {
+        **fields,
         "log_norm_ratio_mean": _num(ok.mean()) if len(ok) else None,
         "log_norm_ratio_var": _num(ok.var(ddof=1)) if len(ok) > 1 else None,
         "predicted_log_norm_ratio_mean": _num(predicted[0]) if predicted else None,

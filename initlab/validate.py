@@ -10,9 +10,12 @@ naming the bad value and what is allowed.
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import tempfile
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -31,11 +34,6 @@ PROGRESS = ("auto", "true", "false")
 
 class UsageError(Exception):
     """A bad command line; the message is one line."""
-
-
-def searchpath_override() -> str:
-    """Hydra override that adds ``experiments/`` (as the group ``experiments``)."""
-    return f"hydra.searchpath=[file://{paths.config_root()}]"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -71,7 +69,7 @@ def check_args(argv: list[str]) -> None:
     except Exception as exc:
         raise UsageError(_one_line(exc)) from None
 
-    groups, scalars, fixed = [], [], []
+    groups, scalars, fixed, unknown = [], [], [], []
     for o in overrides:
         key = o.key_or_group
         if key == "hydra" or key.startswith("hydra."):
@@ -81,6 +79,9 @@ def check_args(argv: list[str]) -> None:
             continue
         group = key.split("@")[0]
         root = group.split(".")[0].split("/")[0]
+        if o.is_delete():
+            raise UsageError(f"~{key}: initlab settings cannot be deleted; set {key}=<value> "
+                             "instead (defaults: conf/config.yaml)")
         if o.is_add() and root not in GROUPS and root not in _SETTINGS:
             raise UsageError(f"+{key}: no such setting; settings are: {', '.join(_SETTINGS)}")
         if group in GROUPS or group.startswith("experiments/"):
@@ -89,6 +90,8 @@ def check_args(argv: list[str]) -> None:
                 if v is not None and str(v) not in allowed:
                     raise UsageError(f"{group}={v} is not an option; allowed: {', '.join(allowed)}")
             groups.append((o, values))
+        elif not o.is_add() and _unknown_parameter(key):
+            unknown.append((key, values[0]))
         elif len(values) > 1:
             scalars.append((o, values))
         else:
@@ -110,6 +113,8 @@ def check_args(argv: list[str]) -> None:
                 cfg = compose_with([*chosen, *fixed, *first_scalars])
             except Exception as exc:
                 raise UsageError(_tidy(exc, overrides)) from None
+            for key, value in unknown:
+                raise UsageError(_no_such_parameter(cfg, key, value))
             _check_spec(cfg)
             points = itertools.product(*[vals for _, vals in scalars])
             for point in itertools.islice(points, MAX_COMBINATIONS):
@@ -117,6 +122,51 @@ def check_args(argv: list[str]) -> None:
                 for (o, _), v in zip(scalars, point, strict=True):
                     OmegaConf.update(trial, o.key_or_group, v, merge=True)
                 _check_spec(trial)
+
+
+def _unknown_parameter(key: str) -> bool:
+    """``init.foo``: a key under a group or node of the schema that the schema lacks."""
+    parts = key.split(".")
+    node = config.Config
+    for part in parts:
+        if not is_dataclass(node):
+            return False  # under a dict (params, reference): anything goes
+        known = {f.name: f for f in fields(node)}
+        if part not in known:
+            return len(parts) > 1
+        node = known[part].type if isinstance(known[part].type, type) else None
+    return False
+
+
+def _no_such_parameter(cfg, key: str, value: Any) -> str:
+    """One line for ``init.foo=1``: the parameters of the chosen scheme (or of that node)."""
+    group, _, param = key.partition(".")
+    if group == "init" and "." not in param:
+        name = cfg.init.name
+        allowed = _scheme_params(name)
+        return (f"init.{param}={_text(value)} does not apply to init={name!r}; its parameters: "
+                f"{', '.join(allowed) or 'none'}")
+    if group == "activation" and "." not in param:
+        name = cfg.activation.name
+        allowed = _activation_params(name)
+        return (f"activation.{param}={_text(value)} does not apply to activation={name!r}; its "
+                f"parameters: {', '.join(allowed) or 'none'}")
+    parent = key.rsplit(".", 1)[0]
+    node = OmegaConf.select(cfg, parent)
+    allowed = ", ".join(node.keys()) if hasattr(node, "keys") else ""
+    return f"{key}: no such setting; the settings of {parent} are: {allowed}"
+
+
+def _scheme_params(name: str) -> tuple[str, ...]:
+    from initlab.schemes import SCHEMES, scheme_params
+
+    return scheme_params(name) if name in SCHEMES else ()
+
+
+def _activation_params(name: str) -> tuple[str, ...]:
+    from initlab.activations import ACTIVATIONS, activation_params
+
+    return (activation_params(name) or ()) if name in ACTIVATIONS else ()
 
 
 #: Beyond this many combinations (of groups, and of scalars per group combination) the
@@ -171,14 +221,53 @@ def _text(value: Any) -> str:
 
 @contextmanager
 def _composer():
-    """Yield ``compose(overrides) -> cfg`` over initlab's configs (Hydra's compose API)."""
+    """Yield ``compose(overrides, **kw) -> cfg`` over initlab's configs (Hydra's compose API)."""
     config.register()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(paths.conf_dir())):
-            yield lambda overrides: compose("config", overrides=[*overrides, searchpath_override()])
+            # experiments/ is on the search path through hydra_plugins/initlab_searchpath.
+            yield lambda overrides, **kw: compose("config", overrides=list(overrides), **kw)
     finally:
         GlobalHydra.instance().clear()
+
+
+def check_output_dir(argv: list[str]) -> None:
+    """Raise UsageError when the run's (or sweep's) directory cannot be made and written.
+
+    Hydra makes these directories itself, before any initlab code runs, and a
+    failure there is a traceback; so the directory is tried here first: its
+    nearest existing ancestor must be a directory in which one can be created.
+    """
+    from hydra.types import RunMode
+
+    args = get_args_parser().parse_args(argv)
+    if args.help or args.hydra_help or args.info or args.shell_completion:
+        return
+    overrides = OverridesParser.create().parse_overrides(args.overrides)
+    fixed = [o.input_line for o in overrides if not o.is_sweep_override()]
+    with _composer() as compose_with:
+        cfg = compose_with(fixed, return_hydra_config=True)
+        multirun = args.multirun or cfg.hydra.mode == RunMode.MULTIRUN
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        path = str(OmegaConf.select(cfg, key))
+    writable_dir(Path(path), f"{key}={path}")
+
+
+def writable_dir(path: Path, what: str) -> None:
+    """UsageError naming ``what`` and the cause unless a directory can be made at ``path``."""
+    probe = Path(os.path.abspath(path))
+    try:
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UsageError(f"{what}: {probe} is a file, not a directory; give a directory "
+                             "that exists or can be created")
+        os.rmdir(tempfile.mkdtemp(prefix=".initlab-probe-", dir=probe))
+    except OSError as exc:
+        cause = exc.strerror or type(exc).__name__
+        raise UsageError(f"{what}: cannot create a directory in {probe} ({cause}); give a "
+                         "writable directory") from None
 
 
 def compose_overrides(overrides: list[str]):
