@@ -67,7 +67,7 @@ def depth_scale(chi: float) -> float:
 
 def variance_map(act: Callable, sigma_w2, sigma_b2, q) -> np.ndarray:
     """f(q) = sigma_w2 E[phi(h)^2] + sigma_b2, h ~ N(0, q) (arrays broadcast)."""
-    return np.asarray(sigma_w2) * one_input(act, q)["m2"] + np.asarray(sigma_b2)
+    return np.asarray(sigma_w2) * one_input(act, q, slopes=False)["m2"] + np.asarray(sigma_b2)
 
 
 def reached_q(act: Callable, sigma_w2, sigma_b2, q1, iterations: int = 60) -> np.ndarray:
@@ -75,7 +75,7 @@ def reached_q(act: Callable, sigma_w2, sigma_b2, q1, iterations: int = 60) -> np
     where they vanish or pass 1e12), for arrays of (sigma_w2, sigma_b2, q1), vectorised."""
     sw, sb, q1 = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in
                   np.broadcast_arrays(sigma_w2, sigma_b2, q1))
-    m2 = one_input(act, _QGRID)["m2"]
+    m2 = one_input(act, _QGRID, slopes=False)["m2"]
     g = sw[..., None] * m2 + sb[..., None] - _QGRID  # f(q) - q on the grid, per cell
     g1 = variance_map(act, sw, sb, q1) - q1
     g1 = np.where(np.abs(g1) <= MARGINAL * q1, 0.0, g1)

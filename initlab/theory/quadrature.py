@@ -38,13 +38,16 @@ def _pdf(z: np.ndarray) -> np.ndarray:
     return np.exp(-(z**2) / 2) / math.sqrt(2 * math.pi)
 
 
+@cache
 def _rule(points: int = 128, reach: float = REACH) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes z and weights w with sum(w * f(z)) = E[f(Z)], Z ~ N(0, 1), split at 0."""
+    """Nodes z and weights w with sum(w * f(z)) = E[f(Z)], Z ~ N(0, 1), split at 0
+    (cached, read-only)."""
     x, w = _legendre(points)
     half = reach / 2 * (x + 1)  # [0, reach]
     nodes = np.concatenate([-half[::-1], half])
-    weights = np.concatenate([w[::-1], w]) * reach / 2
-    return nodes, weights * _pdf(nodes)
+    weights = np.concatenate([w[::-1], w]) * reach / 2 * _pdf(nodes)
+    nodes.flags.writeable = weights.flags.writeable = False
+    return nodes, weights
 
 
 _NODES, _WEIGHTS = _rule()
@@ -93,17 +96,21 @@ def derivative_second_moment(act: Callable, q: float) -> float:
     return float(_WEIGHTS @ (slope**2))
 
 
-def one_input(act: Callable, q: np.ndarray | float, points: int = 128) -> dict[str, np.ndarray]:
+def one_input(act: Callable, q: np.ndarray | float, points: int = 128,
+              slopes: bool = True) -> dict[str, np.ndarray]:
     """Moments of phi(h), h ~ N(0, q), for an array of q > 0 (vectorised):
 
     ``m1`` E[phi], ``m2`` E[phi^2], ``d2`` E[phi'^2], and ``dm2`` = d E[phi^2] / dq
     = E[phi(h) phi'(h) h] / q (differentiate E[phi(sqrt(q) z)^2] under the integral;
     needs phi' only, so ReLU's kink costs nothing, unlike the Stein form
-    (E[phi'^2] + E[phi phi''])).
+    (E[phi'^2] + E[phi phi''])). ``slopes=False``: ``m1`` and ``m2`` only (no autograd).
     """
     q = np.asarray(q, dtype=np.float64)
     nodes, weights = _rule(points)
     h = np.sqrt(q)[..., None] * nodes
+    if not slopes:
+        y = values(act, h)
+        return {"m1": y @ weights, "m2": (y * y) @ weights}
     y, dy = values_and_slopes(act, h)
     return {
         "m1": y @ weights,
