@@ -2,14 +2,15 @@
 
     python -m initlab.reference [SWEEP_DIR]     # default: newest outputs/multiruns/*
 
-Reads only the jobs' ``summary.json`` files; jobs without a ``reference``
-are left out. Each cell is "seed value / measured median", and for
-``final_std`` the 10-90 % band over trials follows in brackets.
+Reads only the jobs' ``summary.json`` files (and, to judge, the last layer
+of a job's table); jobs without a ``reference`` are left out. Labels come
+from the summary's own settings, not from the scheme registry. Each cell is
+"seed value / measured median", and for ``final_std`` the 10-90 % band over
+trials follows in brackets.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import sys
@@ -19,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from initlab.schemes import get_scheme
 from initlab.store import SUMMARY_JSON
 from initlab.summary import fmt
 
@@ -30,29 +30,6 @@ def newest_sweep(outputs: Path = Path("outputs")) -> Path:
         where = outputs / "multiruns"
         raise FileNotFoundError(f"no sweep under {where}; run `initlab -m ...` first")
     return sweeps[-1]
-
-
-def init_label(summary: dict[str, Any]) -> str:
-    """``normal(std=0.01)``: the scheme with the parameters that differ from its defaults."""
-    name = summary["init"]
-    try:
-        defaults = {k: p.default for k, p in inspect.signature(get_scheme(name)).parameters.items()}
-    except ValueError:
-        defaults = {}
-    params = {
-        k[5:]: v
-        for k, v in summary.items()
-        if k.startswith("init_") and defaults.get(k[5:], object()) != v
-    }
-    return name + ("(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")" if params else "")
-
-
-def activation_label(summary: dict[str, Any]) -> str:
-    """``leaky_relu(negative_slope=0.2)``: the activation with its parameters."""
-    params = {k[11:]: v for k, v in summary.items() if k.startswith("activation_")}
-    name = str(summary.get("activation"))
-    return name + ("(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")" if params
-                   else "")
 
 
 def _is_nan(value: Any) -> bool:
@@ -100,8 +77,13 @@ def judge(quantity: str, seed: Any, final: pd.DataFrame) -> tuple[bool | None, s
     return None, "no rule for this quantity"
 
 
+#: The columns ``judge`` reads from a job's per-layer table.
+JUDGED_COLUMNS = ["trial", "layer", "mean", "std", "rms", "finite"]
+
+
 def final_layer(layers: pd.DataFrame) -> pd.DataFrame:
     """The last layer of each trial, with each trial's first non-finite layer."""
+    layers = layers[JUDGED_COLUMNS]
     last = layers[layers["layer"] == layers["layer"].max()].set_index("trial")
     bad = layers[~layers["finite"].astype(bool)].groupby("trial")["layer"].min()
     return last.assign(first_nonfinite_layer=bad.reindex(last.index)).reset_index()
@@ -109,6 +91,8 @@ def final_layer(layers: pd.DataFrame) -> pd.DataFrame:
 
 def collect(sweep_dir: Path) -> list[dict[str, str]]:
     """One row per job with a reference: source, init, activation, verdict, quantities."""
+    from initlab.report.load import label, settings_of  # the report's labels, lazily (no cycle)
+
     rows = []
     for path in sorted(Path(sweep_dir).glob(f"*/{SUMMARY_JSON}")):
         summary = json.loads(path.read_text())
@@ -120,8 +104,8 @@ def collect(sweep_dir: Path) -> list[dict[str, str]]:
             verdict += f" at {summary['verdict_layer']}"
         row = {
             "source": ref.get("source", path.parent.name),
-            "init": init_label(summary),
-            "activation": summary["activation"],
+            "init": label(settings_of(summary), "init"),
+            "activation": label(settings_of(summary), "activation"),
             "trials": str(summary["trials"]),
             "verdict": verdict,
         }

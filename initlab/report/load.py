@@ -142,10 +142,11 @@ def _check_summary(summary: Any) -> dict[str, Any]:
     status = summary.get("status", "ok")
     if not isinstance(status, str):
         raise bad("status", "a string")
-    settings = settings_of(summary)
     if "settings" in summary and not isinstance(summary["settings"], dict):
         raise bad("settings", "an object")
-    for key, value in settings.items():
+    top = {k: v for k, v in summary.items() if k != "settings"}
+    both = [*settings_of(top).items(), *settings_of(summary).items()]
+    for key, value in both:  # the settings dict and the top-level copies the report shows
         if key in INTS and (not isinstance(value, int) or isinstance(value, bool)):
             raise Broken(f"summary.json: {key}={value!r} is not an integer")
         if key in STRS and not isinstance(value, str):
@@ -157,7 +158,7 @@ def _check_summary(summary: Any) -> dict[str, Any]:
             raise bad("error", "a string")
         return summary
     for key in ("init", "activation", "depth", "trials", "verdict"):
-        if key not in settings and key not in summary:
+        if key not in summary and key not in summary.get("settings", {}):
             raise Broken(f"summary.json lacks {key}")
     if summary["verdict"] not in VERDICTS:
         raise bad("verdict", "one of " + ", ".join(VERDICTS))
