@@ -115,6 +115,11 @@ def torch_style(fn: Callable) -> Callable[..., schemes.Draw]:
 def register(kind: str, name: str, target: str) -> None:
     """Register ``target`` as scheme (``kind='init'``) or activation ``name``."""
     fn = locate(target)
+    builtin = (activations.BUILTIN_ACTIVATIONS if kind == "activation" else
+               schemes.BUILTIN_SCHEMES)
+    if name in builtin:
+        raise PluginError(f"{kind}._target_={target!r} would replace the built-in {kind} "
+                          f"{name!r}; give the plug-in its own name: {kind}.name=<new name>")
     if kind == "activation":
         activations.register(name, fn)
         return
