@@ -70,14 +70,19 @@ def variance_map(act: Callable, sigma_w2, sigma_b2, q) -> np.ndarray:
     return np.asarray(sigma_w2) * one_input(act, q, slopes=False)["m2"] + np.asarray(sigma_b2)
 
 
-def reached_q(act: Callable, sigma_w2, sigma_b2, q1, iterations: int = 60) -> np.ndarray:
+def reached_q(act: Callable, sigma_w2, sigma_b2, q1, points: int = 128, iterations: int = 80,
+              tol: float = 1e-14) -> np.ndarray:
     """The fixed point of the variance map that iterates started at q1 approach (0 or inf
-    where they vanish or pass 1e12), for arrays of (sigma_w2, sigma_b2, q1), vectorised."""
-    sw, sb, q1 = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in
-                  np.broadcast_arrays(sigma_w2, sigma_b2, q1))
-    m2 = one_input(act, _QGRID, slopes=False)["m2"]
+    where they vanish or pass 1e12), for arrays of (sigma_w2, sigma_b2, q1), vectorised:
+    bracketed on a log grid, then safeguarded Newton in ln q to ``tol`` (linear, halving,
+    at a marginal root such as ReLU's; 80 steps cover the bracket's 0.58 to 1e-14)."""
+    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64)
+                                   for a in (sigma_w2, sigma_b2, q1)))
+    shape = arrays[0].shape or (1,)
+    sw, sb, q1 = (a.ravel() for a in arrays)
+    m2 = one_input(act, _QGRID, points, slopes=False)["m2"]
     g = sw[..., None] * m2 + sb[..., None] - _QGRID  # f(q) - q on the grid, per cell
-    g1 = variance_map(act, sw, sb, q1) - q1
+    g1 = sw * one_input(act, q1, points, slopes=False)["m2"] + sb - q1
     g1 = np.where(np.abs(g1) <= MARGINAL * q1, 0.0, g1)
     above, below = _QGRID > q1[..., None], _QGRID < q1[..., None]
     # rising (g1 > 0): first grid point above q1 where g <= 0; falling: last below with g >= 0
@@ -89,17 +94,24 @@ def reached_q(act: Callable, sigma_w2, sigma_b2, q1, iterations: int = 60) -> np
     lo = np.where(g1 > 0, np.maximum(_QGRID[np.maximum(upi - 1, 0)], q1), _QGRID[downi])
     hi = np.where(g1 > 0, _QGRID[upi], np.minimum(_QGRID[np.minimum(downi + 1,
                                                                       len(_QGRID) - 1)], q1))
-    todo = np.isnan(out)
-    if todo.any():
-        lo, hi, s, b = np.log(lo[todo]), np.log(hi[todo]), sw[todo], sb[todo]
-        for _ in range(iterations):
-            mid = (lo + hi) / 2
-            q = np.exp(mid)
-            gm = variance_map(act, s, b, q) - q
-            go_right = gm > 0  # g(lo) >= 0 > g(hi) in both directions
-            lo, hi = np.where(go_right, mid, lo), np.where(go_right, hi, mid)
-        out[todo] = np.exp((lo + hi) / 2)
-    return out
+    todo = np.flatnonzero(np.isnan(out))
+    lo, hi, x = np.log(lo[todo]), np.log(hi[todo]), (np.log(lo[todo]) + np.log(hi[todo])) / 2
+    for _ in range(iterations):  # safeguarded Newton in x = ln q on G(x) = f(e^x) - e^x
+        if not todo.size:
+            break
+        q = np.exp(x)
+        mom = one_input(act, q, points)
+        g, dg = sw[todo] * mom["m2"] + sb[todo] - q, q * (sw[todo] * mom["dm2"] - 1)
+        lo, hi = np.where(g >= 0, x, lo), np.where(g >= 0, hi, x)  # g(lo) >= 0 > g(hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = x - g / dg
+        nxt = np.where((step > lo) & (step < hi), step, (lo + hi) / 2)
+        done = (np.abs(nxt - x) <= tol) | (g == 0) | (hi - lo <= tol)
+        out[todo[done]] = np.exp(np.where(g[done] == 0, x[done], nxt[done]))
+        keep = ~done
+        todo, x, lo, hi = todo[keep], nxt[keep], lo[keep], hi[keep]
+    out[todo] = np.exp(x)
+    return out.reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -130,29 +142,55 @@ def _slopes_at(act: Callable, sigma_w2: float, sigma_b2: float, q: float) -> tup
 
 
 def correlation_slope(act: Callable, sigma_w2, sigma_b2, q, c, points: int = 64):
-    """M(c) and M'(c) of the correlation map at input variance q (arrays broadcast)."""
-    r = two_inputs(act, q, c, points=points)
-    nxt = sigma_w2 * r["m2"] + sigma_b2
-    return (sigma_w2 * r["k"] + sigma_b2) / nxt, sigma_w2 * q * r["dk"] / nxt
+    """M(c) and M'(c) of the correlation map at input variance q (arrays broadcast). At
+    c = 1 the one-input rule gives them (M = 1, M' = sigma_w2 q E[phi'^2] / f(q)), which
+    also spares the ordered cells of a phase diagram the two-input rule."""
+    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64)
+                                   for a in (sigma_w2, sigma_b2, q, c)))
+    shape = arrays[0].shape
+    sw, sb, q, c = (a.ravel() for a in arrays)
+    m, dm = np.ones_like(q), np.empty_like(q)
+    one = c >= 1
+    if one.any():
+        mom = one_input(act, q[one], 2 * points)
+        dm[one] = sw[one] * q[one] * mom["d2"] / (sw[one] * mom["m2"] + sb[one])
+    two = ~one
+    if two.any():
+        r = two_inputs(act, q[two], c[two], points=points)
+        nxt = sw[two] * r["m2"] + sb[two]
+        m[two] = (sw[two] * r["k"] + sb[two]) / nxt
+        dm[two] = sw[two] * q[two] * r["dk"] / nxt
+    return m.reshape(shape), dm.reshape(shape)
 
 
 def c_star_at(act: Callable, sigma_w2, sigma_b2, q, points: int = 64,
-              iterations: int = 50) -> np.ndarray:
-    """The attracting fixed point in [0, 1] of the correlation map at variance q (arrays)."""
-    sw, sb, q = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in
+              iterations: int = 60, tol: float = 1e-13) -> np.ndarray:
+    """The attracting fixed point in [0, 1] of the correlation map at variance q (arrays).
+
+    g(c) = M(c) - c is convex on [0, 1] with g(0) >= 0 and g(1) = 0; when M'(1) > 1 it
+    has one root c* < 1 and g' < 0 on [0, c*], so Newton from c = 0 climbs to c*
+    monotonically (quadratically; linearly, halving, as c* -> 1 at the edge). Safeguard:
+    a step leaving the bracket [lo, hi] (g(lo) >= 0 > g(hi)) is replaced by bisection."""
+    sw, sb, q = (np.atleast_1d(np.asarray(a, dtype=np.float64)).copy() for a in
                  np.broadcast_arrays(sigma_w2, sigma_b2, q))
     _, slope1 = correlation_slope(act, sw, sb, q, np.ones_like(q), points)
     out = np.ones_like(q)
-    chaotic = slope1 > 1 + MARGINAL
-    if chaotic.any():
-        s, b, qq = sw[chaotic], sb[chaotic], q[chaotic]
-        lo, hi = np.zeros_like(qq), np.ones_like(qq)
-        for _ in range(iterations):  # convex g = M - c: > 0 below c*, < 0 on (c*, 1)
-            mid = (lo + hi) / 2
-            r = two_inputs(act, qq, mid, points=points, slopes=False)
-            g = (s * r["k"] + b) / (s * r["m2"] + b) - mid
-            lo, hi = np.where(g > 0, mid, lo), np.where(g > 0, hi, mid)
-        out[chaotic] = (lo + hi) / 2
+    todo = np.flatnonzero(slope1 > 1 + MARGINAL)
+    c, lo, hi = np.zeros(todo.size), np.zeros(todo.size), np.ones(todo.size)
+    for _ in range(iterations):
+        if not todo.size:
+            break
+        m, dm = correlation_slope(act, sw[todo], sb[todo], q[todo], c, points)
+        g, dg = m - c, dm - 1
+        lo, hi = np.where(g >= 0, c, lo), np.where(g >= 0, hi, c)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(dg < 0, c - g / dg, np.nan)
+        nxt = np.where((step > lo) & (step < hi), step, (lo + hi) / 2)
+        done = (np.abs(nxt - c) <= tol) | (g == 0)
+        out[todo[done]] = np.where(g[done] == 0, c[done], nxt[done])
+        keep = ~done
+        todo, c, lo, hi = todo[keep], nxt[keep], lo[keep], hi[keep]
+    out[todo] = c
     return out
 
 
