@@ -1,25 +1,29 @@
 """Hydra configs composed in-process (lightning-hydra-template style).
 
-Every test composes ``conf/config.yaml`` from ``initlab.paths.conf_dir()``
-with the same search path the app adds (``initlab.validate.searchpath_override``),
-so the ``experiments`` group is found exactly as on the command line.
+Every test composes ``conf/config.yaml`` from ``initlab.paths.conf_dir()``;
+the ``experiments`` group is found through the same search-path plug-in
+(hydra_plugins/initlab_searchpath) as on the command line.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ValidationError
 
-from initlab import config, paths, validate
+from initlab import config, paths
 from initlab.activations import BUILTIN_ACTIVATIONS
 from initlab.chain import run_chain
 from initlab.schemes import BUILTIN_SCHEMES
-from initlab.spec import ChainSpec
+from initlab.spec import ENGINE_SETTINGS, ChainSpec
 from initlab.summary import REFERENCE_META, summarize
 from initlab.verdict import Thresholds
 
@@ -53,7 +57,7 @@ def compose_config(*overrides: str, return_hydra_config: bool = False) -> DictCo
     with initialize_config_dir(version_base="1.3", config_dir=str(paths.conf_dir())):
         return compose(
             "config",
-            overrides=[*overrides, validate.searchpath_override()],
+            overrides=list(overrides),
             return_hydra_config=return_hydra_config,
         )
 
@@ -87,13 +91,41 @@ def test_compose_leaves_no_global_hydra_behind():
 
 
 def test_schema_refuses_wrong_type():
-    with pytest.raises(Exception, match="depth"):
+    with pytest.raises(ConfigCompositionException, match="depth") as info:
         compose_config("depth=abc")
+    assert isinstance(info.value.__cause__, ValidationError)
+    assert "could not be converted to Integer" in str(info.value.__cause__)
 
 
 def test_schema_refuses_unknown_key():
-    with pytest.raises(Exception, match="foo"):
+    with pytest.raises(ConfigCompositionException, match="foo") as info:
         compose_config("foo=1")
+    assert isinstance(info.value.__cause__, ConfigAttributeError)
+
+
+def test_command_line_defaults_are_the_spec_defaults():
+    """One set of defaults: conf/config.yaml composes to exactly ChainSpec's own."""
+    cfg = compose_config()
+    defaults = {f.name: f.default for f in fields(ChainSpec)}
+    assert (defaults["trials"], defaults["device"], defaults["gradients"]) == (16, "auto", True)
+    for name in ENGINE_SETTINGS:
+        assert cfg[name] == defaults[name], f"conf/config.yaml {name}={cfg[name]!r}"
+    schema = {f.name: f.default for f in fields(config.Config)}
+    assert {name: schema[name] for name in ENGINE_SETTINGS} == {
+        name: defaults[name] for name in ENGINE_SETTINGS}
+
+
+def test_every_engine_setting_reaches_the_spec():
+    """spec_from_config carries each setting: set every one to a non-default value."""
+    changed = {"depth": 3, "width": 5, "trials": 2, "batch": 4, "seed": 7, "dtype": "float64",
+               "weights": "shared", "device": "cpu", "gradients": False}
+    assert set(changed) == set(ENGINE_SETTINGS)  # a new setting must be added here too
+    defaults = ChainSpec(trials=16, gradients=True, device="auto")
+    assert all(getattr(defaults, k) != v for k, v in changed.items())
+    spec = config.spec_from_config(compose_config(*(f"{k}={v}" for k, v in changed.items())))
+    assert {k: getattr(spec, k) for k in changed} == changed
+    # and describe() names every one of them, so the report can tell the jobs apart
+    assert {k: spec.describe()[k] for k in changed} == changed
 
 
 def test_groups_are_not_empty():
@@ -193,22 +225,29 @@ def test_preset_can_be_overridden_on_the_command_line():
     assert config.spec_from_config(cfg).trials == 7
 
 
-@pytest.mark.parametrize(
-    ("preset", "target", "settings"),
-    [
-        ("parallel", "JoblibLauncher", {"n_jobs": -1}),
-        ("local", "LocalLauncher", {"timeout_min": 60, "gpus_per_node": 0}),
-        ("slurm", "SlurmLauncher", {"partition": "gpu", "timeout_min": 60, "gpus_per_node": 1}),
-    ],
-)
-def test_launcher_presets_compose(preset, target, settings):
-    extra = ["hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1"] * (
-        preset == "slurm"
-    )
-    cfg = compose_config(f"hydra/launcher={preset}", *extra, return_hydra_config=True)
-    assert cfg.hydra.launcher._target_.endswith(target)
-    for key, value in settings.items():
-        assert cfg.hydra.launcher[key] == value
+LAUNCHERS = {"parallel": "JoblibLauncher", "local": "LocalLauncher", "slurm": "SlurmLauncher"}
+
+
+@pytest.mark.parametrize("preset", sorted(LAUNCHERS))
+def test_launcher_presets_reach_the_launcher(preset):
+    """What Hydra's launcher object receives: the preset file's settings, plus a command line's."""
+    cfg = compose_config(f"hydra/launcher={preset}", return_hydra_config=True)
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == LAUNCHERS[preset]
+    # submitit launchers keep their settings in .params, the joblib launcher in .joblib
+    received = getattr(launcher, "params", None) or launcher.joblib
+    written = OmegaConf.load(paths.conf_dir() / "hydra" / "launcher" / f"{preset}.yaml")
+    for key, value in written.items():
+        if key != "defaults":
+            assert received[key] == value, f"{preset}.yaml {key}={value!r}, launcher {received}"
+
+
+def test_slurm_partition_from_the_command_line_reaches_submitit():
+    cfg = compose_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                         return_hydra_config=True)
+    params = instantiate(cfg.hydra.launcher).params
+    assert params["partition"] == "gpu"
+    assert params["submitit_folder"].startswith(str(cfg.hydra.sweep.dir))
 
 
 def test_sweeps_start_a_bounded_number_of_jobs_at_once():
