@@ -18,10 +18,8 @@ sigma_b2 = 0 keeps every q). Then:
    sigma_w2 with q* <= q_max, so q_max sets how close to 1 chi_1 gets.
 3. no admissible sigma_w2 at all (GELU or SiLU without a bias): ValueError.
 
-The table (``critical_table``), sigma_b2 the defaults, q_max = 100, c_100 the
-mean-field correlation at layer 100 from c_0 = 0.5:
-
-    see the package docstring (initlab/theory/__init__.py).
+The resulting table, and what the rule means for each activation: the package
+docstring (initlab/theory/__init__.py).
 """
 
 from __future__ import annotations

@@ -1,16 +1,15 @@
 """Mean-field theory of the chain: what an infinitely wide layer would do.
 
-For zero-mean weights of variance ``sigma_w2 / fan_in`` and no bias, the
-pre-activation of layer l is Gaussian with variance
+For zero-mean weights of variance ``sigma_w2 / fan_in`` and biases of
+variance ``sigma_b2`` (0: none), the pre-activation of layer l is Gaussian
+with variance
 
-    q_l = sigma_w2 * E[x_{l-1}^2],
+    q_l = sigma_w2 * E[x_{l-1}^2] + sigma_b2,
 
 and the post-activation moments are E[phi(h)] and E[phi(h)^2] for
-h ~ N(0, q_l), computed by quadrature, so any activation works. The rule is
-Gauss-Legendre on [-12, 0] and [0, 12] standard deviations rather than plain
-Gauss-Hermite: ReLU-like activations have a kink at 0, where Gauss-Hermite
-converges slowly (0.4 % error in E[relu] with 201 nodes); splitting there
-makes each piece smooth, and the result exact to ~1e-12.
+h ~ N(0, q_l), computed by quadrature (``initlab.theory.quadrature``), so any
+activation works. Two inputs, fixed points and the phase diagram: ``phase``,
+``critical``, ``diagram``.
 (Poole et al., "Exponential expressivity in deep neural networks through
 transient chaos", NeurIPS 2016; Schoenholz et al., "Deep Information
 Propagation", ICLR 2017.) Finite width adds fluctuations around this curve
@@ -34,12 +33,15 @@ def mean_field(
     input_second_moment: float = 1.0,
     activation_params: dict | None = None,
     fixed_q: float | None = None,
+    sigma_b2: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Predicted per-layer ``mean``, ``std`` and ``second_moment`` for layers 0..depth.
 
     Layer 0 is the input x_0 ~ N(0, input_second_moment). ``sigma_w2`` is
-    fan_in * Var(W) of the scheme (1 for ``scaled``, 2 for ``kaiming``).
-    ``fixed_q`` pins every pre-activation variance (LSUV normalizes it to 1).
+    fan_in * Var(W) of the scheme (1 for ``scaled``, 2 for ``kaiming``),
+    ``sigma_b2`` the bias variance. ``fixed_q`` pins every pre-activation
+    variance (LSUV normalizes it to 1). The backward gain sigma_w2 E[phi'(h)^2]
+    does not involve the bias except through q.
     """
     act = get_activation(activation, activation_params)
     mean = np.zeros(depth + 1)
@@ -47,7 +49,7 @@ def mean_field(
     chi = np.full(depth + 1, np.nan)  # backward gain of layer l: E[g_{l-1}^2] / E[g_l^2]
     second[0] = input_second_moment
     for layer in range(1, depth + 1):
-        q = fixed_q if fixed_q is not None else sigma_w2 * second[layer - 1]
+        q = fixed_q if fixed_q is not None else sigma_w2 * second[layer - 1] + sigma_b2
         gain = q / second[layer - 1] if fixed_q is not None and second[layer - 1] > 0 \
             else sigma_w2
         if np.isfinite(q):
