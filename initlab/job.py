@@ -108,7 +108,8 @@ def _fail(plan: JobPlan, error: BaseException, what: str) -> dict[str, Any]:
         where = f"recorded in {Path(plan.out_dir) / store.SUMMARY_JSON}"
     except Exception as exc:  # the directory itself is the problem
         summary = {"status": "failed", "error": f"{type(error).__name__}: {error}", **settings}
-        where = f"not recorded: {type(exc).__name__}: {exc}"
+        where = ("not recorded" if str(exc) == str(error)
+                 else f"not recorded: {type(exc).__name__}: {exc}")
     log.error("job failed (%s): %s: %s (%s)", what, type(error).__name__,
               str(error).splitlines()[0] if str(error) else "", where)
     return summary
