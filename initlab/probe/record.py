@@ -1,0 +1,148 @@
+"""Hooks that reduce each hooked module's output (and its gradient) to statistics on the spot.
+
+Nothing is kept but numbers: a forward hook takes the module's output, reduces
+it (``initlab.stats.layer_stats``, its histogram and the batch correlation)
+and lets it go; with gradients it registers a tensor hook on that output,
+which reduces dL/d(output) when the backward pass reaches it. Tensor hooks
+(not ``register_full_backward_hook``) so that in-place activations after a
+module (``nn.ReLU(inplace=True)``) keep working; they die with the graph.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from initlab.stats import layer_stats, log_histogram
+
+#: Statistic per trial and layer besides ``initlab.stats.STATS``: the mean cosine
+#: similarity q_ab / sqrt(q_aa q_bb) over pairs (a < b) of the batch's samples.
+CORR = "corr"
+
+
+def first_tensor(value: Any) -> torch.Tensor | None:
+    """The first floating-point tensor in ``value``, depth-first (tuples, lists, dict values
+    in order, dataclass-like objects are not searched); None if there is none."""
+    if isinstance(value, torch.Tensor):
+        return value if value.is_floating_point() else None
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        for item in value:
+            found = first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def as_columns(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """(1, features, batch) float64: one column per sample (batch first); a tensor whose first
+    dimension is not the batch counts as one sample."""
+    x = x.detach()
+    rows = batch if x.dim() >= 1 and x.shape[0] == batch else 1
+    return x.reshape(rows, -1).to(torch.float64).T.unsqueeze(0)
+
+
+def batch_corr(cols: torch.Tensor) -> torch.Tensor:
+    """Mean over pairs a < b of q_ab / sqrt(q_aa q_bb), q = X^T X; NaN for one sample."""
+    x = cols[0]
+    b = x.shape[1]
+    if b < 2:
+        return torch.tensor(float("nan"), dtype=torch.float64, device=x.device)
+    gram = x.T @ x
+    d = gram.diagonal().sqrt()
+    cos = gram / (d[:, None] * d[None, :])
+    i, j = torch.triu_indices(b, b, offset=1, device=x.device)
+    return cos[i, j].mean()
+
+
+def signal_stats(x: torch.Tensor, batch: int,
+                 hist_dtype: str | None) -> tuple[dict, torch.Tensor | None]:
+    """Statistics of one signal (name -> 0-d tensor, ``corr`` included) and its histogram
+    (None when ``hist_dtype`` is None: the histogram costs more than the statistics)."""
+    cols = as_columns(x, batch)
+    stats = {name: v[0, 0] for name, v in layer_stats(cols).items()}
+    stats[CORR] = batch_corr(cols)
+    return stats, None if hist_dtype is None else log_histogram(cols, hist_dtype)[0]
+
+
+def grad_stats(g: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std (unbiased, over every value) of a gradient, in float64."""
+    stats = layer_stats(as_columns(g, batch))
+    return stats["mean"][0, 0], stats["std"][0, 0]
+
+
+def _matches(labels: tuple[str, str], patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(label, p) for label in labels for p in patterns)
+
+
+def select(model: nn.Module, include: Sequence[str] | None,
+           exclude: Sequence[str] | None) -> dict[nn.Module, str]:
+    """Module -> name of the modules to hook: leaves with parameters by default; with
+    ``include``, every module whose name or class name (``ReLU``) matches a pattern; minus
+    ``exclude``'s matches. The model itself is named ``""``."""
+    chosen = {}
+    for name, module in model.named_modules():
+        labels = (name, type(module).__name__)
+        if include is not None:
+            hit = _matches(labels, include)
+        else:
+            hit = (next(module.children(), None) is None
+                   and next(module.parameters(recurse=False), None) is not None)
+        if hit and not _matches(labels, exclude or ()):
+            chosen.setdefault(module, name or type(module).__name__)
+    return chosen
+
+
+class Recorder:
+    """Forward hooks on the chosen modules; per trial, one entry per call, in call order."""
+
+    def __init__(self, names: dict[nn.Module, str], batch: int, hist_dtype: str | None,
+                 gradients: bool) -> None:
+        self.names, self.batch, self.hist_dtype = names, batch, hist_dtype
+        self.gradients = gradients
+        self.handles: list[Any] = []
+        self.start_trial()
+
+    def start_trial(self) -> None:
+        self.keys: list[tuple[str, int]] = []
+        self.types: list[str] = []
+        self.modules: list[nn.Module] = []
+        self.shapes: list[tuple[int, ...]] = []
+        self.stats: list[dict] = []
+        self.hists: list[torch.Tensor] = []
+        self.grads: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._calls: dict[str, int] = {}
+
+    def attach(self) -> None:
+        for module in self.names:
+            self.handles.append(module.register_forward_hook(self._forward))
+
+    def detach(self) -> None:
+        while self.handles:
+            self.handles.pop().remove()
+
+    def _forward(self, module: nn.Module, args: Any, output: Any) -> None:
+        x = first_tensor(output)
+        if x is None or x.dim() == 0:  # no signal, or the loss itself: not a layer
+            return
+        name = self.names[module]
+        call = self._calls.get(name, 0)
+        self._calls[name] = call + 1
+        index = len(self.keys) + 1  # layer 0 is the input
+        self.keys.append((name, call))
+        self.types.append(type(module).__name__)
+        self.modules.append(module)
+        self.shapes.append(tuple(x.shape[1:]) if x.shape[0] == self.batch else tuple(x.shape))
+        stats, hist = signal_stats(x, self.batch, self.hist_dtype)
+        self.stats.append(stats)
+        self.hists.append(hist)
+        if self.gradients and x.requires_grad:
+            x.register_hook(lambda g, i=index: self._grad(i, g))
+
+    def _grad(self, index: int, g: torch.Tensor) -> None:
+        self.grads[index] = grad_stats(g, self.batch)
