@@ -1,0 +1,66 @@
+"""Per-job figures (initlab/plots.py): drawn without pyplot, bands against numpy's quantiles."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from initlab import plots
+from initlab.chain import run_chain
+from initlab.spec import ChainSpec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_importing_plots_leaves_the_users_backend_and_pyplot_alone():
+    """A notebook user's backend must not switch (the module used to call matplotlib.use)."""
+    code = ("import sys, matplotlib; import initlab.plots, initlab.job; "
+            "print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend())")
+    env = {"MPLBACKEND": "svg", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["False", "svg"]
+
+
+def test_production_code_does_not_look_for_pytest():
+    """Behaviour under test must be the behaviour users get."""
+    for path in (REPO / "initlab").rglob("*.py"):
+        assert "PYTEST_CURRENT_TEST" not in path.read_text(), path
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_every_figure_is_a_png_of_the_set_size(tmp_path):
+    result = run_chain(ChainSpec(init="kaiming", activation="relu", width=16, depth=5, trials=3,
+                                 gradients=True, device="cpu"))
+    for draw, name in ((plots.plot_std, plots.STD_PNG), (plots.plot_mean, plots.MEAN_PNG),
+                       (plots.plot_grad, plots.GRAD_PNG)):
+        path = draw(result, tmp_path / name)
+        assert path == tmp_path / name
+        width, height = png_size(path)
+        # 7 x 4.2 inches at 110 dpi is 770 x 462 pixels before the tight bounding box,
+        # which trims or adds a margin of at most about an inch around the axes' labels.
+        assert 600 < width < 900 and 350 < height < 600, (name, width, height)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [plots.STD_PNG, plots.MEAN_PNG, plots.GRAD_PNG])  # no temp file left behind
+
+
+def test_bands_are_numpys_quantiles_of_the_finite_trials():
+    values = np.array([[1.0, 5.0, np.nan],
+                       [2.0, np.inf, np.nan],
+                       [3.0, 7.0, np.nan],
+                       [4.0, -np.inf, np.nan]])
+    med, lo, hi = plots.bands(values)
+    for layer, finite in enumerate(([1.0, 2.0, 3.0, 4.0], [5.0, 7.0])):
+        ref = np.quantile(finite, [0.5, 0.1, 0.9])
+        # the same linear interpolation on the same finite values: equal up to an ulp
+        np.testing.assert_allclose([med[layer], lo[layer], hi[layer]], ref, rtol=4e-16)
+    assert np.isnan([med[2], lo[2], hi[2]]).all()  # every trial overflowed: NaN, no warning
