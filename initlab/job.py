@@ -89,12 +89,17 @@ def run_job(
 
 
 def record_failure(out_dir: Path, settings: dict[str, Any], error: BaseException) -> dict:
-    """Write a ``status: failed`` summary.json for a job that raised, so reports can list it."""
+    """Write a ``status: failed`` summary.json for a job that raised, so reports can list it.
+
+    ``settings``: the job's flat settings as far as known (``spec.describe()``); they go
+    both at the top level and under ``settings`` (a ``settings`` key given is kept).
+    """
+    flat = {k: v for k, v in settings.items() if k != "settings"}
     summary = {
         "status": "failed",
         "error": f"{type(error).__name__}: {error}".splitlines()[0],
-        **settings,
-        "settings": dict(settings),
+        **flat,
+        "settings": dict(settings.get("settings", flat)),
     }
     store.write_json(Path(out_dir) / store.SUMMARY_JSON, summary)
     return summary
