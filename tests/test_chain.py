@@ -177,6 +177,36 @@ def test_progress_counts_every_trial_layer_of_every_config():
     assert len(done) == 3 * (5 + 1)  # one call per layer per chunk
 
 
+def test_backward_pass_redraws_weights_instead_of_keeping_them(monkeypatch):
+    """One buffer of weights per base distribution, refilled depth times going forward and
+    depth - 1 times going back (the last layer's are still in hand): nothing is kept per
+    layer. Every fill goes through the one drawing path, ``initlab.draws.fill_layer_``."""
+    import initlab.chain as chain
+
+    fills, allocated = [], []
+    real_fill, real_empty = chain.fill_layer_, torch.empty
+
+    def counting_fill(mats, seed, layer, trials, fill=None):
+        fills.append((layer, {id(m) for m in mats.values()}))
+        return real_fill(mats, seed, layer, trials, fill)
+
+    def counting_empty(*shape, **kw):
+        tensor = real_empty(*shape, **kw)
+        if len(shape) == 3 and shape[1] == shape[2] == 16:
+            allocated.append(tensor)
+        return tensor
+
+    monkeypatch.setattr(chain, "fill_layer_", counting_fill)
+    monkeypatch.setattr(chain.torch, "empty", counting_empty)
+    depth = 50
+    result = chain.run_chain(cpu(width=16, depth=depth, trials=2, gradients=True, init="scaled",
+                                 activation="tanh"))
+    assert [layer for layer, _ in fills] == [*range(1, depth + 1), *range(depth - 1, 0, -1)]
+    assert len({i for _, ids in fills for i in ids}) == 1  # the same buffer every time
+    assert len(allocated) == 1
+    assert np.isfinite(result.grads["grad_x_std"]).all()
+
+
 def test_schemes_sharing_a_base_see_the_same_matrices():
     """Common random numbers: kaiming = sqrt(2) * scaled matrices, and ReLU is homogeneous,
     so layer l of the kaiming chain is sqrt(2)^l times the scaled chain."""

@@ -186,8 +186,19 @@ def test_a_fused_sweep_with_a_blocked_job_directory_runs_the_others(tmp_path):
     (sweep / "1_kaiming_relu_depth3").write_text("in the way\n")
     proc = ok(run_initlab(["-m", "init=scaled,kaiming", "activation=relu", "depth=3",
                            "width=8", "trials=1", "plots=false", "report=false",
-                           f"hydra.sweep.dir={sweep}"], tmp_path))
+                           "progress=true", f"hydra.sweep.dir={sweep}"], tmp_path))
+    assert "fused sweep" in proc.stderr and "trial-layer" in proc.stderr  # the bar moved
     assert summary(sweep / "0_scaled_relu_depth3")["status"] == "ok"
     out = proc.stdout + proc.stderr
     lines = [line for line in out.splitlines() if "1_kaiming_relu_depth3" in line]
     assert len(lines) == 1 and "job failed" in lines[0] and "FileExistsError" in lines[0], out
+
+
+def test_progress_bar_modes():
+    assert job.progress_bar("false", 10, "x") is None
+    assert job.progress_bar("auto", 10, "x") is None  # pytest's stderr is not a terminal
+    bar = job.progress_bar("true", 10, "x")
+    try:
+        assert bar.total == 10
+    finally:
+        bar.close()
