@@ -148,7 +148,7 @@ def _interrupted() -> None:
     if not where:
         print("initlab: interrupted; no job had started", file=sys.stderr)
         raise SystemExit(130)
-    directory = Path(where["dir"])
+    directory = Path(where["dir"]).absolute()
     done, planned = _finished(directory), where.get("jobs")
     jobs = f"{done} of {planned}" if planned else f"{done}"
     tail = f"results: {directory}"
