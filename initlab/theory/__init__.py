@@ -41,11 +41,12 @@ inputs with cosine c_0 = 0.5 (``propagate``):
   nearly saturated); the old 1 / E[phi(z)^2] gain (3.4) sits deep in the
   ordered phase (chi_1 ~ 0.15: two inputs merge within a few layers).
 - gelu, silu: no attracting q* without a bias (f(q)/q rises from sigma_w2/4
-  to sigma_w2/2). With one, E[phi'(h)^2] overshoots 1/2 at moderate q (GELU:
-  0.511 near q = 10, SiLU 0.508 near q = 43), so chi_1 = 1 is reached at a finite attracting q* just
-  below sigma_w2 = 2, and only for a large enough bias (GELU sigma_b2 >~ 0.2,
-  SiLU ~ 1; smaller biases keep q* small and chi_1 < 0.8). chi_q ~ 0.99: q
-  approaches q* over ~100 layers (GELU: q_100 = 3.26 against q* = 4.47).
+  to sigma_w2/2). With one, E[phi'(h)^2] overshoots 1/2 at moderate q (GELU
+  0.511 near q = 10, SiLU 0.508 near q = 43), so chi_1 = 1 is reached at a
+  finite attracting q* just below sigma_w2 = 2, and only for a large enough
+  bias (GELU sigma_b2 >~ 0.2, SiLU ~ 1; smaller biases keep q* small and
+  chi_1 < 0.8). chi_q ~ 0.99: q approaches q* over ~100 layers (GELU:
+  q_100 = 3.26 against q* = 4.47).
 - selu: SELU's own point (sigma_w2 = 1, no bias) is slightly chaotic
   (chi_1 = 1.07, c* = 0); with sigma_b2 = 0.05 the edge is sigma_w2 = 0.90.
 - softplus: E[phi'^2] = E[sigmoid(h)^2] < 1/2 and E[phi^2] > q/2 at every q,
