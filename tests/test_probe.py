@@ -82,16 +82,17 @@ def test_same_seed_pairs_with_the_chain_up_to_rounding():
 
 
 def test_corr_is_the_mean_pairwise_cosine():
-    # Reference: a literal loop over the pairs of the batch.
+    # Reference: a literal loop over the pairs of the batch, on the very output the loop
+    # path hooks (model(x): the same float32 numbers; float64 sums of 9 terms after that).
     x = torch.randn(5, 7, generator=torch.Generator().manual_seed(0))
     model = nn.Sequential(nn.Linear(7, 9))
-    result = probe(model, x, init="keep", trials=1, gradients=False)
+    result = probe(model, x, init="keep", trials=1, gradients=False, batched=False)
     for layer, sig in ((0, x), (1, model(x).detach())):
         s = sig.double()
         cos = [float(s[a] @ s[b] / (s[a].norm() * s[b].norm()))
                for a in range(5) for b in range(a + 1, 5)]
         assert result.stats["corr"][0, layer] == pytest.approx(np.mean(cos), rel=1e-12)
-    one = probe(model, x[:1], init="keep", trials=1, gradients=False)
+    one = probe(model, x[:1], init="keep", trials=1, gradients=False, batched=False)
     assert np.isnan(one.stats["corr"]).all()
 
 
@@ -251,9 +252,11 @@ def test_schemes_a_model_cannot_use_are_refused(init):
 def test_fewer_trials_are_a_prefix_and_a_factory_is_reproducible():
     make = lambda: relu_mlp(3, 16)  # noqa: E731
     inputs = gaussian_inputs((16,), 3)
-    a = probe(make, inputs, trials=3, seed=5, histogram=False)  # the model's own init
-    b = probe(make, inputs, trials=2, seed=5, histogram=False)
-    for name in ("std", "mean", "corr"):  # literally the same computation: exact
+    # The loop path: trial by trial, literally the same computation, so exact. (The batched
+    # path cuts trials into other chunks for 2 and 3 trials: equal up to rounding only.)
+    a = probe(make, inputs, trials=3, seed=5, histogram=False, batched=False)  # own init
+    b = probe(make, inputs, trials=2, seed=5, histogram=False, batched=False)
+    for name in ("std", "mean", "corr"):
         np.testing.assert_array_equal(a.stats[name][:2], b.stats[name])
     np.testing.assert_array_equal(a.grads["grad_w_std"][:2], b.grads["grad_w_std"])
     assert not np.array_equal(a.stats["std"][0], a.stats["std"][1])  # trials differ
@@ -283,3 +286,29 @@ def test_gpu_probe_matches_cpu():
     rtol = 4 * 64 * EPS32 * 8
     np.testing.assert_allclose(gpu.stats["std"], cpu.stats["std"], rtol=rtol)
     np.testing.assert_allclose(gpu.grads["grad_w_std"], cpu.grads["grad_w_std"], rtol=rtol)
+
+
+def test_batched_path_equals_the_loop_up_to_rounding():
+    # vmap runs a ConvNd as one grouped convolution and a Linear as a bmm: the same products
+    # summed in another order. Per layer relative error <= n eps sqrt(n) (as in the pairing
+    # test) with n the largest fan_in (64), over 3 weighted layers.
+    def make():
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2),
+                             nn.Tanh(), nn.Flatten(), nn.Linear(4 * 3 * 3, 5))
+
+    kwargs = dict(init="xavier", bias="normal", trials=3, seed=3, gradients=True)
+    inputs = gaussian_inputs((3, 10, 10), 4)
+    fast = probe(make, inputs, **kwargs)
+    slow = probe(make, inputs, batched=False, **kwargs)
+    assert (fast.timing["path"], slow.timing["path"]) == ("batched", "loop")
+    assert fast.modules == slow.modules and fast.shapes == slow.shapes
+    rtol = 3 * 64 * EPS32 * 8
+    for name in ("mean", "std", "rms", "abs_max", "corr"):
+        np.testing.assert_allclose(fast.stats[name], slow.stats[name], rtol=rtol, atol=0)
+    np.testing.assert_array_equal(fast.stats["finite"], slow.stats["finite"])
+    for name in ("grad_x_std", "grad_w_std", "grad_w_mean"):
+        np.testing.assert_allclose(fast.grads[name], slow.grads[name], rtol=rtol, atol=1e-12)
+    np.testing.assert_array_equal(fast.hist, slow.hist)  # counts: equal unless a value sits
+    # on a bin edge within rounding (probability ~ rtol * bins per value: negligible here)
+    with pytest.raises(ValueError, match="batched=True"):
+        probe(TupleNet(), torch.randn(2, 6), trials=1, batched=True)

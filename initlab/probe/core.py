@@ -21,6 +21,7 @@ from torch import nn
 
 from initlab.biases import make_bias
 from initlab.chain import gradient_seed, input_seed, stream_seed
+from initlab.probe import batched as B
 from initlab.probe import weights as W
 from initlab.probe.record import CORR, Recorder, first_tensor, grad_stats, select, signal_stats
 from initlab.probe.result import GRAD_STATS, ProbeResult
@@ -133,7 +134,8 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
           init_params: dict | None = None, bias: str = "model", bias_params: dict | None = None,
           trials: int = 8, seed: int = 0, gradients: bool = True,
           include: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
-          device: str | torch.device | None = None, histogram: bool = True) -> ProbeResult:
+          device: str | torch.device | None = None, histogram: bool = True,
+          batched: bool | None = None) -> ProbeResult:
     """Per-layer statistics of ``model`` over ``trials`` weight draws.
 
     ``model``: an ``nn.Module`` (reset per trial by its modules' ``reset_parameters``
@@ -152,7 +154,9 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
     model's output the backward pass starts from it. ``device``: where a factory's
     model goes (an instance stays where it is); the inputs follow the model.
     ``histogram=False`` skips the log10|x| histogram (``result.hist`` is None): it costs
-    more than every other statistic together on a large signal.
+    more than every other statistic together on a large signal. ``batched``: run all
+    trials of a plain ``nn.Sequential`` at once (``initlab.probe.batched``); None: when
+    the model qualifies, False: never (one trial at a time, hooks), True: or raise.
     """
     _check(init, init_params, bias, bias_params, trials, seed)
     instance = isinstance(model, nn.Module)
@@ -165,60 +169,138 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
                          "move the model first, or pass a factory")
     snapshot = ({k: v.detach().clone() for k, v in model.state_dict().items()}
                 if instance else None)
+    prep = dict(seed=seed, init=init, init_params=init_params, bias=bias,
+                bias_params=bias_params, device=dev)
     gen = torch.Generator()
-    keys: list | None = None
+
+    def batch_of(t: int, where: torch.device) -> torch.Tensor:
+        x = inputs if isinstance(inputs, torch.Tensor) else inputs(
+            gen.manual_seed(input_seed(seed, t)))
+        return x.to(where)
+
     start = time.perf_counter()
     try:
-        for t in range(trials):
-            m = W.prepare(model, t, seed=seed, init=init, init_params=init_params, bias=bias,
-                          bias_params=bias_params, device=dev)
-            mdev = W.device_of(m)
-            x0 = inputs if isinstance(inputs, torch.Tensor) else inputs(
-                gen.manual_seed(input_seed(seed, t)))
-            x0 = x0.to(mdev)
-            wide = x0.dtype == torch.float64 or any(
-                p.dtype == torch.float64 for p in m.parameters())
-            hist_dtype = "float64" if wide else "float32"
-            rec, in_stats, wgrads, in_hist = _trial(
-                m, x0, t, seed=seed, gradients=gradients, include=include, exclude=exclude,
-                hist_dtype=hist_dtype if histogram else None)
-            if keys is None:
-                keys, layers = rec.keys, len(rec.keys) + 1
-                stats = {n: np.empty((trials, layers), dtype=bool if n == "finite" else float)
-                         for n in (*STATS, CORR)}
-                grads = ({n: np.full((trials, layers), np.nan) for n in GRAD_STATS}
-                         if gradients else None)
-                hist = (np.zeros((layers, len(in_hist)), dtype=np.int64) if histogram
-                        else None)
-                first = (rec, x0)
-            elif rec.keys != keys:
-                raise ValueError(f"trial {t} called the hooked modules in another order than "
-                                 "trial 0; the probe needs the same layers in every trial")
-            for name in stats:
-                row = [in_stats[name], *(s[name] for s in rec.stats)]
-                stats[name][t] = torch.stack(row).cpu().numpy()
-            if hist is not None:
-                hist += torch.stack([in_hist, *rec.hists]).cpu().numpy()
-            if grads is not None:
-                for index, (mean, std) in rec.grads.items():
-                    grads["grad_x_mean"][t, index] = mean.item()
-                    grads["grad_x_std"][t, index] = std.item()
-                for index, (mean, std) in wgrads.items():
-                    grads["grad_w_mean"][t, index] = mean.item()
-                    grads["grad_w_std"][t, index] = std.item()
+        m0 = W.prepare(model, 0, **prep)
+        where = W.device_of(m0)
+        x00 = batch_of(0, where)
+        wide = x00.dtype == torch.float64 or any(
+            p.dtype == torch.float64 for p in m0.parameters())
+        hist_dtype = ("float64" if wide else "float32") if histogram else None
+        plan = None if batched is False else _batched_plan(m0, include, exclude)
+        if batched and plan is None:
+            raise ValueError("batched=True needs a plain nn.Sequential of Linear/ConvNd layers "
+                             "and parameter-free activations; use batched=None or False")
+        run = _run_batched if plan is not None else _run_loop
+        tables, types, shapes = run(model, m0, x00, batch_of, plan, prep, trials=trials,
+                                    seed=seed, gradients=gradients, include=include,
+                                    exclude=exclude, hist_dtype=hist_dtype)
     finally:
         if snapshot is not None:
             with torch.no_grad():
                 model.load_state_dict(snapshot)
     elapsed = time.perf_counter() - start
-    rec0, x00 = first
-    names = [f"{n}#{c + 1}" if c else n for n, c in keys]
     settings = _settings(model, init, init_params, bias, bias_params, trials, seed, gradients,
-                         str(x00.device))
+                         str(where))
     settings["batch"] = x00.shape[0]
     settings["dtype"] = str(x00.dtype).removeprefix("torch.")
-    return ProbeResult(settings=settings, stats=stats, modules=["input", *names],
-                       module_types=["input", *rec0.types],
-                       shapes=[tuple(x00.shape[1:]), *rec0.shapes], device=str(x00.device),
-                       hist=hist, hist_dtype=hist_dtype, grads=grads,
-                       timing={"path": "loop", "seconds_per_trial": elapsed / trials})
+    return ProbeResult(settings=settings, stats=tables.stats, modules=["input", *tables.names],
+                       module_types=["input", *types], shapes=shapes, device=str(where),
+                       hist=tables.hist, hist_dtype=hist_dtype or "float32", grads=tables.grads,
+                       timing={"path": "loop" if plan is None else "batched",
+                               "seconds_per_trial": elapsed / trials})
+
+
+class _Tables:
+    """The result's arrays, filled trial by trial (loop) or chunk by chunk (batched)."""
+
+    def __init__(self, keys: list[tuple[str, int]], trials: int, gradients: bool,
+                 hist_len: int | None) -> None:
+        self.keys, layers = keys, len(keys) + 1
+        self.names = [f"{n}#{c + 1}" if c else n for n, c in keys]
+        self.stats = {n: np.empty((trials, layers), dtype=bool if n == "finite" else float)
+                      for n in (*STATS, CORR)}
+        self.grads = ({n: np.full((trials, layers), np.nan) for n in GRAD_STATS}
+                      if gradients else None)
+        self.hist = None if hist_len is None else np.zeros((layers, hist_len), dtype=np.int64)
+
+    def put(self, rows: range, stats: list[dict], hists: list, grads: dict,
+            wgrads: dict) -> None:
+        """``stats[layer][name]``, ``grads[layer]``, ``wgrads[layer]``: one value per row."""
+        def col(v: torch.Tensor) -> np.ndarray:
+            return v.reshape(-1).cpu().numpy()
+
+        rows_ = slice(rows.start, rows.stop)
+        for name, out in self.stats.items():
+            out[rows_] = torch.stack([s[name].reshape(-1) for s in stats], 1).cpu().numpy()
+        if self.hist is not None:
+            self.hist += torch.stack(hists).cpu().numpy()
+        if self.grads is not None:
+            for prefix, values in (("grad_x", grads), ("grad_w", wgrads)):
+                for index, (mean, std) in values.items():
+                    self.grads[f"{prefix}_mean"][rows_, index] = col(mean)
+                    self.grads[f"{prefix}_std"][rows_, index] = col(std)
+
+
+def _run_loop(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradients, include,
+              exclude, hist_dtype):
+    tables = None
+    for t in range(trials):
+        m = m0 if t == 0 else W.prepare(model, t, **prep)
+        x0 = x00 if t == 0 else batch_of(t, W.device_of(m))
+        rec, in_stats, wgrads, in_hist = _trial(m, x0, t, seed=seed, gradients=gradients,
+                                                include=include, exclude=exclude,
+                                                hist_dtype=hist_dtype)
+        if tables is None:
+            tables = _Tables(rec.keys, trials, gradients,
+                             None if in_hist is None else len(in_hist))
+            types, shapes = rec.types, [tuple(x00.shape[1:]), *rec.shapes]
+        elif rec.keys != tables.keys:
+            raise ValueError(f"trial {t} called the hooked modules in another order than "
+                             "trial 0; the probe needs the same layers in every trial")
+        tables.put(range(t, t + 1), [in_stats, *rec.stats], [in_hist, *rec.hists],
+                   rec.grads, wgrads)
+    return tables, types, shapes
+
+
+def _batched_plan(m: nn.Module, include, exclude) -> list[int] | None:
+    """The hooked children's indices when ``m`` can take the batched path, else None."""
+    if not B.eligible(m):
+        return None
+    children = {child: i for i, child in enumerate(m)}
+    chosen = select(m, include, exclude)
+    if any(module not in children for module in chosen):
+        return None
+    return sorted(children[module] for module in chosen)
+
+
+def _run_batched(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradients, include,
+                 exclude, hist_dtype):
+    where, batch = x00.device, x00.shape[0]
+    tables = _Tables([(str(i), 0) for i in plan], trials, gradients, None)
+    start, chunk = 0, 1  # the first chunk (one trial) measures the signals' sizes
+    while start < trials:
+        rows = range(start, min(trials, start + chunk))
+        per_trial = []
+        for t in rows:
+            m = m0 if t == 0 else W.prepare(model, t, **prep)
+            per_trial.append([{n: p.detach().clone() for n, p in c.named_parameters()}
+                              for c in m])
+        params = [{n: torch.stack([pt[i][n] for pt in per_trial]) for n in per_trial[0][i]}
+                  for i in range(len(m0))]
+        x0 = torch.stack([x00 if t == 0 else batch_of(t, where) for t in rows])
+
+        def g_of(y: torch.Tensor, rows: range = rows) -> torch.Tensor:
+            return torch.stack([_output_gradient(y[i], batch, seed, t)
+                                for i, t in enumerate(rows)])
+
+        out = B.run_chunk(m0, params, x0, plan, g_of, gradients, hist_dtype)
+        if tables.hist is None and hist_dtype is not None:
+            tables.hist = np.zeros((len(plan) + 1, len(out["hists"][0])), dtype=np.int64)
+        tables.put(rows, out["stats"], out["hists"], out["grads"], out["wgrads"])
+        if start == 0:
+            item = x00.element_size()
+            sizes = [math.prod(s) * batch * item for s in out["shapes"]]
+            shapes = out["shapes"]
+        start = rows.stop
+        chunk = B.chunk_size(trials, sizes, gradients)
+    return tables, [type(m0[i]).__name__ for i in plan], shapes

@@ -1,0 +1,131 @@
+"""The batched path: every trial of a plain ``nn.Sequential`` in one pass (``torch.func``).
+
+A model qualifies when it is an ``nn.Sequential`` of ``Linear``/``ConvNd``
+layers, parameter-free activations (``torch.nn`` ones or ``initlab.models.Activation``),
+``Flatten`` and ``Identity``, and nothing else (no buffers, no nested containers).
+Each trial's parameters are drawn exactly as on the loop path
+(``initlab.probe.weights.prepare``), stacked along a leading trial dimension,
+and each child runs once over all trials with ``torch.func.vmap`` of
+``functional_call`` (a ConvNd becomes one grouped convolution). Statistics are
+reduced per trial from the (trials, features, batch) signal, as the chain does.
+Trials are cut into chunks to bound the memory (``budget``): the signals kept for
+the backward pass, or one layer's signal without gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from initlab.probe.record import CORR
+from initlab.stats import layer_stats, log_histogram
+
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_FREE = (nn.Flatten, nn.Identity)
+#: Bytes the signals of one chunk may take.
+BUDGET = 1 << 30
+
+
+def eligible(model: nn.Module) -> bool:
+    """Whether ``model`` can take the batched path."""
+    from initlab.models import Activation
+
+    if type(model) is not nn.Sequential or next(model.buffers(), None) is not None:
+        return False
+    for child in model:
+        if isinstance(child, _LAYERS):
+            if {n for n, _ in child.named_parameters()} - {"weight", "bias"}:
+                return False
+        elif next(child.parameters(), None) is not None or next(child.children(), None):
+            return False
+        elif not (isinstance(child, (*_FREE, Activation))
+                  or type(child).__module__ == "torch.nn.modules.activation"):
+            return False
+    return True
+
+
+def _columns(x: torch.Tensor) -> torch.Tensor:
+    """(trials, batch, ...) -> (trials, features, batch) float64."""
+    return x.detach().reshape(x.shape[0], x.shape[1], -1).to(torch.float64).transpose(1, 2)
+
+
+def _corr(cols: torch.Tensor) -> torch.Tensor:
+    """Per trial: mean over pairs a < b of the batch of the cosine q_ab / sqrt(q_aa q_bb)."""
+    trials, _, b = cols.shape
+    if b < 2:
+        return torch.full((trials,), float("nan"), dtype=torch.float64, device=cols.device)
+    gram = cols.transpose(1, 2) @ cols
+    d = gram.diagonal(dim1=1, dim2=2).sqrt()
+    cos = gram / (d[:, :, None] * d[:, None, :])
+    i, j = torch.triu_indices(b, b, offset=1, device=cols.device)
+    return cos[:, i, j].mean(dim=1)
+
+
+def _reduce(x: torch.Tensor, hist_dtype: str | None) -> tuple[dict, torch.Tensor | None]:
+    cols = _columns(x)
+    stats = {name: v[:, 0] for name, v in layer_stats(cols).items()}
+    stats[CORR] = _corr(cols)
+    hist = None if hist_dtype is None else log_histogram(cols, hist_dtype)[0]
+    return stats, hist
+
+
+def _grad(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per trial mean and std of a (trials, ...) gradient over all its values."""
+    stats = layer_stats(g.detach().reshape(g.shape[0], -1, 1))
+    return stats["mean"][:, 0], stats["std"][:, 0]
+
+
+def run_chunk(template: nn.Sequential, params: list[dict[str, torch.Tensor]],
+              x0: torch.Tensor, hooked: list[int], g_of: Any, gradients: bool,
+              hist_dtype: str | None) -> dict[str, Any]:
+    """One chunk of trials. ``params[i]``: child i's stacked parameters (trials, ...);
+    ``x0``: (trials, batch, ...); ``hooked``: the children whose outputs are layers;
+    ``g_of(y)``: the output gradient for the stacked output ``y``. Returns per layer
+    (input first) the statistics (trials,), histograms, gradient statistics and shapes."""
+    out: dict[str, Any] = {"stats": [], "hists": [], "grads": {}, "wgrads": {}, "shapes": []}
+    if gradients and x0.is_floating_point():
+        x0 = x0.detach().clone().requires_grad_(True)
+    stats, hist = _reduce(x0, hist_dtype)
+    out["stats"].append(stats)
+    out["hists"].append(hist)
+    out["shapes"].append(tuple(x0.shape[2:]))
+    weights: dict[int, torch.Tensor] = {}
+    x = x0
+    with torch.set_grad_enabled(gradients):
+        for i, child in enumerate(template):
+            p = params[i]
+            if gradients and "weight" in p:
+                p = {**p, "weight": p["weight"].detach().requires_grad_(True)}
+            x = vmap(lambda q, xx, c=child: functional_call(c, q, (xx,)))(p, x)
+            if i in hooked:
+                index = len(out["stats"])
+                stats, hist = _reduce(x, hist_dtype)
+                out["stats"].append(stats)
+                out["hists"].append(hist)
+                out["shapes"].append(tuple(x.shape[2:]))
+                if "weight" in p:
+                    weights[index] = p["weight"]
+                if gradients and x.requires_grad:
+                    x.register_hook(lambda g, k=index: out["grads"].__setitem__(k, _grad(g)))
+        if gradients and x.requires_grad:
+            leaves = [x0] if x0.requires_grad else []
+            got = torch.autograd.grad(x, leaves + list(weights.values()), g_of(x),
+                                      allow_unused=True)
+            if leaves:
+                out["grads"][0] = _grad(got[0])
+            for index, gw in zip(weights, got[len(leaves):], strict=True):
+                if gw is not None:
+                    out["wgrads"][index] = _grad(gw)
+    return out
+
+
+def chunk_size(trials: int, layer_bytes: list[int], gradients: bool,
+               budget: int = BUDGET) -> int:
+    """Trials per chunk so that a chunk's signals fit in ``budget`` bytes; ``layer_bytes``:
+    one trial's signal sizes. With gradients every signal is kept (twice: the output and
+    what autograd saves); without, the largest one with its float64 copies (x4)."""
+    per_trial = 2 * sum(layer_bytes) if gradients else 4 * max(layer_bytes)
+    return max(1, min(trials, budget // max(per_trial, 1)))
