@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from initlab import store
 from initlab.report.load import JobRecord, label
@@ -43,7 +44,8 @@ def heatmap(table: Summary) -> Figure:
     row_vals = table.values[rows] if rows else [None]
     col_vals = table.values[cols] if cols else [None]
     keys = panel_keys(table, panels)
-    fig = Figure(figsize=(1.0 + 1.9 * len(col_vals) * len(keys), 1.2 + 0.75 * len(row_vals)))
+    fig = Figure(figsize=(1.8 + 1.9 * len(col_vals) * len(keys), 1.4 + 0.75 * len(row_vals)),
+                 layout="constrained")  # keeps the suptitle off the panel titles
     axs = fig.subplots(1, len(keys), squeeze=False)
     logs = [math.log10(s) for j in ok if (s := j.summary.get("final_std")) is not None and s > 0]
     span = max([abs(v) for v in logs] + [1.0])
@@ -72,7 +74,7 @@ def heatmap(table: Summary) -> Figure:
         ax.set_title(panel_title(panels, key), fontsize=9)
     if image is not None:
         bar = fig.colorbar(image, ax=axs[0].tolist(), shrink=0.9)
-        bar.set_label("log10(final std), median over trials\n(grey: NaN or 0)")
+        bar.set_label("log10(final std), median over trials\n(grey: NaN or 0)", fontsize=8)
     fig.suptitle("Final-layer std: blue vanished, red exploded, white ~1 (held)", fontsize=10)
     return fig
 
@@ -121,6 +123,7 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None) -> 
             ax.axhline(0, color="k", lw=0.5)
         ax.set_title(panel_title(panels, key), fontsize=9)
         ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(YLABELS.get(stat, stat))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, title=", ".join(lines) or None, title_fontsize=7)
