@@ -16,8 +16,9 @@ irrelevant (set to 0): no 0/0. The outer rule is also split at +-8 s / |c|,
 where the inner integral bends (see ``_outer_rule``). With 64 points a piece
 the closed forms (ReLU's arc-cosine kernel, erf's arcsin kernel up to q = 10)
 are met to 1e-14 at every c in [-1, 1]; a steep activation at large variance
-needs more (erf at q = 50: 5e-10 with 64 points, 2e-14 with 96). Derivatives phi' come from autograd, so any
-torch function works, a user's plug-in included (ReLU's kink: a.e. is enough).
+needs more (erf at q = 50: 5e-10 with 64 points, 2e-14 with 96). Derivatives
+phi' come from autograd, so any torch function works, a user's plug-in
+included (ReLU's kink: a.e. is enough).
 """
 
 from __future__ import annotations
