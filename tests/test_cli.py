@@ -363,3 +363,21 @@ def test_wheel_install_runs_a_preset_from_any_directory(unpacked_wheel, tmp_path
     assert Path(sources["main"]).resolve() == wheel_root / "initlab" / "_config" / "conf"
     assert Path(sources["initlab-experiments"]).resolve() == config_root.resolve()
     assert not Path(sources["main"]).resolve().is_relative_to(REPO)
+
+
+# --------------------------------------------------------------------------- one settings model
+
+
+@pytest.mark.parametrize("launcher", ["basic", "fused"])
+def test_a_gradients_sweep_gives_jobs_the_report_can_tell_apart(launcher, tmp_path, monkeypatch,
+                                                                capsys):
+    monkeypatch.chdir(tmp_path)
+    code, err = main_in_process(["-m", f"hydra/launcher={launcher}", "gradients=true,false",
+                                 "depth=2", "width=8", "trials=2", "plots=false", "report=false"],
+                                capsys)
+    assert code == 0, err
+    sweep = only_child(tmp_path / "outputs" / "multiruns")
+    settings = [json.loads(p.read_text())["settings"] for p in sorted(sweep.glob("*/summary.json"))]
+    assert sorted(s["gradients"] for s in settings) == [False, True]
+    differ = {k for k in settings[0] if settings[0][k] != settings[1][k]}
+    assert differ == {"gradients"}

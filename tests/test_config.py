@@ -65,7 +65,7 @@ def compose_config(*overrides: str, return_hydra_config: bool = False) -> DictCo
 @pytest.fixture(scope="module")
 def summary_keys() -> set[str]:
     """The fields summary.json has (from a tiny real run)."""
-    result = run_chain(ChainSpec(width=4, depth=2, trials=2, device="cpu"))
+    result = run_chain(ChainSpec(width=4, depth=2, trials=2, device="cpu", gradients=True))
     return set(summarize(result, Thresholds()))
 
 
