@@ -18,7 +18,14 @@ import pytest
 import torch
 
 from initlab.activations import get_activation
-from initlab.theory import chi1_curve, critical_point, phase_diagram, phase_params, propagate
+from initlab.theory import (
+    chi1_curve,
+    critical_for,
+    critical_point,
+    phase_diagram,
+    phase_params,
+    propagate,
+)
 
 BUILTINS = ["none", "tanh", "relu", "leaky_relu", "sigmoid", "gelu", "selu", "silu",
             "softplus"]
@@ -58,6 +65,15 @@ def test_critical_point_is_a_fixed_point_with_chi_1_one_by_the_trapezoid_rule(ta
     else:  # softplus: chi_1 < 1 at every finite attracting q*; the rule stops at q_max
         assert name == "softplus" and point.q_star == pytest.approx(100.0, rel=1e-6)
         assert point.sigma_w2 * d2 < 1
+
+
+def test_cached_lookup_by_name_is_the_same_point(table):
+    assert critical_for("tanh") == table["tanh"]
+    assert critical_for("tanh") is critical_for("tanh", {})  # cached
+    a = {"negative_slope": 0.2}
+    assert critical_for("leaky_relu", a).sigma_w2 == pytest.approx(2 / 1.04, rel=1e-12)
+    with pytest.raises(ValueError, match="not a known activation"):
+        critical_for("no_such_activation")
 
 
 def test_marginal_activations_get_kaiming_and_no_bias(table):

@@ -21,6 +21,7 @@ from initlab.theory import (
     phase_params,
     propagate,
     two_inputs,
+    variance_fixed_points,
 )
 
 PER_MAP = 1e-12
@@ -209,3 +210,19 @@ def test_phase_params_are_plain_json_data():
     assert set(data) >= {"q_star", "c_star", "chi_1", "chi_c", "xi_q", "xi_c",
                          "q_attracting", "c_attracting"}
     assert all(type(v) in (float, bool) for v in p.as_dict().values())
+
+
+def test_all_variance_fixed_points_with_their_stability():
+    """erf, sigma_w2 = 4, no bias: q = 0 repels (slope sigma_w2 * 4/pi = 5.09) and the
+    closed-form positive root attracts; GELU, sigma_w2 = 2.5, no bias: q = 0 attracts with
+    slope sigma_w2 / 4 (GELU'(0) = 1/2) and the positive root repels (f(q)/q rises through
+    1); ReLU with sigma_w2 > 2 and a bias has none (the variance grows without bound)."""
+    points = variance_fixed_points(torch.erf, 4.0, 0.0)
+    assert [q for q, _ in points][0] == 0.0 and len(points) == 2
+    assert points[0][1] == pytest.approx(4 * 4 / np.pi, rel=1e-9)  # the limit, taken at 1e-12
+    assert points[1][0] == pytest.approx(erf_fixed_point(4.0, 0.0), rel=1e-10)
+    assert points[1][1] < 1
+    gelu = variance_fixed_points("gelu", 2.5, 0.0)
+    assert len(gelu) == 2 and gelu[0] == (0.0, pytest.approx(2.5 / 4, rel=1e-9))
+    assert gelu[1][1] > 1
+    assert variance_fixed_points("relu", 3.0, 0.1) == []

@@ -57,7 +57,7 @@ inputs with cosine c_0 = 0.5 (``propagate``):
   1 - c_100 = 2e-10): softplus is ordered.
 """
 
-from initlab.theory.critical import DEFAULT_SIGMA_B2, CriticalPoint, critical_point
+from initlab.theory.critical import DEFAULT_SIGMA_B2, CriticalPoint, critical_for, critical_point
 from initlab.theory.diagram import chi1_curve, phase_diagram
 from initlab.theory.meanfield import (
     critical_sigma_w2,
@@ -77,6 +77,7 @@ from initlab.theory.phase import (
     phase_params,
     propagate,
     reached_q,
+    variance_fixed_points,
     variance_map,
 )
 from initlab.theory.quadrature import (
@@ -91,9 +92,9 @@ from initlab.theory.quadrature import (
 
 __all__ = [
     "DEFAULT_SIGMA_B2", "CriticalPoint", "PhaseParams", "_NODES", "_WEIGHTS", "_rule",
-    "c_star_at", "chi1_curve", "correlation_slope", "critical_point", "critical_sigma_w2",
-    "crossing", "depth_scale", "derivative_second_moment", "fixed_point_slope", "for_chain",
-    "gaussian_moments", "hanin_rolnick", "mean_field", "one_input", "overflow_layer",
-    "phase_diagram", "phase_params", "propagate", "reached_q", "two_inputs",
-    "underflow_layer", "variance_map",
+    "c_star_at", "chi1_curve", "correlation_slope", "critical_for", "critical_point",
+    "critical_sigma_w2", "crossing", "depth_scale", "derivative_second_moment",
+    "fixed_point_slope", "for_chain", "gaussian_moments", "hanin_rolnick", "mean_field",
+    "one_input", "overflow_layer", "phase_diagram", "phase_params", "propagate", "reached_q",
+    "two_inputs", "underflow_layer", "variance_fixed_points", "variance_map",
 ]

@@ -114,6 +114,36 @@ def reached_q(act: Callable, sigma_w2, sigma_b2, q1, points: int = 128, iteratio
     return out.reshape(shape)
 
 
+def variance_fixed_points(activation: Callable | str, sigma_w2: float, sigma_b2: float = 0.0,
+                          activation_params: dict | None = None) -> list[tuple[float, float]]:
+    """Every fixed point of the variance map in [1e-12, 1e12] as (q*, slope f'(q*)), slope < 1
+    attracting, > 1 repelling; q* = 0 is listed when sigma_b2 = 0 and phi(0) = 0 (its slope
+    the limit at 1e-12). Empty: none (the chain's variance runs off to 0 or inf). Roots are
+    bracketed by sign changes of f(q) - q on the log grid (4 a decade; two roots closer than
+    that can be missed) and refined by ``reached_q`` from inside each bracket."""
+    act = resolve(activation, activation_params)
+    g = variance_map(act, sigma_w2, sigma_b2, _QGRID) - _QGRID
+    found = []
+    if sigma_b2 == 0 and one_input(act, np.zeros(1), slopes=False)["m2"][0] == 0:
+        found.append(0.0)
+    for i in np.flatnonzero(np.sign(g[:-1]) != np.sign(g[1:])):
+        if g[i] > 0:  # an attracting-type root: the iteration from the bracket's left end
+            found.append(float(reached_q(act, sigma_w2, sigma_b2, _QGRID[i])[0]))
+        else:  # a repelling root: g goes - to +; bisect directly
+            lo, hi = math.log(_QGRID[i]), math.log(_QGRID[i + 1])
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                q = math.exp(mid)
+                lo, hi = (lo, mid) if variance_map(act, sigma_w2, sigma_b2, q) - q > 0 \
+                    else (mid, hi)
+            found.append(math.exp((lo + hi) / 2))
+    out = []
+    for q in sorted(set(found)):
+        mom = one_input(act, np.array([min(max(q, Q_LOW), Q_HIGH)]))
+        out.append((q, float(sigma_w2 * mom["dm2"][0])))
+    return out
+
+
 @dataclass(frozen=True)
 class PhaseParams:
     """Fixed points and slopes of the mean-field maps at (sigma_w2, sigma_b2): plain data."""
