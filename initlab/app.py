@@ -86,11 +86,10 @@ def task(cfg: DictConfig) -> dict | None:
     except (Exception, SystemExit) as exc:  # recorded for the report; the sweep goes on
         # SystemExit: a plug-in that calls sys.exit fails its job, not the sweep.
         _record_failure(out_dir, {**spec.describe(), "settings": spec.describe()}, exc)
-        where = f"cannot write {exc.filename}" if isinstance(exc, OSError) and exc.filename \
-            else "job failed"
-        log.error("%s: %s: %s (%s)", where, type(exc).__name__, _first(exc), out_dir)
+        problem = _problem(exc)
+        log.error("%s (recorded in %s/summary.json)", problem, out_dir)
         if hydra_cfg.mode == RunMode.RUN:
-            print(f"initlab: error: {where}: {_first(exc)}", file=sys.stderr)
+            print(f"initlab: error: {problem}", file=sys.stderr)
             raise SystemExit(1) from None
         return None
     finally:
@@ -107,6 +106,14 @@ def task(cfg: DictConfig) -> dict | None:
 def _first(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _problem(exc: BaseException) -> str:
+    """A failed job in one line: the file that could not be written and why, or the error."""
+    if isinstance(exc, OSError) and (exc.filename2 or exc.filename):
+        path = exc.filename2 or exc.filename  # a rename's target, not its hidden temp file
+        return f"cannot write {path} ({exc.strerror or type(exc).__name__}); job failed"
+    return f"job failed: {type(exc).__name__}: {_first(exc)}"
 
 
 def _record_failure(out_dir: str, settings: dict, exc: BaseException) -> None:

@@ -170,7 +170,7 @@ def test_a_plugin_that_exits_while_running_fails_its_job(plugin_module, tmp_path
                                  "exiting_plugin.exits_later", *TINY], capsys)
     line = one_line(err)
     assert code == 1
-    assert line.startswith("initlab: error: job failed") and "SystemExit" not in line[:15]
+    assert line.startswith("initlab: error: job failed: SystemExit")
     summary = json.loads((only_child(tmp_path / "outputs" / "runs") / "summary.json").read_text())
     assert summary["status"] == "failed"
     assert summary["error"].startswith("SystemExit")
@@ -256,3 +256,38 @@ def test_ctrl_c_on_a_run_stops_cleanly(tmp_path):
     line = one_line(err)
     assert re.fullmatch(r"initlab: interrupted; 0 of 1 job finished; results: .+", line), line
     _files_are_whole(tmp_path / "outputs", rows=16 * 401)
+
+
+# --------------------------------------------------------------------------- a job's files
+
+
+def _occupy(job: Path) -> None:
+    """Put a directory where the job's layers.csv goes: its rename onto it fails, as root too."""
+    (job / "layers.csv").mkdir(parents=True)
+
+
+def test_a_run_whose_file_cannot_be_written_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    _occupy(run)
+    code, err = main_in_process([f"hydra.run.dir={run}", *TINY], capsys)
+    line = one_line(err)
+    assert code == 1
+    assert line.startswith(f"initlab: error: cannot write {run / 'layers.csv'} (")
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_sweep_job_that_cannot_be_written_fails_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    _occupy(sweep / "0_kaiming_relu_depth2")
+    code, err = main_in_process(["-m", f"hydra.sweep.dir={sweep}", "hydra/launcher=basic",
+                                 "init=kaiming,scaled", *TINY], capsys)
+    assert code == 0, err
+    status = {p.parent.name: json.loads(p.read_text())["status"]
+              for p in sweep.glob("*/summary.json")}
+    assert status == {"0_kaiming_relu_depth2": "failed", "1_scaled_relu_depth2": "ok"}
+    failed = json.loads((sweep / "0_kaiming_relu_depth2" / "summary.json").read_text())
+    assert failed["error"].startswith("IsADirectoryError")
+    assert failed["settings"]["init"] == "kaiming"
