@@ -24,14 +24,16 @@ grow past 1e12 (then the slopes below are the limits, taken at 1e-12 and
 correlation map M(c) is a power series in c with non-negative coefficients
 (Hermite expansion of phi), so on [0, 1] it is increasing and convex with
 M(1) = 1: if M'(1) <= 1 (ordered or marginal) c* = 1, otherwise a single
-c* in [0, 1) attracts, found by bisection. Inputs with c_0 >= 0 stay in [0, 1].
+c* in [0, 1) attracts, found by safeguarded Newton. Inputs with c_0 >= 0 stay
+in [0, 1].
 
 Slopes: chi_1 = sigma_w2 E[phi'(h)^2], chi_q = f'(q*) = sigma_w2 E[phi phi' h] / q*
-(equal to Schoenholz et al.'s chi_1 + sigma_w2 E[phi'' phi], eq. 5, after
-integrating by parts; this form needs no phi''), chi_c = M'(c*) = sigma_w2
-q E[phi'(u1) phi'(u2)] / f(q) (= sigma_w2 E[phi' phi'] at a finite fixed point;
-= chi_1 when c* = 1). Depth scales xi = -1 / ln(chi) (Schoenholz et al. eqs. 4
-and 9), inf when chi >= 1 (no exponential convergence).
+(the slope of the map; Schoenholz et al. write it chi_1 + sigma_w2 E[phi'' phi]
+in their xi_q, the same after integrating by parts, but this form needs no phi'',
+which ReLU lacks), chi_c = M'(c*) = sigma_w2 q E[phi'(u1) phi'(u2)] / f(q)
+(= sigma_w2 E[phi' phi'] at a finite fixed point; = chi_1 when c* = 1). Depth
+scales xi_q = -1 / ln(chi_q), xi_c = -1 / ln(chi_c) (Schoenholz et al. 2017,
+Sec. 3), inf when chi >= 1 - MARGINAL (no exponential convergence).
 """
 
 from __future__ import annotations
