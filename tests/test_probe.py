@@ -312,3 +312,17 @@ def test_batched_path_equals_the_loop_up_to_rounding():
     # on a bin edge within rounding (probability ~ rtol * bins per value: negligible here)
     with pytest.raises(ValueError, match="batched=True"):
         probe(TupleNet(), torch.randn(2, 6), trials=1, batched=True)
+
+
+def test_factory_is_called_per_trial_only_for_the_models_own_init():
+    calls = []
+
+    def make():
+        calls.append(1)
+        return nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+
+    x = torch.randn(3, 4)
+    probe(make, x, init="kaiming", bias="zero", trials=3, gradients=False)
+    assert len(calls) == 1  # every parameter from a scheme: built once, redrawn per trial
+    probe(make, x, init="kaiming", bias="model", trials=3, gradients=False)
+    assert len(calls) == 1 + 3  # the biases are the model's own: one build per trial

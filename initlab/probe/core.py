@@ -139,10 +139,13 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
     """Per-layer statistics of ``model`` over ``trials`` weight draws.
 
     ``model``: an ``nn.Module`` (reset per trial by its modules' ``reset_parameters``
-    under the trial's seed, restored when done) or a zero-argument factory (called
-    once per trial under the trial's seed). ``inputs``: a batch-first tensor (the
-    same batch every trial) or ``(generator) -> tensor`` (trial t's generator is seeded
-    with the chain's ``input_seed(seed, t)``; see ``gaussian_inputs``).
+    under the trial's seed when ``init`` or ``bias`` is ``model``; restored when done)
+    or a zero-argument factory, called once per trial under the trial's seed when the
+    model's own initialization is asked for (``init='model'``, or ``bias='model'`` on a
+    model with biases), else once, its weights and biases redrawn per trial.
+    ``inputs``: a batch-first tensor (the same batch every trial) or
+    ``(generator) -> tensor`` (trial t's generator is seeded with the chain's
+    ``input_seed(seed, t)``; see ``gaussian_inputs``).
 
     ``init``: ``model`` (the model's own initialization), ``keep`` (an instance's
     weights as they are) or an initlab scheme (not ``lsuv``/``critical``), on every
@@ -159,6 +162,7 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
     the model qualifies, False: never (one trial at a time, hooks), True: or raise.
     """
     _check(init, init_params, bias, bias_params, trials, seed)
+    source = model
     instance = isinstance(model, nn.Module)
     if not instance and not callable(model):
         raise ValueError(f"model={type(model).__name__} is not allowed; pass an nn.Module "
@@ -181,6 +185,8 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
     start = time.perf_counter()
     try:
         m0 = W.prepare(model, 0, **prep)
+        if not instance and not W.needs_own_init(m0, init, bias):
+            model = m0  # every parameter a trial needs comes from a scheme: build once
         where = W.device_of(m0)
         x00 = batch_of(0, where)
         wide = x00.dtype == torch.float64 or any(
@@ -199,7 +205,7 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
             with torch.no_grad():
                 model.load_state_dict(snapshot)
     elapsed = time.perf_counter() - start
-    settings = _settings(model, init, init_params, bias, bias_params, trials, seed, gradients,
+    settings = _settings(source, init, init_params, bias, bias_params, trials, seed, gradients,
                          str(where))
     settings["batch"] = x00.shape[0]
     settings["dtype"] = str(x00.dtype).removeprefix("torch.")
@@ -280,13 +286,14 @@ def _run_batched(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradient
     start, chunk = 0, 1  # the first chunk (one trial) measures the signals' sizes
     while start < trials:
         rows = range(start, min(trials, start + chunk))
-        per_trial = []
-        for t in rows:
+        params = [{n: p.new_empty((len(rows), *p.shape)) for n, p in c.named_parameters()}
+                  for c in m0]
+        for k, t in enumerate(rows):  # each trial's parameters, copied once into the stack
             m = m0 if t == 0 else W.prepare(model, t, **prep)
-            per_trial.append([{n: p.detach().clone() for n, p in c.named_parameters()}
-                              for c in m])
-        params = [{n: torch.stack([pt[i][n] for pt in per_trial]) for n in per_trial[0][i]}
-                  for i in range(len(m0))]
+            with torch.no_grad():
+                for stack, child in zip(params, m, strict=True):
+                    for n, p in child.named_parameters():
+                        stack[n][k].copy_(p)
         x0 = torch.stack([x00 if t == 0 else batch_of(t, where) for t in rows])
 
         def g_of(y: torch.Tensor, rows: range = rows) -> torch.Tensor:

@@ -126,6 +126,13 @@ def own_init_(model: nn.Module) -> None:
             reset()
 
 
+def needs_own_init(model: nn.Module, init: str, bias: str) -> bool:
+    """Whether a trial needs the model's own initialization (a factory call or a reset):
+    ``init='model'``, or ``bias='model'`` on a model with biases a scheme would set."""
+    return init == MODEL or (bias == MODEL and any(
+        isinstance(getattr(m, "bias", None), nn.Parameter) for _, m in targets(model)))
+
+
 def prepare(source: nn.Module | Callable[[], nn.Module], trial: int, *, seed: int, init: str,
             init_params: dict | None, bias: str, bias_params: dict | None,
             device: torch.device | None) -> nn.Module:
@@ -133,7 +140,7 @@ def prepare(source: nn.Module | Callable[[], nn.Module], trial: int, *, seed: in
     instance), under the trial's seed, then weights and biases from the schemes asked for."""
     if isinstance(source, nn.Module):
         model = source
-        if MODEL in (init, bias) and init != KEEP:
+        if init != KEEP and needs_own_init(model, init, bias):
             with seeded(model_seed(seed, trial), _device_of(model)):
                 own_init_(model)
     else:
