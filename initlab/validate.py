@@ -40,6 +40,10 @@ def _one_line(exc: BaseException) -> str:
     """First line of an exception, with the first line of its cause when it has one."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     text = lines[0] if lines else type(exc).__name__
+    added = re.search(r"Could not override '((?:init|activation)\.params\.[^']+)'", str(exc))
+    if added:
+        key = added.group(1)
+        return f"{key}: no such parameter yet; add a plug-in's parameter with a +: +{key}=..."
     if re.search(r"Key '[^']*' (is )?not in", f"{exc} {exc.__cause__}"):
         settings = ", ".join(f.name for f in fields(config.Config))
         return f"{text} No such setting; settings are: {settings}"
