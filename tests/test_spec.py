@@ -1,0 +1,65 @@
+"""ChainSpec, the one settings model, and the API importable from the package top."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import clean_env
+
+import initlab
+from initlab import chain, spec, verdict
+from initlab.spec import ENGINE_SETTINGS, ChainSpec, SpecError
+
+TINY = {"width": 4, "depth": 2, "trials": 2, "device": "cpu", "gradients": False}
+
+
+def test_describe_names_every_setting_so_jobs_can_be_told_apart():
+    base = ChainSpec(**TINY)
+    described = base.describe()
+    assert {k: described[k] for k in ENGINE_SETTINGS} == {k: getattr(base, k)
+                                                          for k in ENGINE_SETTINGS}
+    other = ChainSpec(**{**TINY, "gradients": True})
+    assert base.describe() != other.describe()
+
+
+@pytest.mark.parametrize("width", [0, 1, -3])
+def test_one_width_rule_one_message(width):
+    with pytest.raises(SpecError) as info:
+        ChainSpec(**{**TINY, "width": width})
+    assert str(info.value) == (f"width={width} is not allowed; width must be an integer >= 2 "
+                               "(a std over the units of a layer needs two)")
+
+
+@pytest.mark.parametrize("seed,allowed", [(0, True), (2**63 - 1, True), (2**63, False),
+                                          (2**64, False), (-1, False)])
+def test_seed_range_is_what_torch_generators_take(seed, allowed):
+    import torch
+
+    # torch.Generator.manual_seed takes a signed or unsigned 64-bit value; the spec allows the
+    # signed range, which every generator and NumPy bit generator accepts.
+    if allowed:
+        ChainSpec(**{**TINY, "seed": seed})
+        torch.Generator().manual_seed(seed)
+    else:
+        with pytest.raises(SpecError, match=r"seed=.*0 <= seed < 2\*\*63"):
+            ChainSpec(**{**TINY, "seed": seed})
+
+
+def test_the_notebook_api_is_importable_from_the_package_top():
+    assert initlab.ChainSpec is spec.ChainSpec
+    assert initlab.run_chain is chain.run_chain
+    assert initlab.run_many is chain.run_many
+    assert initlab.Thresholds is verdict.Thresholds
+    assert set(initlab.__all__) <= set(dir(initlab))
+    with pytest.raises(AttributeError):
+        initlab.no_such_name  # noqa: B018
+
+
+def test_importing_initlab_stays_light():
+    heavy = "{'torch', 'pandas', 'matplotlib'}"
+    code = f"import sys, initlab; print(sorted({heavy} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
+                         text=True, timeout=60, check=True).stdout.strip()
+    assert out == "[]"
