@@ -158,3 +158,36 @@ def test_labels_come_from_the_summary_not_the_registry(sweep_copy):
     table = pd.read_csv(write_report(sweep_copy) / "summary.csv")
     # the only my_plugin job: its parameters tell it from no other job, so the name alone
     assert table["init"].tolist()[0] == "my_plugin"
+
+
+def test_a_job_whose_overrides_are_spelled_otherwise_is_matched_by_its_number(sweep_copy):
+    """Overrides are compared as text; a directory whose overrides.yaml does not match any
+    planned job (another spelling) is placed by Hydra's job number, not counted twice."""
+    victim = _dirs(sweep_copy)[2]
+    (victim / ".hydra" / "overrides.yaml").write_text("- init= scaled\n- activation=none\n")
+    found = find_jobs(sweep_copy)
+    assert [j.name for j in found] == [p.name for p in _dirs(sweep_copy)]
+    assert [j.status for j in found] == ["ok"] * 6
+
+
+def test_a_failed_jobs_settings_come_from_its_overrides(sweep_copy, tmp_path):
+    """init.std swept, the second job failed before its summary knew init.std: the override
+    names it, so the report says which setting was swept (not `init (normal)`)."""
+    jobs = _dirs(sweep_copy)[:2]
+    for job, std in zip(jobs, (0.5, 2.0), strict=True):
+        data = json.loads((job / "summary.json").read_text())
+        data.pop("settings", None)
+        data.update(init="normal", init_std=std, activation="relu")
+        (job / "summary.json").write_text(json.dumps(data))
+        (job / ".hydra" / "overrides.yaml").write_text(
+            f"- init=normal\n- init.std={std}\n- activation=relu\n- report=false\n")
+    record_failure(jobs[1], {"init": "normal", "activation": "relu"}, MemoryError("boom"))
+    sweep = tmp_path / "std_sweep"
+    sweep.mkdir()
+    for job in jobs:
+        shutil.copytree(job, sweep / job.name)
+    md = (write_report(sweep) / "report.md").read_text()
+    assert "2 jobs: 1 ok, 1 failed" in md
+    assert "Swept: init.std (0.5, 2.0)." in md and "Swept: init (" not in md
+    assert "Fixed: init=normal, activation=relu" in md and "report=" not in md
+    assert "| init.std | verdict |" in md

@@ -122,7 +122,7 @@ def _from_overrides(overrides: list[str]) -> dict[str, Any]:
         parts = key.split(".")
         if parts[0] in FAMILIES and len(parts) == 2:
             key = parts[0] if parts[1] == "name" else f"{parts[0]}_{parts[1]}"
-        elif len(parts) != 1:
+        elif len(parts) != 1 or key not in PLAIN:  # report=, progress=, plots=: no settings
             continue
         out[key] = parsed
     return out
@@ -299,6 +299,17 @@ def _is_job_dir(path: Path) -> bool:
     return (path / ".hydra").is_dir() or (path / store.SUMMARY_JSON).exists()
 
 
+def _job_num(path: Path) -> int | None:
+    """Hydra's number for a job directory (``hydra.job.num`` in ``.hydra/hydra.yaml``)."""
+    try:
+        from omegaconf import OmegaConf
+
+        num = OmegaConf.select(OmegaConf.load(path / ".hydra" / "hydra.yaml"), "hydra.job.num")
+    except Exception:
+        return None
+    return num if isinstance(num, int) else None
+
+
 def planned_jobs(directory: Path) -> list[list[str]] | None:
     """Every job's overrides, in Hydra's job order, from ``multirun.yaml``; None if unknown.
 
@@ -354,10 +365,16 @@ def find_jobs(directory: Path) -> list[JobRecord]:
                           "job with .hydra/ or summary.json inside); give e.g. "
                           "outputs/multiruns/<time>")
     found = {p: _read_overrides(p) for p in dirs}
+    planned = [sorted(o) for o in plan or []]
+    # a directory whose overrides are spelled unlike the plan: its job number says which it is
+    by_num = {n: p for p in dirs if sorted(found[p]) not in planned
+              if (n := _job_num(p)) is not None}
     jobs: list[JobRecord] = []
     taken: set[Path] = set()
     for num, overrides in enumerate(plan or []):
         match = [p for p, o in found.items() if p not in taken and sorted(o) == sorted(overrides)]
+        if not match and by_num.get(num) not in (None, *taken):
+            match = [by_num[num]]
         if match:
             taken.add(match[0])
             jobs.append(load_job(match[0], found[match[0]]))

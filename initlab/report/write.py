@@ -61,6 +61,7 @@ def _draw(table: Summary, folder: Path, job: str | None) -> tuple[dict[str, str]
         except Exception as exc:  # one odd file must not cost the whole report
             notes.append(f"{FIGURES[key]} could not be drawn: {type(exc).__name__}: {exc}")
 
+    chosen = choose_job(table, job)  # a bad --job fails before anything is drawn
     ok = table.ok
     if len(ok) > 1:
         draw("heatmap", lambda: figures.heatmap(table))
@@ -70,7 +71,6 @@ def _draw(table: Summary, folder: Path, job: str | None) -> tuple[dict[str, str]
     with_grads = [j for j in ok if "grad_x_std" in j.layers]
     if with_grads:
         draw("grad", lambda: figures.by_layer(table, "grad_x_std", with_grads))
-    chosen = choose_job(table, job)
     if chosen is not None:
         draw("color_dim", lambda: figures.color_dim(chosen))
     return drawn, notes
