@@ -298,7 +298,7 @@ def test_batched_path_equals_the_loop_up_to_rounding():
 
     kwargs = dict(init="xavier", bias="normal", trials=3, seed=3, gradients=True)
     inputs = gaussian_inputs((3, 10, 10), 4)
-    fast = probe(make, inputs, **kwargs)
+    fast = probe(make, inputs, batched=True, **kwargs)
     slow = probe(make, inputs, batched=False, **kwargs)
     assert (fast.timing["path"], slow.timing["path"]) == ("batched", "loop")
     assert fast.modules == slow.modules and fast.shapes == slow.shapes
