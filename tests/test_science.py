@@ -4,12 +4,13 @@ gradients (checked against torch.autograd), the newer schemes and activations, p
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from initlab import config
+from initlab import activations, config
 from initlab.activations import ACTIVATIONS, get_activation
 from initlab.chain import (
     draw_inputs,
@@ -33,8 +34,9 @@ from initlab.theory import (
 from initlab.validate import compose_overrides
 from initlab.verdict import Thresholds, overall, trial_verdicts
 
-BUILTIN_ACTIVATIONS = ["none", "tanh", "relu", "leaky_relu", "sigmoid", "gelu", "selu", "silu",
-                       "softplus"]
+#: The activations the command line offers: one option file each in conf/activation.
+CONF = Path(__file__).resolve().parents[1] / "conf"
+BUILTIN_ACTIVATIONS = sorted(p.stem for p in (CONF / "activation").glob("*.yaml"))
 
 
 def cpu(**settings) -> ChainSpec:
@@ -165,7 +167,10 @@ def test_gelu_and_silu_have_no_attracting_fixed_point(activation):
 
 
 def test_every_activation_is_listed_as_a_config_option():
+    """conf/activation (what a user can pick) and the engine's built-ins are the same set."""
+    assert set(BUILTIN_ACTIVATIONS) == set(activations.BUILTIN_ACTIVATIONS)
     assert set(BUILTIN_ACTIVATIONS) <= set(ACTIVATIONS)
+    assert {p.stem for p in (CONF / "init").glob("*.yaml")} == set(BUILTIN_SCHEMES)
 
 
 def test_gradient_theory_closed_forms():
