@@ -219,6 +219,7 @@ def test_fluctuation_matches_hanin_rolnick(fluctuations, init, activation, mean_
 # ------------------------------------------------------------------------ gradients
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(("init", "activation", "batch", "weights"),
                          [("kaiming", "relu", 3, "fresh"), ("xavier", "tanh", 1, "fresh"),
                           ("orthogonal", "gelu", 2, "shared"), ("lsuv", "tanh", 4, "fresh")])
