@@ -59,6 +59,7 @@ def seed_style_loop(spec: ChainSpec, trial: int) -> np.ndarray:
     return np.array(out)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(("init", "activation"), [("scaled", "none"), ("xavier", "tanh"),
                                                   ("kaiming", "relu")])
 def test_batched_engine_equals_the_seed_loop(init, activation):
@@ -119,6 +120,7 @@ def test_a_deeper_run_holds_every_shallower_one():
         with_grads.prefix(2)
 
 
+@pytest.mark.numerics
 def test_memory_chunks_do_not_change_the_draws():
     """Chunking trials changes only the BLAS kernel's blocking, not the draws."""
     spec = cpu(width=64, depth=10, trials=5)
@@ -207,6 +209,7 @@ def test_backward_pass_redraws_weights_instead_of_keeping_them(monkeypatch):
     assert np.isfinite(result.grads["grad_x_std"]).all()
 
 
+@pytest.mark.numerics
 def test_schemes_sharing_a_base_see_the_same_matrices():
     """Common random numbers: kaiming = sqrt(2) * scaled matrices, and ReLU is homogeneous,
     so layer l of the kaiming chain is sqrt(2)^l times the scaled chain."""
@@ -220,6 +223,7 @@ def test_schemes_sharing_a_base_see_the_same_matrices():
     np.testing.assert_allclose(ratio, expect, rtol=1e-9)
 
 
+@pytest.mark.numerics
 def test_shared_weights_reuse_one_matrix():
     spec = cpu(init="scaled", activation="none", width=32, depth=6, trials=1, batch=2,
                weights="shared", dtype="float64")
@@ -241,6 +245,7 @@ def test_zero_init_gives_all_zeros():
     assert set(result.stats) == set(STATS)
 
 
+@pytest.mark.numerics
 def test_overflow_is_data_and_float64_statistics_stay_finite():
     """N(0,1) weights grow the signal by sqrt(64) = 8 per layer: float32 (max 3.4e38) overflows
     near layer log_8(3.4e38) ~ 42. From layer ~22 on, x^2 (> 8^44 ~ 5e39) is beyond float32

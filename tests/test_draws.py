@@ -57,6 +57,7 @@ def test_a_subset_of_trials_draws_the_same_matrices():
     np.testing.assert_array_equal(layer_weights(s, 2, range(3, 5)).numpy(), every[3:].numpy())
 
 
+@pytest.mark.numerics
 def test_every_base_of_a_layer_comes_from_one_normal_draw():
     n, trials = 16, range(2)
     mats = {b: torch.empty(2, n, n, dtype=torch.float64) for b in
@@ -88,6 +89,7 @@ def test_uniform_alone_is_the_same_numbers_as_beside_normal():
     np.testing.assert_array_equal(alone["uniform"].numpy(), beside["uniform"].numpy())
 
 
+@pytest.mark.numerics
 def test_init_and_the_engine_draw_the_same_weights():
     """One drawing path: ``schemes.init_`` (torch-style, one tensor) and the engine's layer."""
     s = spec(init="kaiming", init_params={"distribution": "uniform"}, width=16,

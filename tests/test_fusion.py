@@ -31,6 +31,7 @@ def summary(path) -> dict:
     return json.loads((path / "summary.json").read_text())
 
 
+@pytest.mark.numerics
 def test_fused_pass_equals_separate_runs_within_rounding():
     """Each config of a pass sees the weights and inputs it would see alone.
 
@@ -75,6 +76,7 @@ def plans_for(specs, root, **kw) -> list[JobPlan]:
             for i, s in enumerate(specs)]
 
 
+@pytest.mark.numerics
 def test_run_jobs_shares_passes_and_cuts_depth_sweeps(tmp_path):
     """Three schemes x two depths (no gradients) and one other width: two passes, the
     shallower jobs cut from the deeper ones; each job's table is what a run alone gives."""
