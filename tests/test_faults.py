@@ -219,15 +219,17 @@ def _files_are_whole(root: Path, rows: int) -> None:
             assert path.read_bytes()[-8:-4] == b"IEND", path
 
 
-# A job long enough to interrupt (0.3-2 s each on two cores, busy or not), short enough to wait
-# for: the signal comes within ~0.1 s of the first job's summary.json.
-LONG = ["depth=100", "width=64", "trials=16", "plots=false"]
+# Jobs long enough to interrupt: a sweep's signal comes within ~0.1 s of the first job's
+# summary.json, and even a tiny job takes longer than that (0.2 s with its files); a run's
+# comes 0.5 s after Hydra starts the job, which takes 1-7 s on two cores, busy or not.
+SHORT = ["depth=60", "width=32", "trials=8", "plots=false"]
+LONG = ["depth=400", "width=64", "trials=16", "plots=false"]
 SWEEP = ["-m", "hydra/launcher=basic", "init=kaiming,scaled,xavier,lecun", "activation=tanh"]
 
 
 @pytest.mark.slow
 def test_ctrl_c_on_a_sweep_stops_cleanly_and_reports_what_finished(tmp_path):
-    proc = _start([*SWEEP, *LONG], tmp_path)
+    proc = _start([*SWEEP, *SHORT], tmp_path)
     _wait_for("outputs/multiruns/*/*/summary.json", tmp_path, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -242,12 +244,12 @@ def test_ctrl_c_on_a_sweep_stops_cleanly_and_reports_what_finished(tmp_path):
     report = Path(match.group(2))
     assert report.is_absolute() and report.parent == sweep.absolute()
     assert (report / "report.md").is_file()
-    _files_are_whole(sweep, rows=16 * 101)
+    _files_are_whole(sweep, rows=8 * 61)
 
 
 @pytest.mark.slow
 def test_ctrl_c_on_a_run_stops_cleanly(tmp_path):
-    proc = _start([*LONG, "depth=400"], tmp_path)
+    proc = _start(LONG, tmp_path)
     _wait_for("outputs/runs/*/.hydra/config.yaml", tmp_path, proc)
     time.sleep(0.5)  # into the job's computation
     proc.send_signal(signal.SIGINT)
