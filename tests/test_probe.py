@@ -326,3 +326,19 @@ def test_factory_is_called_per_trial_only_for_the_models_own_init():
     assert len(calls) == 1  # every parameter from a scheme: built once, redrawn per trial
     probe(make, x, init="kaiming", bias="model", trials=3, gradients=False)
     assert len(calls) == 1 + 3  # the biases are the model's own: one build per trial
+
+
+def test_inplace_activation_after_a_hooked_layer_keeps_its_gradient():
+    # A tensor hook on the Linear's output still sees dL/dh after ReLU(inplace=True) rewrote
+    # h; reference: the same weights with an out-of-place ReLU (the same masks and products).
+    torch.manual_seed(3)
+    plain = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    inplace = __import__("copy").deepcopy(plain)
+    inplace[1] = nn.ReLU(inplace=True)
+    x = torch.randn(4, 8)
+    a = probe(plain, x, init="keep", trials=1, batched=False)
+    b = probe(inplace, x, init="keep", trials=1, batched=False)
+    assert np.isfinite(b.grads["grad_x_std"][0]).all()
+    for name in ("grad_x_std", "grad_w_std"):
+        np.testing.assert_allclose(b.grads[name], a.grads[name], rtol=1e-12)
+    np.testing.assert_allclose(b.stats["std"], a.stats["std"], rtol=1e-12)

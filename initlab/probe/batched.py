@@ -10,6 +10,14 @@ and each child runs once over all trials with ``torch.func.vmap`` of
 reduced per trial from the (trials, features, batch) signal, as the chain does.
 Trials are cut into chunks to bound the memory (``budget``): the signals kept for
 the backward pass, or one layer's signal without gradients.
+
+Measured on this project's 2-core CPU (shared, OMP_NUM_THREADS=1, 16 trials, kaiming,
+no histogram; CPU ms per trial, loop / batched): 20 x Linear(512) + ReLU, batch 8:
+49 / 61 forward, 139 / 239 with gradients; conv_chain (16 channels, 199x199, batch 1):
+380 / 562 forward, 1049 / 1587 with gradients; simple_cnn, batch 64: 15 / 14 forward,
+31 / 23 with gradients. So ``probe`` takes this path by default only on CUDA, where
+one launch per layer instead of one per trial and layer is the point (not measured:
+no GPU was lent).
 """
 
 from __future__ import annotations
