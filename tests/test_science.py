@@ -232,10 +232,11 @@ def test_gradients_match_torch_autograd(init, activation, batch, weights):
 
     Error argument: each layer's dot products of n = 24 terms differ by <= n * eps relative
     to |W||x| (Higham's gamma_n), ~ sqrt(n) times |W x| for Gaussian W; forward and back
-    that is 2 * depth * n * sqrt(n) * eps = 3e-12 over the chain, times the condition of
+    that is 2 * depth * n * sqrt(n) * eps = 3e-13 over the chain, times the condition of
     the activation's derivative (tanh': cosh(h)^2 <= e^(2|h|), |h| < 4 at these sizes:
-    3e3; LSUV's rescaling divides by a std, condition ~1): <= 1e-8 relative, the rtol.
-    The mean of dL/dW is a cancelling sum: its error is on the scale of the std
+    3e3; LSUV's rescaling divides by a std, condition ~1): 1e-9, and a factor 10 for the
+    constants gives the rtol 1e-8 (a wrong derivative or a weight off by one draw misses
+    by O(1)). The mean of dL/dW is a cancelling sum: its error is on the scale of the std
     (atol = rtol * the std)."""
     spec = ChainSpec(init=init, activation=activation, width=24, depth=6, trials=3, batch=batch,
                      weights=weights, dtype="float64", gradients=True, seed=4, device="cpu")
@@ -373,8 +374,8 @@ def test_torch_default_vanishes_in_a_deep_relu_chain():
 
 def test_every_scheme_runs_with_every_activation_briefly():
     """Each pair runs alone, forward and back: every statistic is computed and finite at a
-    size where nothing can overflow (std grows at most 4x a layer over 3 layers), and the
-    table has one row per (trial, layer) with its theory beside it."""
+    size where nothing can overflow (std grows at most 4x a layer over 3 layers). (The
+    table built from a result is tested in test_chain.py::test_frame_is_tidy.)"""
     for init in BUILTIN_SCHEMES:
         for activation in BUILTIN_ACTIVATIONS:
             label = f"{init}/{activation}"
@@ -386,9 +387,6 @@ def test_every_scheme_runs_with_every_activation_briefly():
                 if name not in ("finite", "grad_w_mean", "grad_w_std"):
                     assert np.isfinite(values).all(), (label, name)
             assert np.isfinite(result.grads["grad_w_std"][:, 1:]).all(), label
-            frame = result.frame()
-            rows = sorted(zip(frame.trial, frame.layer, strict=True))
-            assert rows == [(t, lyr) for t in range(2) for lyr in range(4)], label
 
 
 # ------------------------------------------------------------ testing helpers
