@@ -34,7 +34,7 @@ SLACK = 0.1  # allowance, in ln(std), for O(beta^2) terms and the tanh/ReLU appr
 # must see is a gain wrong by 1 % per layer, which moves ln(std) at layer 100 by
 # 100 * ln(1.01) / 2 = 0.5. For He/ReLU (the widest case, Var ln(std^2) = 5 beta) one
 # trial's ln(std) has sd sqrt(5 beta) / 2 = 0.49, so the median's standard error is
-# 1.2533 * 0.49 / sqrt(T): T = 32 gives 0.11 and a band of 4 * 0.11 + 0.1 = 0.53 ~ 0.5.
+# 1.2533 * 0.49 / sqrt(T): T = 32 gives 0.11 (< 0.5 / 4), a band of 4 * 0.11 + 0.1 = 0.53.
 # (Fewer trials would let a 1 % gain error pass.) The cost is one shared pass below.
 
 #: (init, std, activation) of the seed's experiments 1-6 at the seed's width and depth.
