@@ -66,6 +66,11 @@ def _values(override) -> list[Any] | None:
 def check_args(argv: list[str]) -> None:
     """Raise UsageError for the first bad override in ``argv`` (Hydra's command line)."""
     args = get_args_parser().parse_args(argv)
+    modes = [args.run, args.cfg is not None, args.multirun, args.shell_completion,
+             args.info is not None]
+    if sum(map(bool, modes)) > 1:
+        raise UsageError("give one of --run, --multirun (-m), --cfg, --info, "
+                         "--shell-completion at a time")
     if args.help or args.hydra_help or args.info or args.shell_completion:
         return
     try:
