@@ -91,7 +91,7 @@ def final_layer(layers: pd.DataFrame) -> pd.DataFrame:
 
 def collect(sweep_dir: Path) -> list[dict[str, str]]:
     """One row per job with a reference: source, init, activation, verdict, quantities."""
-    from initlab.report.load import label, settings_of  # the report's labels, lazily (no cycle)
+    from initlab.report.settings import label, settings_of  # the report's labels
 
     rows = []
     for path in sorted(Path(sweep_dir).glob(f"*/{SUMMARY_JSON}")):

@@ -11,7 +11,7 @@ from typing import Any
 
 from initlab.reference import final_layer, judge
 from initlab.report.figures import verdict_text
-from initlab.report.load import label
+from initlab.report.settings import label
 from initlab.report.tables import Summary, counts, grid_layout, in_panel, panel_keys, panel_title
 from initlab.summary import fmt
 

@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from initlab import store
-from initlab.report.load import JobRecord, label
+from initlab.report.load import JobRecord
+from initlab.report.settings import label
 from initlab.report.tables import Summary, grid_layout, in_panel, panel_keys, panel_title
 
 YLABELS = {"std": "std of x", "mean": "mean of x", "grad_x_std": "std of dL/dx_l"}

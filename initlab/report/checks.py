@@ -1,0 +1,126 @@
+"""Do a job's files hold together? summary.json's types and the per-layer table's shape.
+
+Each check raises ``Broken`` with a one-line reason naming the file and field;
+``load`` lists such a job as broken and reports the rest.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from initlab import store
+from initlab.report.settings import is_number, settings_of
+
+INTS = ("depth", "width", "trials", "batch", "seed")
+STRS = ("init", "activation", "dtype", "weights", "device")
+VERDICTS = ("exploded", "vanished", "stable")
+#: summary.json fields that must be numbers (or null) when present.
+NUMBERS = ("final_mean", "final_std", "final_rms", "final_mean_q10", "final_mean_q90",
+           "final_std_q10", "final_std_q90", "theory_final_std", "input_grad_std",
+           "theory_input_grad_std", "log_norm_ratio_mean", "log_norm_ratio_var",
+           "predicted_log_norm_ratio_mean", "predicted_log_norm_ratio_var",
+           "predicted_overflow_layer", "mean_of_means", "root_mean_square")
+LAYER_INTS = ("verdict_layer", "first_nonfinite_layer", "identical_units_layer")
+
+
+class Broken(ValueError):
+    """A job's files do not hold together; the message says how."""
+
+
+def check_summary(summary: Any) -> dict[str, Any]:
+    """summary.json's fields have the types the report uses; raises Broken naming the field."""
+    if not isinstance(summary, dict):
+        raise Broken("summary.json is not a JSON object")
+
+    def bad(key: str, what: str) -> Broken:
+        return Broken(f"summary.json: {key}={summary[key]!r} is not {what}")
+
+    status = summary.get("status", "ok")
+    if not isinstance(status, str):
+        raise bad("status", "a string")
+    if "settings" in summary and not isinstance(summary["settings"], dict):
+        raise bad("settings", "an object")
+    top = {k: v for k, v in summary.items() if k != "settings"}
+    both = [*settings_of(top).items(), *settings_of(summary).items()]
+    for key, value in both:  # the settings dict and the top-level copies the report shows
+        if key in INTS and (not isinstance(value, int) or isinstance(value, bool)):
+            raise Broken(f"summary.json: {key}={value!r} is not an integer")
+        if key in STRS and not isinstance(value, str):
+            raise Broken(f"summary.json: {key}={value!r} is not a string")
+        if not (value is None or isinstance(value, (str, int, float, bool))):
+            raise Broken(f"summary.json: {key}={value!r} is not a single value")
+    if status != "ok":
+        if "error" in summary and not isinstance(summary["error"], str):
+            raise bad("error", "a string")
+        return summary
+    for key in ("init", "activation", "depth", "trials", "verdict"):
+        if key not in summary and key not in summary.get("settings", {}):
+            raise Broken(f"summary.json lacks {key}")
+    if summary["verdict"] not in VERDICTS:
+        raise bad("verdict", "one of " + ", ".join(VERDICTS))
+    for key in LAYER_INTS:
+        value = summary.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise bad(key, "a layer number or null")
+    for key in NUMBERS:
+        if summary.get(key) is not None and not is_number(summary[key]):
+            raise bad(key, "a number or null")
+    counts = summary.get("verdict_counts", {})
+    if not isinstance(counts, dict) or not all(isinstance(v, int) for v in counts.values()):
+        raise Broken(f"summary.json: verdict_counts={counts!r} is not a count per verdict")
+    ref = summary.get("reference")
+    if ref is not None:
+        rows = ref.get("rows") if isinstance(ref, dict) else None
+        if not isinstance(rows, list) or not all(
+                isinstance(r, dict) and isinstance(r.get("quantity"), str)
+                and all(r.get(k) is None or is_number(r.get(k)) for k in ("seed", "measured"))
+                for r in rows):
+            raise Broken("summary.json: reference is not a list of rows "
+                         "(quantity, seed, measured)")
+    return summary
+
+
+def _check_layers(frame: pd.DataFrame, name: str, trials: int, depth: int) -> pd.DataFrame:
+    missing = [c for c in store.LAYER_COLUMNS if c not in frame.columns]
+    if missing:
+        raise Broken(f"{name} lacks columns {', '.join(missing)}")
+    expected = trials * (depth + 1)
+    if len(frame) != expected:
+        raise Broken(f"{name} has {len(frame)} rows; trials*(depth+1) = {expected}")
+    keys = frame[["trial", "layer"]]
+    if keys.isna().any().any() or keys.duplicated().any() \
+            or not frame["layer"].between(0, depth).all():
+        raise Broken(f"{name}: trial and layer do not index each trial's layers 0..{depth}")
+    return frame
+
+
+def read_layers(path: Path, trials: int, depth: int) -> pd.DataFrame:
+    """The job's per-layer table, checked; Parquet when it holds together, else CSV."""
+    reasons = []
+    parquet, csv = path / store.LAYERS_PARQUET, path / store.LAYERS_CSV
+    if parquet.exists():
+        try:
+            return _check_layers(pd.read_parquet(parquet), parquet.name, trials, depth)
+        except Broken as exc:
+            reasons.append(str(exc))
+        except Exception as exc:
+            reasons.append(f"{parquet.name} unreadable ({type(exc).__name__})")
+    if csv.exists():
+        try:
+            text = csv.read_text()
+            if not text.endswith("\n"):
+                raise Broken(f"{csv.name} is cut mid-row (no final newline)")
+            return _check_layers(pd.read_csv(StringIO(text)), csv.name, trials, depth)
+        except Broken as exc:
+            reasons.append(str(exc))
+        except Exception as exc:
+            reasons.append(f"{csv.name} unreadable ({type(exc).__name__})")
+    if not reasons:
+        reasons.append(f"neither {parquet.name} nor {csv.name} exists")
+    raise Broken("; ".join(reasons))
+
+
