@@ -217,6 +217,15 @@ def _tidy(exc: BaseException, overrides) -> str:
             msg = _type_message(o.key_or_group, o.value(), exc)
             if msg:
                 return msg
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", str(exc))
+    if missing:  # a config group option that does not exist (hydra/launcher=nope)
+        group, option = missing.groups()
+        try:
+            options = GlobalHydra.instance().config_loader().get_group_options(group)
+        except Exception:
+            options = []
+        if options:
+            return f"{group}={option} is not an option; allowed: {', '.join(options)}"
     return _one_line(exc)
 
 

@@ -245,6 +245,7 @@ BAD_INPUT = {
     "thresholds.foo=1": ["thresholds.foo", "explode_std", "vanish_std"],
     "init.params.foo=1": ["init.params.foo", "+init.params.foo="],
     "-m depth=3 --info": ["--multirun", "--info", "one of"],
+    "-m depth=2,3 hydra/launcher=nope": ["hydra/launcher=nope", "basic", "fused", "slurm"],
     "+activation._target_=torch.tanh": ["torch.tanh", "relu", "activation.name"],
     "init.name=mine init._target_=no_such_module_xyz.fill_": ["no_such_module_xyz"],
     "activation.name=mine activation._target_=torch.no_such_fn": ["torch", "no_such_fn"],
