@@ -90,14 +90,22 @@ def final_layer(layers: pd.DataFrame) -> pd.DataFrame:
 
 
 def collect(sweep_dir: Path) -> list[dict[str, str]]:
-    """One row per job with a reference: source, init, activation, verdict, quantities."""
+    """One row per finished job with a reference: source, init, activation, verdict, quantities.
+
+    Jobs whose summary.json is unreadable or does not hold together (the report's checks) are
+    left out, as are failed ones.
+    """
+    from initlab.report.checks import check_summary
     from initlab.report.settings import label, settings_of  # the report's labels
 
     rows = []
     for path in sorted(Path(sweep_dir).glob(f"*/{SUMMARY_JSON}")):
-        summary = json.loads(path.read_text())
+        try:
+            summary = check_summary(json.loads(path.read_text()))
+        except (OSError, ValueError):  # ValueError: bad JSON, or checks.Broken
+            continue
         ref = summary.get("reference")
-        if not ref:
+        if not ref or summary.get("status", "ok") != "ok":
             continue
         verdict = summary["verdict"]
         if summary.get("verdict_layer") is not None:

@@ -6,10 +6,12 @@ only against NaN, 0 only against 0) are in judge's docstring.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
-from initlab.reference import final_layer, judge
+from initlab.reference import collect, final_layer, judge
 
 
 def _final(**cols) -> pd.DataFrame:
@@ -53,3 +55,16 @@ def test_final_layer_takes_each_trials_last_layer_and_first_nonfinite_layer():
     assert final["mean"].tolist() == [2.0, 4.0]
     assert final["first_nonfinite_layer"].isna().tolist() == [True, False]
     assert final["first_nonfinite_layer"].tolist()[1] == 1
+
+
+def test_collect_lists_finished_jobs_with_a_reference_and_skips_broken_ones(sweep_copy):
+    jobs = sorted(p for p in sweep_copy.iterdir() if (p / "summary.json").is_file())
+    for job, verdict_layer in zip(jobs[:2], (None, "abc"), strict=True):
+        data = json.loads((job / "summary.json").read_text())
+        data.update(verdict_layer=verdict_layer, reference={
+            "source": f"seed {job.name}",
+            "rows": [{"quantity": "final_std", "seed": 1.5, "measured": 0.25}]})
+        (job / "summary.json").write_text(json.dumps(data))
+    rows = collect(sweep_copy)  # jobs[1] is broken (verdict_layer "abc"): left out
+    assert [r["source"] for r in rows] == [f"seed {jobs[0].name}"]
+    assert rows[0]["final_std: seed / measured"].startswith("1.5 / 0.25")
