@@ -1,4 +1,4 @@
-"""The engine: run the chain ``x_l = act(W_l @ x_{l-1})`` and reduce per-layer statistics.
+"""The engine: run the chain ``x_l = act(W_l @ x_{l-1} + b_l)`` and reduce per-layer statistics.
 
 Pure: ``ChainSpec``s in, ``ChainResult``s (NumPy arrays) out. No Hydra, no
 files, no plots, no pandas, no theory (``initlab.tables`` makes tables).
@@ -29,8 +29,10 @@ import numpy as np
 import torch
 
 from initlab.activations import get_activation
+from initlab.biases import BiasRecipe
 from initlab.draws import (  # noqa: F401  (re-exported: the engine's streams)
     draw_inputs,
+    fill_biases_,
     fill_layer_,
     gradient_seed,
     input_seed,
@@ -56,7 +58,8 @@ if TYPE_CHECKING:
 MEMORY_BUDGET = 512 * 2**20
 
 #: ChainSpec fields a group's configs may differ in; every other field is the group's key.
-PER_CONFIG_FIELDS = ("init", "init_params", "activation", "activation_params")
+PER_CONFIG_FIELDS = ("init", "init_params", "activation", "activation_params", "bias",
+                     "bias_params")
 
 
 def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET, configs: int = 1,
@@ -149,6 +152,8 @@ class GroupLayout:
     #: ``order[pos]``: index of ``specs[pos]`` in the list given to ``build``
     order: tuple[int, ...]
     draws: tuple[Draw, ...]
+    #: each config's bias recipe (zero: no bias); the bases drawn per layer are ``bias_bases``
+    biases: tuple[BiasRecipe, ...]
     acts: tuple[Callable[[torch.Tensor], torch.Tensor], ...]
     columns: tuple[slice, ...]
     #: base -> the columns of every config drawing from it (``zero`` has none: no matmul)
@@ -176,6 +181,7 @@ class GroupLayout:
         chunk = trial_chunk(ref, budget, configs=len(specs), matrices=max(1, len(blocks)))
         return cls(specs=tuple(specs[k] for k in order), order=order,
                    draws=tuple(draws[k] for k in order),
+                   biases=tuple(specs[k].bias_recipe() for k in order),
                    acts=tuple(get_activation(specs[k].activation, specs[k].activation_params)
                               for k in order),
                    columns=columns, blocks=blocks, chunk=chunk,
@@ -205,6 +211,19 @@ class GroupLayout:
         custom = next((d.fill for d in self.draws if d.base == "custom"), None)
         source = 1 if self.ref.weights == "shared" else layer
         fill_layer_(mats, self.ref.seed, source, trials, custom)
+
+    @property
+    def bias_bases(self) -> tuple[str, ...]:
+        return tuple(sorted({b.base for b in self.biases} - {"zero"}))
+
+    def draw_biases(self, layer: int, trials: range) -> dict[str, torch.Tensor] | None:
+        """``layer``'s bias bases (len(trials), width) for the configs that have a bias."""
+        if not self.bias_bases:
+            return None
+        vecs = {base: torch.empty(len(trials), self.ref.width, dtype=self.ref.torch_dtype,
+                                  device=self.device) for base in self.bias_bases}
+        fill_biases_(vecs, self.ref.seed, 1 if self.ref.weights == "shared" else layer, trials)
+        return vecs
 
     def matmul(self, mats: dict[str, torch.Tensor], x: torch.Tensor,
                transpose: bool = False) -> torch.Tensor:
@@ -297,7 +316,7 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
     for obs in observers:
         obs.layer(0, trials, x0)
     redraw = ref.weights == "fresh"
-    x, pre, gains = x0, [], []
+    x, pre, gains, vecs = x0, [], [], None
     for layer in range(1, ref.depth + 1):
         if layer == 1 or redraw:
             layout.draw_weights(mats, layer, trials)
@@ -309,20 +328,24 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
             if draw.scale != 1.0:
                 scaled[:, :, cols] *= draw.scale
         h = layout.matmul(mats, scaled)
+        vecs = layout.draw_biases(layer, trials) if layer == 1 or redraw else vecs
         gain = torch.empty(len(trials), layout.configs, dtype=torch.float64,
                            device=layout.device)
         x = torch.empty_like(h)
-        for pos, (cols, draw, act) in enumerate(zip(layout.columns, layout.draws, layout.acts,
-                                                    strict=True)):
+        for pos, (cols, draw, bias, act) in enumerate(zip(layout.columns, layout.draws,
+                                                          layout.biases, layout.acts,
+                                                          strict=True)):
             hk = h[:, :, cols]
             gain[:, pos] = draw.scale
-            if draw.normalize:  # LSUV: unit std per trial on the batch
+            if draw.normalize:  # LSUV: unit std per trial on the batch (of W x, before b)
                 hk, std = _unit_std(hk)
                 h[:, :, cols] = hk
                 gain[:, pos] /= std
+            if bias.base != "zero":
+                hk = h[:, :, cols] = hk + bias.scale * vecs[bias.base].unsqueeze(-1)
             x[:, :, cols] = act(hk)
         for obs in observers:
-            obs.layer(layer, trials, x)
+            obs.layer(layer, trials, x, h)
         if ref.gradients:
             pre.append(h)
             gains.append(gain)

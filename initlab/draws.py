@@ -34,6 +34,8 @@ _MASK64 = (1 << 64) - 1
 _INPUT_STREAM = 0x1A9B7C3D  # tags keep the input, weight and gradient streams apart
 _WEIGHT_STREAM = 0x5EED0F17
 _GRAD_STREAM = 0x6EAD1E57
+_BIAS_STREAM = 0xB1A5B1A5
+_COMMON_INPUT = 1  # second key of the input stream: the shared part of correlated inputs
 
 
 def _splitmix64(z: int) -> int:
@@ -61,9 +63,19 @@ def input_seed(seed: int, trial: int) -> int:
     return stream_seed(seed, _INPUT_STREAM, trial)
 
 
+def common_input_seed(seed: int, trial: int) -> int:
+    """Seed of the column every input of ``trial`` shares when the inputs are correlated."""
+    return stream_seed(seed, _INPUT_STREAM, trial, _COMMON_INPUT)
+
+
 def gradient_seed(seed: int, trial: int) -> int:
     """Seed of the output gradient g_L of ``trial`` (the backward pass's start)."""
     return stream_seed(seed, _GRAD_STREAM, trial)
+
+
+def bias_seed(seed: int, layer: int, trial: int) -> int:
+    """Seed of the bias vector b_layer (1-based) in ``trial``."""
+    return stream_seed(seed, _BIAS_STREAM, layer, trial)
 
 
 def uniform_from_normal_(tensor: torch.Tensor) -> torch.Tensor:
@@ -140,6 +152,37 @@ def fill_layer_(mats: dict[str, torch.Tensor], seed: int, layer: int, trials: ra
         from_normal_(z, family[0])
 
 
+def fill_biases_(vecs: dict[str, torch.Tensor], seed: int, layer: int, trials: range) -> None:
+    """Draw one layer's bias bases, ``vecs[base]`` of shape (len(trials), width).
+
+    As for weights: one N(0, 1) vector per trial from its (seed, layer, trial)
+    bias stream feeds ``normal`` and ``uniform`` (its erf), so every bias scheme
+    scales the same draw (paired comparisons); ``constant`` is ones.
+    """
+    if "constant" in vecs:
+        vecs["constant"].fill_(1.0)
+    family = [base for base in ("normal", "uniform") if base in vecs]
+    if not family:
+        return
+    z = vecs[family[0]]
+    gen = torch.Generator(device=z.device)
+    for i, trial in enumerate(trials):
+        z[i].normal_(generator=gen.manual_seed(bias_seed(seed, layer, trial)))
+    for base in family[1:]:
+        from_normal_(z, base, out=vecs[base])
+    from_normal_(z, family[0])
+
+
+def layer_biases(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu") -> torch.Tensor:
+    """The biases b_layer (len(trials), width) that the engine adds for ``layer``."""
+    recipe = spec.bias_recipe()
+    source = 1 if spec.weights == "shared" else layer
+    b = torch.zeros(len(trials), spec.width, dtype=spec.torch_dtype, device=device)
+    if recipe.base != "zero":
+        fill_biases_({recipe.base: b}, spec.seed, source, trials)
+    return b.mul_(recipe.scale)
+
+
 def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu") -> torch.Tensor:
     """The weights W_layer (len(trials), width, width) that the engine uses for ``layer``.
 
@@ -155,8 +198,9 @@ def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu
 
 
 def _normal_columns(spec: ChainSpec, trials: range, device: Any,
-                    seed_of: Callable[[int, int], int]) -> torch.Tensor:
-    x = torch.empty(len(trials), spec.width, spec.batch, dtype=spec.torch_dtype, device=device)
+                    seed_of: Callable[[int, int], int], batch: int | None = None) -> torch.Tensor:
+    x = torch.empty(len(trials), spec.width, spec.batch if batch is None else batch,
+                    dtype=spec.torch_dtype, device=device)
     gen = torch.Generator(device=x.device)
     for i, trial in enumerate(trials):
         x[i].normal_(generator=gen.manual_seed(seed_of(spec.seed, trial)))
@@ -164,8 +208,17 @@ def _normal_columns(spec: ChainSpec, trials: range, device: Any,
 
 
 def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
-    """Inputs x_0 ~ N(0, I): shape (len(trials), width, batch)."""
-    return _normal_columns(spec, trials, device, input_seed)
+    """Inputs x_0, shape (len(trials), width, batch): N(0, I) columns, or with
+    ``spec.input_correlation`` = c0 > 0 ``sqrt(1 - c0) z_b + sqrt(c0) z`` with one
+    shared column z per trial (from its own stream), so every unit has variance 1
+    and two inputs of a trial have correlation c0. c0 = 0 draws exactly the
+    independent inputs of before."""
+    x = _normal_columns(spec, trials, device, input_seed)
+    c0 = float(spec.input_correlation)
+    if c0 > 0:
+        common = _normal_columns(spec, trials, device, common_input_seed, batch=1)
+        x.mul_(math.sqrt(1.0 - c0)).add_(common, alpha=math.sqrt(c0))
+    return x
 
 
 def output_gradient(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:

@@ -1,8 +1,10 @@
 """Per-layer observers of the engine (as fastai's hooks / ``ActivationStats``).
 
-The engine calls ``observer.layer(layer, trials, signal)`` after each layer of
-each chunk of trials, with the signal of every config of a group side by side
-(``(trials, width, configs * batch)``, config ``pos`` in column block ``pos``).
+The engine calls ``observer.layer(layer, trials, signal, pre)`` after each layer
+of each chunk of trials, with the signal (post-activation) and the
+pre-activation of every config of a group side by side (``(trials, width,
+configs * batch)``, config ``pos`` in column block ``pos``; at layer 0 both are
+the input).
 An observer reduces what it needs and keeps it per config position; the
 engine asks for the arrays at the end. Adding a measurement is adding an
 observer, not editing the loop.
@@ -31,8 +33,10 @@ class LayerStats:
         self.values = [{name: np.empty(shape, dtype=bool if name == "finite" else np.float64)
                         for name in STATS} for _ in range(configs)]
 
-    def layer(self, layer: int, trials: range, signal: torch.Tensor) -> None:
-        stats = {name: v.cpu().numpy() for name, v in layer_stats(signal, self.configs).items()}
+    def layer(self, layer: int, trials: range, signal: torch.Tensor,
+              pre: torch.Tensor | None = None) -> None:
+        stats = {name: v.cpu().numpy()
+                 for name, v in layer_stats(signal, self.configs, pre).items()}
         for pos, out in enumerate(self.values):
             for name, values in stats.items():
                 out[name][trials.start : trials.stop, layer] = values[:, pos]
@@ -47,7 +51,8 @@ class Histogram:
         bins = len(hist_edges(dtype)) - 1
         self.counts = [np.zeros((depth + 1, 2 + bins), dtype=np.int64) for _ in range(configs)]
 
-    def layer(self, layer: int, trials: range, signal: torch.Tensor) -> None:
+    def layer(self, layer: int, trials: range, signal: torch.Tensor,
+              pre: torch.Tensor | None = None) -> None:
         counts = log_histogram(signal, self.dtype, self.configs).cpu().numpy()
         for pos, out in enumerate(self.counts):
             out[layer] += counts[pos]
@@ -59,7 +64,8 @@ class Progress:
     def __init__(self, update: Callable[[int], object], configs: int) -> None:
         self.update, self.configs = update, configs
 
-    def layer(self, layer: int, trials: range, signal: torch.Tensor) -> None:
+    def layer(self, layer: int, trials: range, signal: torch.Tensor,
+              pre: torch.Tensor | None = None) -> None:
         self.update(len(trials) * self.configs)
 
 

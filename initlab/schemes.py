@@ -57,6 +57,8 @@ class Draw:
     #: for ``custom`` (a plug-in, ``initlab.plugins``): fills a tensor in place
     fill: Callable[..., torch.Tensor] | None = field(default=None, compare=False)
     custom_std: float | None = None
+    #: a scheme that needs a bias of its own (``critical``): the variance of b ~ N(0, it)
+    bias_sigma_b2: float | None = None
 
     @property
     def std(self) -> float:
@@ -138,14 +140,19 @@ def normal(fan_in: int, fan_out: int, std: float = 1.0) -> Draw:
     return Draw("normal", float(std), fan_in, fan_out)
 
 
-def scaled(fan_in: int, fan_out: int) -> Draw:
-    """W ~ N(0, 1) * sqrt(1 / fan_in): unit gain for a linear layer.
+def scaled(fan_in: int, fan_out: int, sigma_w2: float = 1.0) -> Draw:
+    """W ~ N(0, 1) * sqrt(sigma_w2 / fan_in): the mean-field literature's Gaussian weights.
 
-    Keeps Var(W x) = Var(x) when there is no activation (seed 001, experiment
-    3; LeCun et al., "Efficient BackProp", 1998). torch:
-    ``nn.init.normal_(w, 0, 1 / sqrt(fan_in))``.
+    ``sigma_w2 = 1`` (the default) is unit gain for a linear layer: it keeps
+    Var(W x) = Var(x) when there is no activation (seed 001, experiment 3;
+    LeCun et al., "Efficient BackProp", 1998). Other values are the sigma_w2
+    axis of the order-to-chaos phase diagram (Poole et al. 2016; Schoenholz et
+    al. 2017). torch: ``nn.init.normal_(w, 0, sqrt(sigma_w2 / fan_in))``.
     """
-    return Draw("normal", math.sqrt(1.0 / fan_in), fan_in, fan_out)
+    if not (math.isfinite(sigma_w2) and sigma_w2 >= 0):
+        raise ValueError(f"sigma_w2={sigma_w2!r} is not allowed; sigma_w2 must be a finite "
+                         "number >= 0")
+    return Draw("normal", math.sqrt(sigma_w2 / fan_in), fan_in, fan_out)
 
 
 def xavier(fan_in: int, fan_out: int, distribution: str = "uniform", gain: float = 1.0) -> Draw:
@@ -250,22 +257,28 @@ def lsuv(fan_in: int, fan_out: int) -> Draw:
     return Draw("orthogonal", 1.0, fan_in, fan_out, normalize=True)
 
 
-def critical(fan_in: int, fan_out: int, activation: str = "relu",
-             activation_params: dict[str, Any] | None = None) -> Draw:
-    """N(0, sigma_w2 / fan_in) with sigma_w2 = 1 / E[phi(z)^2], z ~ N(0, 1).
+def critical(fan_in: int, fan_out: int, sigma_b2: float | None = None,
+             activation: str = "relu", activation_params: dict[str, Any] | None = None) -> Draw:
+    """N(0, sigma_w2 / fan_in) weights and N(0, sigma_b2) biases on the edge of chaos.
 
-    The mean-field recursion q_l = sigma_w2 * E[phi(h)^2], h ~ N(0, q_{l-1}),
-    then has the fixed point q* = 1: pre-activations stay at unit variance
-    for *any* activation phi, including a user's own (computed by quadrature
-    in ``initlab.theory``). For ReLU it is Kaiming (sigma_w2 = 2), for no
-    activation ``scaled`` (1). For GELU and SiLU the fixed point repels, and no
-    Gaussian gain keeps a deep bias-free chain stable (see
-    ``initlab.theory.critical_sigma_w2``). Poole et al. 2016; Schoenholz et al. 2017.
+    (sigma_w2, sigma_b2) is the point of ``initlab.theory.critical_for``: chi_1 =
+    sigma_w2 E[phi'(h)^2] = 1 at the fixed point q* of the variance map
+    q_l = sigma_w2 E[phi(h)^2] + sigma_b2 that the inputs reach, q* attracting
+    or marginal; where chi_1 = 1 is out of reach, the admissible point nearest
+    it. ``sigma_b2`` is the activation's documented default unless given (0 for
+    none/relu/leaky_relu, 0.05 for tanh, sigmoid, selu, softplus; 0.2 gelu, 1
+    silu: ``initlab.theory`` explains each). Any activation works, a user's own
+    too. The bias comes with the scheme (leave ``bias=zero``). Poole et al.
+    2016; Schoenholz et al. 2017.
     """
-    from initlab.theory import critical_sigma_w2
+    from initlab.theory import critical_for
 
-    sigma_w2 = critical_sigma_w2(activation, activation_params)
-    return Draw("normal", math.sqrt(sigma_w2 / fan_in), fan_in, fan_out)
+    if sigma_b2 is not None and not (math.isfinite(sigma_b2) and sigma_b2 >= 0):
+        raise ValueError(f"sigma_b2={sigma_b2!r} is not allowed; sigma_b2 must be a finite "
+                         "number >= 0")
+    point = critical_for(activation, activation_params, sigma_b2)
+    return Draw("normal", math.sqrt(point.sigma_w2 / fan_in), fan_in, fan_out,
+                bias_sigma_b2=point.sigma_b2 if point.sigma_b2 > 0 else None)
 
 
 #: name -> scheme function. Add a scheme by adding a function here.

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from initlab.activations import ACTIVATIONS, get_activation
+from initlab.biases import BIASES, BiasRecipe, make_bias
 from initlab.schemes import SCHEMES, make_draw
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -24,10 +25,11 @@ SEED_LIMIT = 2**63
 #: The spec's fields that are not a scheme or an activation: plain settings, one per
 #: command-line key, in this order in ``describe()`` (the command line's schema
 #: ``initlab.config.Config`` is built from them).
-ENGINE_SETTINGS = ("depth", "width", "trials", "batch", "seed", "dtype", "weights", "device",
-                   "gradients")
-#: The fields naming a scheme and an activation with their parameters.
-SCHEME_SETTINGS = ("init", "init_params", "activation", "activation_params")
+ENGINE_SETTINGS = ("depth", "width", "trials", "batch", "input_correlation", "seed", "dtype",
+                   "weights", "device", "gradients")
+#: The fields naming a scheme, an activation and a bias scheme with their parameters.
+SCHEME_SETTINGS = ("init", "init_params", "activation", "activation_params", "bias",
+                   "bias_params")
 
 
 class SpecError(ValueError):
@@ -70,25 +72,30 @@ def resolve_device(device: str) -> torch.device:
 
 @dataclass(frozen=True)
 class ChainSpec:
-    """One chain experiment: ``x_l = act(W_l @ x_{l-1})`` for l = 1..depth.
+    """One chain experiment: ``x_l = act(W_l @ x_{l-1} + b_l)`` for l = 1..depth.
 
     The one settings model: the command line's schema (``initlab.config.Config``)
     takes its engine settings, their types and defaults from these fields
     (``ENGINE_SETTINGS``), so the defaults here are the command line's.
 
     ``trials`` independent weight draws, each applied to ``batch`` input
-    vectors ``x_0 ~ N(0, I)``; ``weights='shared'`` reuses one matrix for every
-    layer (fast.ai course style) instead of a fresh draw per layer.
+    vectors ``x_0 ~ N(0, I)`` (pairwise correlated ``input_correlation`` = c0 in
+    [0, 1)); ``weights='shared'`` reuses one matrix (and bias) for every layer
+    (fast.ai course style) instead of a fresh draw per layer. ``bias`` names a
+    scheme of ``initlab.biases`` (``zero``: the seeds' bias-free chain).
     """
 
     init: str = "kaiming"
     init_params: dict[str, Any] = field(default_factory=dict)
     activation: str = "relu"
     activation_params: dict[str, Any] = field(default_factory=dict)
+    bias: str = "zero"
+    bias_params: dict[str, Any] = field(default_factory=dict)
     width: int = 512
     depth: int = 100
     trials: int = 16
     batch: int = 1
+    input_correlation: float = 0.0
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
@@ -121,6 +128,18 @@ class ChainSpec:
         if not isinstance(self.gradients, bool):
             raise SpecError(f"gradients={self.gradients!r} is not allowed; "
                             "gradients must be true or false")
+        c0 = self.input_correlation
+        if isinstance(c0, bool) or not isinstance(c0, (int, float)) or not 0 <= c0 < 1:
+            raise SpecError(f"input_correlation={c0!r} is not allowed; input_correlation must "
+                            "be a number with 0 <= input_correlation < 1")
+        if c0 and self.batch < 2:
+            raise SpecError(f"input_correlation={c0!r} needs batch >= 2 (a correlation is "
+                            f"between two inputs); batch={self.batch}")
+        _choice("bias", self.bias, tuple(BIASES))
+        try:
+            self.bias_recipe()
+        except (ValueError, TypeError) as exc:
+            raise SpecError(str(exc).strip().splitlines()[0]) from None
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)
         _choice("weights", self.weights, WEIGHTS)
@@ -148,6 +167,20 @@ class ChainSpec:
         context = {"activation": self.activation, "activation_params": self.activation_params}
         return make_draw(self.init, self.width, self.width, self.init_params, context)
 
+    def bias_recipe(self) -> BiasRecipe:
+        """The bias scheme's recipe (base distribution and scale) for a width-wide layer.
+
+        A weight scheme that prescribes its own bias (``critical``: N(0, sigma_b2))
+        supplies it while ``bias`` is ``zero``; naming another bias with it is refused.
+        """
+        own = getattr(self.draw(), "bias_sigma_b2", None)
+        if own is not None:
+            if self.bias != "zero":
+                raise ValueError(f"init={self.init} sets its own bias (N(0, sigma_b2) with "
+                                 f"sigma_b2={own:g}, init.sigma_b2); leave bias=zero")
+            return make_bias("normal", self.width, {"sigma_b2": own})
+        return make_bias(self.bias, self.width, self.bias_params)
+
     def describe(self) -> dict[str, Any]:
         """Flat, JSON-friendly settings (the columns every table row carries).
 
@@ -160,6 +193,8 @@ class ChainSpec:
             "activation": self.activation,
             **{f"activation_{k}": v for k, v in sorted(self.activation_params.items())
                if v is not None},
+            "bias": self.bias,
+            **{f"bias_{k}": v for k, v in sorted(self.bias_params.items()) if v is not None},
             **{name: getattr(self, name) for name in ENGINE_SETTINGS},
         }
 

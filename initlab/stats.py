@@ -21,15 +21,38 @@ STATS = {
     "zero_frac": "fraction of values exactly 0",
     "abs_max": "largest |x| (NaN if any value is NaN)",
     "finite": "every value finite (no NaN, no inf)",
+    "corr": "mean cosine similarity q_ab / sqrt(q_aa q_bb) between the pre-activations of each "
+            "pair of inputs of a trial (Poole et al. 2016); layer 0: the inputs; NaN for batch 1",
 }
 
 
-def layer_stats(x: torch.Tensor, groups: int = 1) -> dict[str, torch.Tensor]:
+def batch_cosine(x: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """Mean over pairs a < b of cos(x_a, x_b) for the ``batch`` columns of each trial and
+    group: (trials, width, groups * batch) -> (trials, groups), in float64.
+
+    With unit columns u_b, sum_{a != b} u_a.u_b = |sum_b u_b|^2 - batch, so the mean
+    over the batch (batch - 1) / 2 pairs costs one sum, no Gram matrix. NaN for
+    batch 1, and where a column is all zero or not finite.
+    """
+    trials, width, columns = x.shape
+    batch = columns // groups
+    if batch < 2:
+        return torch.full((trials, groups), float("nan"), dtype=torch.float64, device=x.device)
+    x4 = x.to(torch.float64).reshape(trials, width, groups, batch)
+    norms = x4.norm(dim=1, keepdim=True)
+    units = x4 / torch.where(norms > 0, norms, torch.nan)
+    total = units.sum(dim=3).square().sum(dim=1)
+    return (total - batch) / (batch * (batch - 1))
+
+
+def layer_stats(x: torch.Tensor, groups: int = 1,
+                pre: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Statistics of ``x`` (trials, width, groups * batch) -> name -> (trials, groups).
 
     The last dimension holds ``groups`` configurations side by side, ``batch``
     columns each (``initlab.chain.run_many``); every statistic is taken per
-    trial and group.
+    trial and group. ``corr`` is taken on ``pre`` (the layer's pre-activation,
+    same shape) when given, else on ``x``.
     """
     trials, width, columns = x.shape
     batch = columns // groups
@@ -48,6 +71,7 @@ def layer_stats(x: torch.Tensor, groups: int = 1) -> dict[str, torch.Tensor]:
         "zero_frac": (flat == 0).to(torch.float64).mean(dim=2),
         "abs_max": flat.abs().amax(dim=2),
         "finite": torch.isfinite(flat).all(dim=2),
+        "corr": batch_cosine(x if pre is None else pre, groups),
     }
 
 
