@@ -35,7 +35,19 @@ class InitConfig:
     negative_slope: float | None = None
     gain: float | None = None
     value: float | None = None
+    sigma_w2: float | None = None
+    sigma_b2: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BiasConfig:
+    """A bias scheme (``initlab.biases``) and its parameters; ``None``: the scheme's default."""
+
+    name: str = MISSING
+    sigma_b2: float | None = None
+    bound: float | None = None
+    value: float | None = None
 
 
 @dataclass
@@ -61,8 +73,8 @@ def _engine_fields() -> list[tuple[str, type, Any]]:
     return [(name, hints[name], field(default=defaults[name])) for name in ENGINE_SETTINGS]
 
 
-#: The command line's schema. The engine settings (width, depth, trials, batch, seed,
-#: dtype, weights, device, gradients) are ``ChainSpec``'s own fields, types and defaults,
+#: The command line's schema. The engine settings (width, depth, trials, batch,
+#: input_correlation, seed, dtype, weights, device, gradients) are ``ChainSpec``'s own fields, types and defaults,
 #: not a copy; the rest are settings of the command line itself:
 #: plots (a job's PNGs), report (write report/ when a run or sweep ends,
 #: ``initlab.callbacks.ReportCallback``), progress (auto: a bar on a terminal only; true;
@@ -73,6 +85,7 @@ Config = make_dataclass(
     [
         ("init", InitConfig, field(default_factory=InitConfig)),
         ("activation", ActivationConfig, field(default_factory=ActivationConfig)),
+        ("bias", BiasConfig, field(default_factory=BiasConfig)),
         *_engine_fields(),
         ("thresholds", ThresholdsConfig, field(default_factory=ThresholdsConfig)),
         ("plots", bool, field(default=True)),
@@ -120,11 +133,14 @@ def spec_from_config(cfg: DictConfig) -> ChainSpec:
         activation, activation_params = _group(cfg.activation, "activation")
     except plugins.PluginError as exc:
         raise SpecError(str(exc)) from None
+    bias = OmegaConf.to_container(cfg.bias, resolve=True)
     return ChainSpec(
         init=init,
         init_params=init_params,
         activation=activation,
         activation_params=activation_params,
+        bias=bias.pop("name"),
+        bias_params={k: v for k, v in bias.items() if v is not None},
         **{name: cfg[name] for name in ENGINE_SETTINGS},
     )
 

@@ -29,7 +29,7 @@ def layers_frame(result: ChainResult) -> pd.DataFrame:
     for name, values in (result.grads or {}).items():
         cols[name] = values.reshape(-1)
     curves = for_chain(result.spec, result.draw)
-    names = ("mean", "std", "grad_std") if result.grads else ("mean", "std")
+    names = ("mean", "std", "corr", "grad_std") if result.grads else ("mean", "std", "corr")
     for name in names:  # mean-field prediction beside each measurement
         column = "theory_grad_x_std" if name == "grad_std" else f"theory_{name}"
         cols[column] = (np.tile(curves[name], trials) if curves is not None

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from initlab import config, paths
 from initlab.spec import SpecError, resolve_device
 
-GROUPS = ("init", "activation", "experiments")
+GROUPS = ("init", "activation", "bias", "experiments")
 _SETTINGS = tuple(f.name for f in fields(config.Config))
 PROGRESS = ("auto", "true", "false")
 

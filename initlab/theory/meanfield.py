@@ -97,16 +97,33 @@ def fixed_point_slope(activation: str, activation_params: dict | None = None,
 
 def for_chain(spec, draw) -> dict[str, np.ndarray] | None:
     """Mean-field curves for a spec and its draw; None where the theory does not apply
-    (constant weights are not zero-mean)."""
-    if draw.base == "constant":
+    (constant weights or a constant bias are not zero-mean).
+
+    ``mean``, ``std``, ``grad_std`` by layer, and ``corr``: the cosine of two
+    inputs' pre-activations (layer 0: the inputs' c0), tracked jointly with the
+    variance (``phase.propagate``); NaN with one input per trial, and under LSUV (its
+    rescaling is not in the map).
+    """
+    bias = spec.bias_recipe()
+    if draw.base == "constant" or bias.base == "constant":
         return None
-    return mean_field(
+    curves = mean_field(
         spec.activation,
         draw.sigma_w2,
         spec.depth,
         activation_params=spec.activation_params,
         fixed_q=1.0 if draw.normalize else None,
+        sigma_b2=bias.sigma_b2,
     )
+    if draw.normalize or spec.batch < 2:  # no pair of inputs to compare with one input
+        curves["corr"] = np.full(spec.depth + 1, np.nan)
+    else:
+        from initlab.theory.phase import propagate
+
+        curves["corr"] = propagate(spec.activation, draw.sigma_w2, bias.sigma_b2, spec.depth,
+                                   c0=float(spec.input_correlation),
+                                   activation_params=spec.activation_params)["c"]
+    return curves
 
 
 def overflow_layer(sigma_w2: float, dtype: str = "float32", width: int = 512) -> float:
