@@ -34,16 +34,6 @@ log = logging.getLogger("initlab")
 config.register()
 
 
-def _progress(cfg: DictConfig, total: int, label: str):
-    """A tqdm bar on a terminal (``progress: auto``), or None when quiet."""
-    mode = str(cfg.progress).lower()
-    if mode == "false" or (mode == "auto" and not sys.stderr.isatty()):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=label, unit="trial-layer", leave=False, file=sys.stderr)
-
-
 def _share_cores(hydra_cfg) -> None:
     """Under the joblib launcher, split the cores between workers instead of oversubscribing."""
     launcher = hydra_cfg.launcher
@@ -60,7 +50,7 @@ def _share_cores(hydra_cfg) -> None:
 @hydra.main(version_base="1.3", config_path=str(paths.conf_dir()), config_name="config")
 def task(cfg: DictConfig) -> dict | None:
     """One Hydra job: build the spec, run it, write the files of the contract."""
-    from initlab.job import describe, run_job  # pandas, matplotlib
+    from initlab.job import log_line, progress_bar, run_job  # pandas, matplotlib
     from initlab.summary import fmt
 
     hydra_cfg = HydraConfig.get()
@@ -79,7 +69,8 @@ def task(cfg: DictConfig) -> dict | None:
         _record_failure(out_dir, {**known, "settings": known}, exc)
         return None
     reference = OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference else None
-    bar = _progress(cfg, spec.trials * (spec.depth + 1), f"{spec.init}/{spec.activation}")
+    bar = progress_bar(cfg.progress, spec.trials * (spec.depth + 1),
+                       f"{spec.init}/{spec.activation}")
     try:
         summary = run_job(spec, thresholds, out_dir, reference=reference, make_plots=cfg.plots,
                           progress=bar.update if bar else None)
@@ -95,7 +86,7 @@ def task(cfg: DictConfig) -> dict | None:
     finally:
         if bar:
             bar.close()
-    log.info(describe(summary))
+    log.info(log_line(summary))
     for row in summary.get("reference", {}).get("rows", []):
         log.info("  %s: seed says %s, measured %s", row["quantity"], fmt(row["seed"]),
                  fmt(row["measured"]))

@@ -63,6 +63,8 @@ def write_job(plan: JobPlan, result: ChainResult, seconds: dict[str, Any]) -> di
         plots.plot_mean(result, out_dir / plots.MEAN_PNG)
         if result.grads is not None:
             plots.plot_grad(result, out_dir / plots.GRAD_PNG)
+        if result.spec.batch >= 2:
+            plots.plot_corr(result, out_dir / plots.CORR_PNG)
     summary = {"status": "ok", **summarize(result, plan.thresholds, plan.reference)}
     engine = seconds["engine"]
     summary["seconds"] = {**seconds, "engine": round(engine, 4),
@@ -166,7 +168,8 @@ def run_jobs(plans: Sequence[JobPlan],
         start = time.perf_counter()
         try:
             results = run_group(group, progress=progress)
-        except Exception as exc:  # this pass's jobs fail; the other passes go on
+        except (Exception, SystemExit) as exc:  # this pass's jobs fail; the others go on
+            # (SystemExit: a plug-in that calls sys.exit fails its jobs, not the sweep)
             for i in served:
                 summaries[i] = _fail(plans[i], exc, "engine pass")
             continue
@@ -215,7 +218,3 @@ def log_line(summary: dict[str, Any]) -> str:
         f"[10-90%: {fmt(summary['final_std_q10'])} .. {fmt(summary['final_std_q90'])}], "
         f"final mean median {fmt(summary['final_mean'])}"
     )
-
-
-#: Old name of ``log_line`` (initlab.app still imports it); remove once app.py uses log_line.
-describe = log_line

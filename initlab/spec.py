@@ -136,10 +136,6 @@ class ChainSpec:
             raise SpecError(f"input_correlation={c0!r} needs batch >= 2 (a correlation is "
                             f"between two inputs); batch={self.batch}")
         _choice("bias", self.bias, tuple(BIASES))
-        try:
-            self.bias_recipe()
-        except (ValueError, TypeError) as exc:
-            raise SpecError(str(exc).strip().splitlines()[0]) from None
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)
         _choice("weights", self.weights, WEIGHTS)
@@ -157,6 +153,10 @@ class ChainSpec:
             elif "init" not in msg:  # a parameter's own message: name it as on the command line
                 msg = f"init.{msg} (init={self.init})"
             raise SpecError(msg) from None
+        try:  # after the scheme's own checks: a scheme may bring its own bias
+            self.bias_recipe()
+        except (ValueError, TypeError) as exc:
+            raise SpecError(str(exc).strip().splitlines()[0]) from None
 
     @property
     def torch_dtype(self) -> torch.dtype:
