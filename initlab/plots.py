@@ -25,6 +25,7 @@ from initlab.theory import for_chain
 STD_PNG = "std_by_layer.png"
 MEAN_PNG = "mean_by_layer.png"
 GRAD_PNG = "grad_by_layer.png"
+CORR_PNG = "corr_by_layer.png"
 
 
 def bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,11 +61,17 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+_LAST: list = [None, None]  # (result, its curves): a job's figures share one theory pass
+
+
 def _theory(result: ChainResult) -> dict[str, np.ndarray]:
+    if _LAST[0] is result:
+        return _LAST[1]
     curves = for_chain(result.spec, result.draw)
     if curves is None:  # no mean-field theory for this scheme (constant weights)
         nan = np.full(result.spec.depth + 1, np.nan)
-        return {"mean": nan, "std": nan, "grad_std": nan}
+        curves = {"mean": nan, "std": nan, "grad_std": nan, "corr": nan}
+    _LAST[:] = [result, curves]
     return curves
 
 
@@ -143,4 +150,36 @@ def plot_grad(result: ChainResult, path: Path) -> Path:
     ax.set_title(_title(result) + " — gradients of <g, x_L>", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def plot_corr(result: ChainResult, path: Path) -> Path:
+    """Cosine between two inputs' pre-activations per layer (batch >= 2): median and 10-90 %
+    band over trials, the mean-field correlation map dashed (layer 0: the inputs' c0)."""
+    corr = result.stats["corr"]
+    layers = np.arange(corr.shape[1])
+    med, lo, hi = bands(corr)
+    fig, ax = _figure()
+    ok = np.isfinite(med)
+    ax.fill_between(layers, lo, hi, where=np.isfinite(lo) & np.isfinite(hi), alpha=0.25,
+                    label="10-90 % of trials")
+    ax.plot(layers[ok], med[ok], lw=2, label="median over trials")
+    theory = _theory(result).get("corr", np.full(len(layers), np.nan))
+    good = np.isfinite(theory)
+    if good.any():
+        ax.plot(layers[good], theory[good], "k--", lw=1, label="mean-field theory")
+    ax.axhline(1.0, color="gray", lw=0.5)
+    ax.axhline(0.0, color="gray", lw=0.5)
+    ax.set_xlabel("layer (0 = inputs)")
+    ax.set_ylabel("cosine between inputs' pre-activations")
+    bias = result.spec.bias_recipe()
+    extra = "" if "sigma_w2" in result.spec.init_params else \
+        f", sigma_w2={result.draw.sigma_w2:.3g}"
+    extra += f", sigma_b2={bias.sigma_b2:.3g}" if bias.base != "zero" else ""
+    ax.set_title(f"{_title(result)}{extra}, "
+                 f"c0={result.spec.input_correlation:g}", fontsize=9)
+    ax.set_ylim(min(-0.05, float(np.nanmin(lo)) - 0.05) if np.isfinite(lo).any() else -0.05,
+                1.05)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     return _save(fig, Path(path))

@@ -7,6 +7,7 @@ typical trial), with the 10-90 % band over trials beside them.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -73,10 +74,12 @@ def summarize(
                 "vanish_std": thresholds.vanish_std,
             },
         }
-    summary.update(_theory_fields(result))
+    curves = theory.for_chain(spec, result.draw)  # once: with two inputs it is ~0.3 s
+    summary.update(_theory_fields(result, curves))
     if result.grads is not None:
-        summary.update(_gradient_fields(result))
+        summary.update(_gradient_fields(result, curves))
     summary.update(_fluctuation_fields(result))
+    summary.update(_correlation_fields(result, curves))
     same = _identical_units_layer(stats)
     if same is not None:
         summary["identical_units_layer"] = same
@@ -93,8 +96,7 @@ def _identical_units_layer(stats: dict[str, np.ndarray]) -> int | None:
     return int(np.median(hit)) if len(hit) * 2 > len(first) else None
 
 
-def _theory_fields(result: ChainResult) -> dict[str, Any]:
-    curves = theory.for_chain(result.spec, result.draw)
+def _theory_fields(result: ChainResult, curves: dict | None) -> dict[str, Any]:
     if curves is None:
         return {"theory_final_mean": None, "theory_final_std": None,
                 "predicted_overflow_layer": None, "predicted_underflow_layer": None}
@@ -110,9 +112,8 @@ def _theory_fields(result: ChainResult) -> dict[str, Any]:
     }
 
 
-def _gradient_fields(result: ChainResult) -> dict[str, Any]:
+def _gradient_fields(result: ChainResult, curves: dict | None) -> dict[str, Any]:
     """Gradient at the input (layer 0) and at the first weights: medians over trials."""
-    curves = theory.for_chain(result.spec, result.draw)
     g = result.grads
     with np.errstate(invalid="ignore"):
         return {
@@ -147,6 +148,64 @@ def _fluctuation_fields(result: ChainResult) -> dict[str, Any]:
         "predicted_log_norm_ratio_mean": _num(predicted[0]) if predicted else None,
         "predicted_log_norm_ratio_var": _num(predicted[1]) if predicted else None,
     }
+
+
+PHASE_NOTE = ("mean-field fixed points at this job's (sigma_w2, sigma_b2, activation) for "
+              "unit-variance inputs (initlab.theory.phase_params); null: infinite or undefined")
+
+
+def _phase_applies(result: ChainResult) -> bool:
+    """The phase theory holds for zero-mean weights with a variance (normal, uniform,
+    orthogonal, or a plug-in that states its std) and a zero-mean bias, without LSUV."""
+    draw = result.draw
+    if draw.normalize or result.spec.bias_recipe().base == "constant":
+        return False
+    if draw.base == "custom":
+        return bool(draw.custom_std)
+    return draw.base in ("normal", "uniform", "orthogonal")
+
+
+@lru_cache(maxsize=512)
+def _phase(activation: str, params: tuple, sigma_w2: float, sigma_b2: float) -> dict:
+    """phase_params as a JSON-safe dict, cached on its arguments (a sweep asks for the
+    same point once per job; one call costs ~0.01-0.06 s)."""
+    phase = theory.phase_params(activation, sigma_w2, sigma_b2,
+                                activation_params=dict(params) or None)
+    return {k: (v if isinstance(v, bool) else _num(v)) for k, v in phase.as_dict().items()}
+
+
+def phase_fields(result: ChainResult) -> dict[str, Any] | None:
+    """q_star, c_star, chi_1, chi_c, xi_q, xi_c (and the attracting flags) or None."""
+    if not _phase_applies(result):
+        return None
+    spec = result.spec
+    params = tuple(sorted((k, v) for k, v in (spec.activation_params or {}).items()
+                          if v is not None))
+    try:
+        fields = _phase(spec.activation, params, float(result.draw.sigma_w2),
+                        float(spec.bias_recipe().sigma_b2))
+    except (ValueError, TypeError, KeyError):  # an activation the quadrature cannot take
+        return None
+    return {**fields, "note": PHASE_NOTE}
+
+
+def _correlation_fields(result: ChainResult, curves: dict | None) -> dict[str, Any]:
+    """The cosine of two inputs at the last layer (median and 10-90 % over trials) beside
+    the mean-field prediction, and the phase quantities (None where they do not apply)."""
+    corr = result.stats.get("corr")
+    fields: dict[str, Any] = {"phase": phase_fields(result), "final_corr": None,
+                              "final_corr_q10": None, "final_corr_q90": None,
+                              "final_theory_corr": None}
+    if corr is None or result.spec.batch < 2:
+        return fields
+    last = corr[:, -1]
+    with np.errstate(invalid="ignore"):
+        fields.update(final_corr=_num(_median(last)),
+                      final_corr_q10=_num(np.quantile(last, 0.1)),
+                      final_corr_q90=_num(np.quantile(last, 0.9)))
+    if curves is not None and "corr" in curves:
+        fields["final_theory_corr"] = _num(curves["corr"][-1])
+    return fields
 
 
 def compare(reference: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
