@@ -156,6 +156,9 @@ class GroupLayout:
     biases: tuple[BiasRecipe, ...]
     acts: tuple[Callable[[torch.Tensor], torch.Tensor], ...]
     columns: tuple[slice, ...]
+    #: (columns, activation) of each run of neighbouring configs with the same activation:
+    #: one call applies it to all of them (a 192-cell phase diagram: one call a layer)
+    act_runs: tuple[tuple[slice, Callable[[torch.Tensor], torch.Tensor]], ...]
     #: base -> the columns of every config drawing from it (``zero`` has none: no matmul)
     blocks: dict[str, slice]
     chunk: int
@@ -168,9 +171,18 @@ class GroupLayout:
             raise ValueError("specs of one group must differ only in "
                              f"{', '.join(PER_CONFIG_FIELDS)}")
         draws = [s.draw() for s in specs]
-        order = tuple(sorted(range(len(specs)), key=lambda k: draws[k].base))
+        act_key = [(s.activation, repr(sorted(s.activation_params.items()))) for s in specs]
+        order = tuple(sorted(range(len(specs)), key=lambda k: (draws[k].base, act_key[k])))
         b = specs[0].batch
         columns = tuple(slice(pos * b, (pos + 1) * b) for pos in range(len(specs)))
+        acts = tuple(get_activation(specs[k].activation, specs[k].activation_params)
+                     for k in order)
+        runs: list[tuple[slice, Callable]] = []
+        for pos, k in enumerate(order):
+            if runs and act_key[order[pos - 1]] == act_key[k]:
+                runs[-1] = (slice(runs[-1][0].start, columns[pos].stop), runs[-1][1])
+            else:
+                runs.append((columns[pos], acts[pos]))
         blocks: dict[str, slice] = {}
         for pos, k in enumerate(order):
             base = draws[k].base
@@ -182,9 +194,7 @@ class GroupLayout:
         return cls(specs=tuple(specs[k] for k in order), order=order,
                    draws=tuple(draws[k] for k in order),
                    biases=tuple(specs[k].bias_recipe() for k in order),
-                   acts=tuple(get_activation(specs[k].activation, specs[k].activation_params)
-                              for k in order),
-                   columns=columns, blocks=blocks, chunk=chunk,
+                   acts=acts, columns=columns, act_runs=tuple(runs), blocks=blocks, chunk=chunk,
                    device=resolve_device(ref.device))
 
     @property
@@ -310,46 +320,63 @@ def _unit_std(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
              observers: Sequence[Any]) -> tuple[torch.Tensor, list, list]:
     """The chain for one chunk of trials, every config at once; each layer goes to the
-    observers. Returns x_0 and, when gradients follow, the pre-activations and gains."""
+    observers. Returns x_0 and, when gradients follow, the pre-activations and gains.
+
+    Per-config work is done on the (trials, width, configs, batch) view with one
+    broadcast op (scales, biases) or once per run of configs sharing an
+    activation, not once per config.
+    """
     ref = layout.ref
-    x0 = draw_inputs(ref, trials, layout.device).repeat(1, 1, layout.configs)  # same x_0 for all
+    t, n, k, b = len(trials), ref.width, layout.configs, ref.batch
+    x0 = draw_inputs(ref, trials, layout.device).repeat(1, 1, k)  # same x_0 for all
     for obs in observers:
         obs.layer(0, trials, x0)
     redraw = ref.weights == "fresh"
-    x, pre, gains, vecs = x0, [], [], None
+    scales = torch.tensor([d.scale for d in layout.draws], dtype=ref.torch_dtype,
+                          device=layout.device)
+    biased = [pos for pos, bias in enumerate(layout.biases) if bias.base != "zero"]
+    lsuv = [pos for pos, draw in enumerate(layout.draws) if draw.normalize]
+    x, pre, gains, bias = x0, [], [], None
     for layer in range(1, ref.depth + 1):
         if layer == 1 or redraw:
             layout.draw_weights(mats, layer, trials)
+            bias = _layer_bias(layout, layer, trials, biased)
         # (scale * W) @ x computed as W @ (scale * x): width*batch products instead of
         # width^2, and the product overflows or underflows where (scale * W) @ x would
         # (up to one rounding).
-        scaled = x.clone()
-        for cols, draw in zip(layout.columns, layout.draws, strict=True):
-            if draw.scale != 1.0:
-                scaled[:, :, cols] *= draw.scale
+        scaled = (x.view(t, n, k, b) * scales.view(1, 1, k, 1)).view(t, n, k * b)
         h = layout.matmul(mats, scaled)
-        vecs = layout.draw_biases(layer, trials) if layer == 1 or redraw else vecs
-        gain = torch.empty(len(trials), layout.configs, dtype=torch.float64,
-                           device=layout.device)
+        gain = scales.to(torch.float64).expand(t, k).clone()
+        for pos in lsuv:  # LSUV: unit std per trial on the batch (of W x, before b)
+            cols = layout.columns[pos]
+            h[:, :, cols], std = _unit_std(h[:, :, cols])
+            gain[:, pos] /= std
+        if bias is not None:
+            h.view(t, n, k, b).add_(bias.unsqueeze(-1))
         x = torch.empty_like(h)
-        for pos, (cols, draw, bias, act) in enumerate(zip(layout.columns, layout.draws,
-                                                          layout.biases, layout.acts,
-                                                          strict=True)):
-            hk = h[:, :, cols]
-            gain[:, pos] = draw.scale
-            if draw.normalize:  # LSUV: unit std per trial on the batch (of W x, before b)
-                hk, std = _unit_std(hk)
-                h[:, :, cols] = hk
-                gain[:, pos] /= std
-            if bias.base != "zero":
-                hk = h[:, :, cols] = hk + bias.scale * vecs[bias.base].unsqueeze(-1)
-            x[:, :, cols] = act(hk)
+        for cols, act in layout.act_runs:
+            x[:, :, cols] = act(h[:, :, cols])
         for obs in observers:
             obs.layer(layer, trials, x, h)
         if ref.gradients:
             pre.append(h)
             gains.append(gain)
     return x0, pre, gains
+
+
+def _layer_bias(layout: GroupLayout, layer: int, trials: range,
+                biased: list[int]) -> torch.Tensor | None:
+    """Every config's bias for ``layer``, (trials, width, configs); None when none has one."""
+    vecs = layout.draw_biases(layer, trials)
+    if vecs is None:
+        return None
+    ref = layout.ref
+    out = torch.zeros(len(trials), ref.width, layout.configs, dtype=ref.torch_dtype,
+                      device=layout.device)
+    for pos in biased:
+        recipe = layout.biases[pos]
+        out[:, :, pos] = recipe.scale * vecs[recipe.base]
+    return out
 
 
 def _activation_vjp(act: Callable, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
