@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from initlab.reference import final_layer, judge
+from initlab.report import phase
 from initlab.report.figures import verdict_text
 from initlab.report.settings import label
 from initlab.report.tables import Summary, counts, grid_layout, in_panel, panel_keys, panel_title
@@ -19,6 +22,9 @@ CAPTIONS = {
     "heatmap": "log10 of the final std over the swept grid; cells name the verdict.",
     "std": "std of the signal by layer, median over trials with the 10-90 % band.",
     "mean": "mean of the signal by layer, same layout.",
+    "corr": "Correlation between the pre-activations of two inputs by layer, same layout.",
+    "phase": "Order to chaos: final correlation of two inputs over (sigma_w2, sigma_b2), "
+             "measured (left) and theory (right), with the chi_1 = 1 edge.",
     "grad": "Backward pass: std of the gradient dL/dx_l of the loss <g, x_L>, g ~ N(0, I), "
             "from the output (right) to the input (left).",
     "color_dim": "Histogram of |x| by layer for one job (fastai's colour_dim over depth): "
@@ -97,9 +103,80 @@ def verdicts(table: Summary) -> Section:
     return "Verdicts", blocks
 
 
-def figures(drawn: dict[str, str]) -> Section:
-    return "Figures", [Block("img", image=drawn[k], text=CAPTIONS[k])
-                       for k in ("heatmap", "std", "mean", "grad", "color_dim") if k in drawn]
+def figures(drawn: dict[str, str], lines_note: str = "") -> Section:
+    by_layer = ("std", "mean", "corr", "grad")
+    return "Figures", [Block("img", image=drawn[k], text=CAPTIONS[k] + (
+        f" {lines_note}." if lines_note and k in by_layer else ""))
+        for k in ("heatmap", "std", "mean", "corr", "grad", "color_dim") if k in drawn]
+
+
+def _f(value: float, digits: int = 3) -> str:
+    return "—" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def order_to_chaos(grid: phase.PhaseGrid | None, drawn: dict[str, str]) -> Section:
+    """The phase figure, what it shows in words, and the measured-vs-theory gap table."""
+    if grid is None:
+        return "Order to chaos", []
+    g = phase.gaps(grid)
+    b_ref, _ = phase.representatives(grid)
+    e = phase.edge_at(grid, b_ref)
+    depth = f"layer {grid.depth}" if grid.depth else "the last layer"
+    c0 = f", which start at c0 = {grid.c0}" if grid.c0 is not None else ""
+    width = f"width {grid.width}" if grid.width else "finite width"
+    text = [
+        f"Each cell is one job: σ_w² (weight variance × fan_in) along x, σ_b² (bias variance) "
+        f"along y. The colour is the correlation between two inputs' pre-activations at {depth}"
+        f"{c0}: yellow means the network has merged them into one, dark that it has "
+        "decorrelated them.",
+        "Left of the white curve lies the ordered phase (χ₁ < 1): the correlation is driven "
+        "to 1 and the network forgets which input it saw. Right of it lies the chaotic phase "
+        "(χ₁ > 1): the correlation falls to a fixed point c* < 1.",
+        "The curve is the edge of chaos, χ₁ = 1, computed by the mean-field theory for "
+        f"{grid.activation}: there correlations converge slowest, so information about the "
+        "input travels deepest" + (f"; at σ_b² = {b_ref} it sits at σ_w² = {e:.2f}."
+                                   if e == e else "."),
+    ]
+    if g["cells"]:
+        x, y, m, t = g["at"]
+        text.append(
+            f"The left panel is measured at {width} (median over {grid.trials} trials), the "
+            f"right one is the infinite-width theory: over {g['cells']} cells the median "
+            f"|measured − theory| is {_f(g['median'])}, and the largest gap, "
+            f"{g['largest']:+.3f}, is at σ_w² = {x}, σ_b² = {y} (measured {m:.3f}, theory "
+            f"{t:.3f}, circled in red).")
+        ch = g["phases"].get("chaotic")
+        se = g["beyond_3se"]
+        if ch and se:
+            verdict = ("so at this trial count the gaps are what trial-to-trial scatter gives"
+                       if se[0] == 0 else "more than trial scatter explains")
+            text.append(
+                f"Finite width shows as scatter: in the chaotic phase one chain's final "
+                f"correlation varies by {_f(ch[3], 2)} (median sd over trials) around the "
+                f"theory, while the median of the trials sits close to it (median gap "
+                f"{ch[1]:+.3f} there). {se[0]} of {se[1]} cells differ from the theory by more "
+                f"than 3 standard errors of their median, {verdict}. In the ordered phase "
+                "both are 1.")
+    zero = [i for i, b in enumerate(grid.sigma_b2) if b == 0]
+    if zero and np.nanmin(grid.theory[zero[0]]) < 0.9:
+        text.append("On the σ_b² = 0 row the ordered side keeps its input correlation instead "
+                    "of reaching 1: without a bias the signal itself vanishes (q* = 0).")
+    rows = [["all cells", g["cells"], g["median"], g["median_signed"]]]
+    for name, label_ in (("ordered", "ordered (χ₁ < 1)"), ("chaotic", "chaotic (χ₁ > 1)")):
+        if name in g["phases"]:
+            n, signed, absolute, _ = g["phases"][name]
+            rows.append([label_, n, absolute, signed])
+    blocks = []
+    if "phase" in drawn:
+        blocks.append(Block("img", image=drawn["phase"], text=CAPTIONS["phase"]))
+    blocks += [Block("p", text=t) for t in text]
+    blocks.append(table_block(["cells", "count", "median abs(measured − theory)",
+                               "median (measured − theory)"], rows))
+    if g["at"] is not None:
+        x, y, m, t = g["at"]
+        blocks.append(table_block(["largest gap at σ_w²", "σ_b²", "measured", "theory", "gap"],
+                                  [[str(x), str(y), m, t, g["largest"]]]))
+    return "Order to chaos", blocks
 
 
 def seed_table(table: Summary) -> Section:
@@ -171,13 +248,14 @@ def problems(table: Summary) -> Section:
     return "Problems", [table_block(["job", "status", "why"], rows)] if rows else []
 
 
-def build(table: Summary, name: str, drawn: dict[str, str],
-          notes: list[str]) -> tuple[str, list[Section]]:
+def build(table: Summary, name: str, drawn: dict[str, str], notes: list[str],
+          grid: phase.PhaseGrid | None = None,
+          lines_note: str = "") -> tuple[str, list[Section]]:
     """Title and non-empty sections, in reading order."""
     sections = [intro(table, name)]
     if table.ok:
         sections.append(verdicts(table))
-    sections += [figures(drawn), seed_table(table), jobs_table(table), symmetry(table),
-                 fluctuation(table), problems(table),
+    sections += [order_to_chaos(grid, drawn), figures(drawn, lines_note), seed_table(table),
+                 jobs_table(table), symmetry(table), fluctuation(table), problems(table),
                  ("Figures not drawn", [Block("p", text=n) for n in notes])]
     return f"initlab report: {name}", [s for s in sections if s[1]]

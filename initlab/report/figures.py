@@ -7,6 +7,7 @@ figure is saved as PNG straight from its Figure and dropped.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -21,8 +22,11 @@ from initlab.report.load import JobRecord
 from initlab.report.settings import label
 from initlab.report.tables import Summary, grid_layout, in_panel, panel_keys, panel_title
 
-YLABELS = {"std": "std of x", "mean": "mean of x", "grad_x_std": "std of dL/dx_l"}
-THEORY_COLUMNS = {"std": "theory_std", "mean": "theory_mean", "grad_x_std": "theory_grad_x_std"}
+YLABELS = {"std": "std of x", "mean": "mean of x", "grad_x_std": "std of dL/dx_l",
+           "corr": "corr of two inputs"}
+THEORY_COLUMNS = {"std": "theory_std", "mean": "theory_mean", "grad_x_std": "theory_grad_x_std",
+                  "corr": "theory_corr"}
+LINEAR = ("mean", "corr")  # stats drawn on a linear-ish axis (0 and negatives are values)
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -80,8 +84,12 @@ def heatmap(table: Summary) -> Figure:
     return fig
 
 
-def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None) -> Figure:
-    """Median and 10-90 % band of ``stat`` per layer; a line per setting, a panel per activation."""
+def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
+             note: str = "") -> Figure:
+    """Median and 10-90 % band of ``stat`` per layer; a line per setting, a panel per activation.
+
+    ``jobs`` (default: every finished one) are the lines drawn; ``note`` says which when
+    they are a selection, under the title."""
     from initlab.plots import bands
 
     ok = [j for j in (table.ok if jobs is None else jobs) if j.layers is not None]
@@ -101,7 +109,7 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None) -> 
                 continue
             frame = job.layers
             wide = frame.pivot(index="trial", columns="layer", values=stat).to_numpy(dtype=float)
-            if stat != "mean":  # log axis: 0 is a gap
+            if stat not in LINEAR:  # log axis: 0 is a gap
                 wide = np.where(wide > 0, wide, np.nan)
             med, lo, hi = bands(wide)
             lk = tuple(table.at(job, a) for a in lines)
@@ -114,10 +122,12 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None) -> 
             if theory in frame:
                 curve = frame[frame["trial"] == frame["trial"].min()].sort_values("layer")
                 curve = curve[theory].to_numpy(dtype=float)
-                if stat != "mean":
+                if stat not in LINEAR:
                     curve = np.where(curve > 0, curve, np.nan)
                 ax.plot(np.arange(len(curve)), curve, color=color, lw=0.9, ls="--")
-        if stat != "mean":
+        if stat == "corr":
+            ax.axhline(1, color="k", lw=0.5)
+        elif stat != "mean":
             ax.set_yscale("log")
         else:
             ax.set_yscale("symlog", linthresh=1e-3)
@@ -131,9 +141,12 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None) -> 
     for n in range(len(keys), nrows * ncols):
         axs[n // ncols][n % ncols].axis("off")
     what = {"std": "std (log axis)", "mean": "mean (symmetric log axis)",
-            "grad_x_std": "gradient std, dL/dx_l (log axis)"}[stat]
-    fig.suptitle(f"{what} by layer: median over trials, band 10-90 %, dashed: mean-field "
-                 "theory; gaps are 0 or NaN", fontsize=10)
+            "grad_x_std": "gradient std, dL/dx_l (log axis)",
+            "corr": "correlation of two inputs' pre-activations"}[stat]
+    title = (f"{what} by layer: median over trials, band 10-90 %, dashed: mean-field "
+             "theory; gaps are 0 or NaN")
+    wrap = 62 * ncols  # characters of a 10-pt title across the panels: no wider than they are
+    fig.suptitle("\n".join(textwrap.fill(t, wrap) for t in (title, note) if t), fontsize=10)
     return fig
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 #: Settings families: the name plus its ``<family>_<param>`` keys.
-FAMILIES = ("init", "activation")
+FAMILIES = ("init", "activation", "bias")
 #: Plain settings, in the order they are preferred as axes; unknown ones follow, sorted.
-PLAIN = ("depth", "width", "dtype", "weights", "gradients", "trials", "batch", "seed", "device")
+PLAIN = ("depth", "width", "dtype", "weights", "gradients", "trials", "batch", "input_correlation",
+         "seed", "device")
 
 
 def is_number(value: Any) -> bool:

@@ -17,8 +17,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from initlab import store
-from initlab.report import document, figures, render
+from initlab.report import document, figures, phase, render
 from initlab.report.load import JobRecord, ReportError, ReportIOError, find_jobs
+from initlab.report.phase_figure import phase_diagram
 from initlab.report.tables import Summary, tabulate
 
 REPORT_DIR = "report"
@@ -27,8 +28,30 @@ FIGURES = {
     "std": "std_by_layer.png",
     "mean": "mean_by_layer.png",
     "grad": "grad_by_layer.png",
+    "corr": "corr_by_layer.png",
+    "phase": "phase_diagram.png",
     "color_dim": "color_dim.png",
 }
+MAX_LINES = 10  # more settings than this: the by-layer figures draw a named selection
+
+
+def lines_shown(table: Summary, grid: phase.PhaseGrid | None) -> tuple[list[JobRecord], str]:
+    """The jobs drawn as lines by layer, and a note naming them when they are a selection:
+    for a sigma_w2 x sigma_b2 sweep one sigma_b2 row across the phases, else evenly spaced."""
+    ok = table.ok
+    if len(ok) <= MAX_LINES:
+        return ok, ""
+    if grid is not None:
+        b2, w2 = phase.representatives(grid)
+        cells = [grid.jobs[(w, b2)] for w in w2 if (w, b2) in grid.jobs]
+        e = phase.edge_at(grid, b2)
+        edge = f"; the chi_1 = 1 edge is at sigma_w2 = {e:.2f}" if e == e else ""
+        return cells, (f"{len(cells)} of {len(ok)} settings shown: sigma_b2 = {b2}, sigma_w2 = "
+                       + ", ".join(str(w) for w in w2) + f" (ordered to chaotic{edge})")
+    step = (len(ok) - 1) / (MAX_LINES - 1)
+    picked = [ok[round(n * step)] for n in range(MAX_LINES)]
+    return picked, (f"{MAX_LINES} of {len(ok)} settings shown, evenly spaced in job order: "
+                    + ", ".join(j.name.split("_")[0] for j in picked))
 
 
 def _umask() -> int:
@@ -50,7 +73,9 @@ def choose_job(table: Summary, name: str | None) -> JobRecord | None:
     return (stable or ok or [None])[0]
 
 
-def _draw(table: Summary, folder: Path, job: str | None) -> tuple[dict[str, str], list[str]]:
+def _draw(table: Summary, folder: Path, job: str | None,
+          grid: phase.PhaseGrid | None) -> tuple[dict[str, str], list[str], str]:
+    """Draw the figures; returns {key: file}, notes on those not drawn, the lines' note."""
     drawn: dict[str, str] = {}
     notes: list[str] = []
 
@@ -63,23 +88,37 @@ def _draw(table: Summary, folder: Path, job: str | None) -> tuple[dict[str, str]
 
     chosen = choose_job(table, job)  # a bad --job fails before anything is drawn
     ok = table.ok
+    shown, note = lines_shown(table, grid)
     if len(ok) > 1:
         draw("heatmap", lambda: figures.heatmap(table))
+    if grid is not None:
+        draw("phase", lambda: phase_diagram(grid))
     if ok:
-        draw("std", lambda: figures.by_layer(table, "std"))
-        draw("mean", lambda: figures.by_layer(table, "mean"))
-    with_grads = [j for j in ok if "grad_x_std" in j.layers]
+        draw("std", lambda: figures.by_layer(table, "std", shown, note))
+        draw("mean", lambda: figures.by_layer(table, "mean", shown, note))
+    with_corr = [j for j in shown if "corr" in j.layers and (j.settings.get("batch") or 1) >= 2]
+    if with_corr:
+        draw("corr", lambda: figures.by_layer(table, "corr", with_corr, note))
+    with_grads = [j for j in shown if "grad_x_std" in j.layers]
     if with_grads:
-        draw("grad", lambda: figures.by_layer(table, "grad_x_std", with_grads))
+        draw("grad", lambda: figures.by_layer(table, "grad_x_std", with_grads, note))
     if chosen is not None:
         draw("color_dim", lambda: figures.color_dim(chosen))
-    return drawn, notes
+    return drawn, notes, note
 
 
 def _fill(folder: Path, directory: Path, table: Summary, job: str | None) -> None:
-    drawn, notes = _draw(table, folder, job)
+    grid = None
+    try:
+        grid = phase.build(table.jobs) if phase.applies(table.jobs) else None
+    except Exception as exc:  # the phase section must not cost the whole report
+        notes_first = [f"phase diagram could not be built: {type(exc).__name__}: {exc}"]
+    else:
+        notes_first = []
+    drawn, notes, note = _draw(table, folder, job, grid)
     table.frame.to_csv(folder / "summary.csv", index=False)
-    title, sections = document.build(table, directory.name, drawn, notes)
+    title, sections = document.build(table, directory.name, drawn, notes_first + notes,
+                                     grid=grid, lines_note=note)
     (folder / "report.md").write_text(render.markdown(title, sections), encoding="utf-8")
     (folder / "report.html").write_text(render.page(title, sections, folder), encoding="utf-8")
 
