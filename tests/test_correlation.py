@@ -140,3 +140,48 @@ def test_tanh_ordered_edge_chaotic_at_depth_10_50_100(measured, name):
     expect = {"ordered": 1 - final < 1e-6, "edge": 0.85 < final < 0.99,
               "chaotic": 0.15 < final < 0.45}
     assert expect[name], (name, final)
+
+
+def test_summary_and_figure_carry_the_correlation(measured, tmp_path):
+    import json
+
+    from initlab import plots
+    from initlab.summary import summarize
+    from initlab.theory import phase_params
+    from initlab.verdict import Thresholds
+
+    for name in ("edge", "relu"):
+        result = measured[name]
+        summary = summarize(result, Thresholds())
+        text = json.dumps(summary, allow_nan=False)  # JSON-safe: inf (ReLU's xi_c) is null
+        phase = json.loads(text)["phase"]
+        expect = phase_params(result.spec.activation, result.draw.sigma_w2,
+                              result.spec.bias_recipe().sigma_b2)
+        for key in ("q_star", "c_star", "chi_1", "chi_c", "xi_q", "xi_c"):
+            value = getattr(expect, key)
+            assert phase[key] == (value if math.isfinite(value) else None), (name, key)
+        assert phase["c_attracting"] == expect.c_attracting
+        last = result.stats["corr"][:, -1]
+        assert summary["final_corr"] == float(np.median(last))
+        assert summary["final_corr_q10"] <= summary["final_corr"] <= summary["final_corr_q90"]
+        assert summary["final_theory_corr"] == for_chain(result.spec, result.draw)["corr"][-1]
+    assert json.loads(json.dumps(summarize(measured["relu"], Thresholds())))["phase"][
+        "xi_c"] is None  # ReLU at sigma_w2 = 2: chi_c = 1, no exponential depth scale
+    path = plots.plot_corr(measured["edge"], tmp_path / plots.CORR_PNG)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == [plots.CORR_PNG]  # no temp file left
+
+
+def test_summary_leaves_the_phase_out_where_the_theory_does_not_apply():
+    from initlab.chain import run_chain
+    from initlab.summary import summarize
+    from initlab.verdict import Thresholds
+
+    kw = {"width": 8, "depth": 2, "trials": 2, "device": "cpu", "gradients": False}
+    for spec in (ChainSpec(init="lsuv", batch=2, **kw),  # the rescaling is not in the map
+                 ChainSpec(init="constant", **kw),  # not zero-mean
+                 ChainSpec(init="kaiming", bias="constant", **kw)):
+        assert summarize(run_chain(spec), Thresholds())["phase"] is None, spec.init
+    one = summarize(run_chain(ChainSpec(init="kaiming", **kw)), Thresholds())  # batch 1
+    assert one["phase"]["chi_1"] == pytest.approx(1.0, abs=1e-9)  # Kaiming + ReLU: the edge
+    assert one["final_corr"] is None and one["final_theory_corr"] is None
