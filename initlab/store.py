@@ -2,7 +2,8 @@
 
 The file contract (readers rely on these names): ``layers.csv``,
 ``layers.parquet``, ``summary.json``, ``std_by_layer.png``, ``mean_by_layer.png``,
-and ``histogram.csv`` (per-layer counts of log10|x| in fixed bins).
+``grad_by_layer.png`` (with gradients), ``corr_by_layer.png`` (batch >= 2), and
+``histogram.csv`` (per-layer counts of log10|x| in fixed bins).
 """
 
 from __future__ import annotations
