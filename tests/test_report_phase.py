@@ -1,0 +1,151 @@
+"""The report's Order-to-chaos section on a real 2 x 2 sigma_w2 x sigma_b2 sweep of tanh.
+
+References independent of the report: the jobs' own layers.csv (read here with pandas,
+median taken here), a literal Gauss-Hermite fixed-point iteration for chi_1, and
+Schoenholz et al. (2017, Fig. 1): at sigma_b2 = 0.05 tanh's edge sits at sigma_w2 ~ 1.76.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ok, only_child, run_initlab
+
+from initlab.report import document, phase, write_report
+from initlab.report.load import find_jobs
+from initlab.report.phase_figure import phase_diagram
+
+W2, B2 = (0.5, 3.0), (0.0, 0.1)
+
+
+@pytest.fixture(scope="module")
+def phase_sweep(tmp_path_factory):
+    """One tiny real sweep over both knobs, reported in-process; returns the sweep folder."""
+    root = tmp_path_factory.mktemp("phase")
+    ok(run_initlab(["-m", "init=scaled", "bias=normal", "activation=tanh",
+                    "init.sigma_w2=" + ",".join(map(str, W2)),
+                    "bias.sigma_b2=" + ",".join(map(str, B2)), "depth=8", "width=32",
+                    "trials=2", "batch=2", "input_correlation=0.5", "plots=false",
+                    "report=false", "gradients=false", "device=cpu"], cwd=root))
+    sweep = only_child(root / "outputs" / "multiruns")
+    write_report(sweep)
+    return sweep
+
+
+def files_grid(sweep) -> dict[tuple[float, float], tuple[float, float]]:
+    """(sigma_w2, sigma_b2) -> (median corr, theory_corr) at the last layer, from layers.csv."""
+    out = {}
+    for job in sweep.iterdir():
+        if not (job / "layers.csv").exists():
+            continue
+        s = json.loads((job / "summary.json").read_text())["settings"]
+        frame = pd.read_csv(job / "layers.csv")
+        last = frame[frame["layer"] == frame["layer"].max()]
+        out[(s["init_sigma_w2"], s["bias_sigma_b2"])] = (float(np.median(last["corr"])),
+                                                          float(last["theory_corr"].iloc[0]))
+    return out
+
+
+def tanh_chi1(w2: float, b2: float, nodes: int = 80, steps: int = 2000) -> float:
+    """chi_1 = w2 E[tanh'(sqrt(q*) z)^2] at the fixed point q* of q -> w2 E[tanh^2] + b2,
+    by plain iteration from q = 1 and probabilists' Gauss-Hermite (80 nodes: tanh is
+    entire in a strip, the rule's error is far below 1e-10 at q < 5)."""
+    z, wt = np.polynomial.hermite_e.hermegauss(nodes)
+    wt = wt / wt.sum()
+    q = 1.0
+    for _ in range(steps):  # contraction rate chi_q < 1 at these points: 2000 steps converge
+        q = w2 * float(wt @ np.tanh(np.sqrt(q) * z) ** 2) + b2
+    return w2 * float(wt @ (1 - np.tanh(np.sqrt(q) * z) ** 2) ** 2)
+
+
+def test_section_and_figures_exist(phase_sweep):
+    report = phase_sweep / "report"
+    assert (report / "phase_diagram.png").stat().st_size > 0
+    assert (report / "corr_by_layer.png").stat().st_size > 0  # batch 2: a correlation exists
+    md = (report / "report.md").read_text()
+    assert "## Order to chaos" in md and "(phase_diagram.png)" in md
+    html = (report / "report.html").read_text()
+    assert "<h2>Order to chaos</h2>" in html
+
+
+def test_grid_equals_job_files(phase_sweep):
+    grid = phase.build(find_jobs(phase_sweep))
+    assert grid.sigma_w2 == list(W2) and grid.sigma_b2 == list(B2)
+    ref = files_grid(phase_sweep)
+    assert len(ref) == 4
+    for (w, b), (meas, theory) in ref.items():
+        i, k = grid.sigma_b2.index(b), grid.sigma_w2.index(w)
+        # summary.json's median and ours over the same trials' values; the CSV holds them to
+        # 17 significant digits (pandas' float repr round-trips): agreement to 1e-12
+        assert grid.measured[i, k] == pytest.approx(meas, abs=1e-12)
+        assert grid.theory[i, k] == pytest.approx(theory, abs=1e-12)
+
+
+def test_grid_without_summary_fields_reads_layers(phase_sweep, tmp_path):
+    """Older summary.json without final_corr / phase: the layers tables give the same grid."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(phase_sweep, copy)
+    for path in copy.glob("*/summary.json"):
+        data = json.loads(path.read_text())
+        for key in ("phase", "final_corr", "final_theory_corr"):
+            data.pop(key, None)
+        path.write_text(json.dumps(data))
+    grid = phase.build(find_jobs(copy))
+    for (w, b), (meas, theory) in files_grid(copy).items():
+        i, k = grid.sigma_b2.index(b), grid.sigma_w2.index(w)
+        assert grid.measured[i, k] == pytest.approx(meas, abs=1e-12)  # same values, see above
+        assert grid.theory[i, k] == pytest.approx(theory, abs=1e-12)
+
+
+def test_largest_gap_row_matches_files(phase_sweep):
+    ref = files_grid(phase_sweep)
+    (w, b), (m, t) = max(ref.items(), key=lambda kv: abs(kv[1][0] - kv[1][1]))
+    md = (phase_sweep / "report" / "report.md").read_text()
+    row = re.search(r"^\| largest gap at σ_w² \|.*\n\|.*\n\| (.+) \|$", md, re.M).group(1)
+    cells = [c.strip() for c in row.split("|")]
+    assert (float(cells[0]), float(cells[1])) == (w, b)
+    # cells are printed to 3 significant digits: half a unit of the third digit
+    for printed, value in zip(cells[2:], (m, t, m - t), strict=True):
+        assert float(printed) == pytest.approx(value, rel=5e-3, abs=1e-12)
+    median = float(np.median([abs(x - y) for x, y in ref.values()]))
+    table = document.order_to_chaos(phase.build(find_jobs(phase_sweep)), {})[1]
+    all_cells = next(b for b in table if b.kind == "table").rows[0]
+    assert all_cells[0] == "all cells" and int(all_cells[1]) == 4
+    assert float(all_cells[2]) == pytest.approx(median, rel=5e-3)  # 3 digits, as above
+
+
+def test_drawn_edge_is_chi1_equal_one(phase_sweep):
+    grid = phase.build(find_jobs(phase_sweep))
+    fig = phase_diagram(grid)
+    for ax in fig.axes[:2]:  # both panels: the same curve, the data actually plotted
+        (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "edge (theory)"]
+        x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+        assert len(x) >= 10 and np.all(np.diff(y) > 0)
+        for w, b in zip(x[::9], y[::9], strict=True):
+            if b > 0:  # at sigma_b2 = 0 q* = 0: chi_1 = w2 exactly, the curve starts at 1
+                # bisection to 45 halvings of a grid step and a 24+ node rule: chi_1 = 1 to
+                # far better than 1e-6; the literal rule above is good to 1e-10
+                assert tanh_chi1(w, b) == pytest.approx(1.0, abs=1e-6)
+        assert x[0] == pytest.approx(1.0, abs=1e-6)  # sigma_b2 = 0: chi_1 = sigma_w2
+        # Schoenholz et al. quote 1.76 (three digits, +-0.005); the drawn curve is linear
+        # between points 0.1/47 apart, whose curvature error there is below 1e-3
+        assert np.interp(0.05, y, x) == pytest.approx(1.76, abs=0.006)
+    meshes = [ax.collections[0] for ax in fig.axes[:2]]
+    assert meshes[0].norm.vmin == meshes[1].norm.vmin and meshes[0].norm.vmax == 1.0
+    assert meshes[1].norm.vmax == 1.0  # one colour scale for measured and theory
+    np.testing.assert_array_equal(np.asarray(meshes[0].get_array()).reshape(2, 2),
+                                  grid.measured)
+    np.testing.assert_array_equal(np.asarray(meshes[1].get_array()).reshape(2, 2),
+                                  grid.theory)
+
+
+def test_no_phase_section_for_other_sweeps(tiny_sweep):
+    """init x activation without the two knobs: no figure, no section."""
+    assert not phase.applies(find_jobs(tiny_sweep))
+    assert not (tiny_sweep / "report" / "phase_diagram.png").exists()
+    assert "Order to chaos" not in (tiny_sweep / "report" / "report.md").read_text()
