@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from initlab import store
-from initlab.report.settings import is_number, settings_of
+from initlab.report.settings import FAMILIES, PLAIN, is_number, settings_of
 
 INTS = ("depth", "width", "trials", "batch", "seed")
 STRS = ("init", "activation", "dtype", "weights", "device")
@@ -84,8 +84,26 @@ def check_summary(summary: Any) -> dict[str, Any]:
     return summary
 
 
-def _check_layers(frame: pd.DataFrame, name: str, trials: int, depth: int) -> pd.DataFrame:
-    missing = [c for c in store.LAYER_COLUMNS if c not in frame.columns]
+def _per_layer(column: str) -> bool:
+    """A column that varies by trial and layer (not a copy of the job's settings)."""
+    return not (column in PLAIN or column in FAMILIES
+                or any(column.startswith(f + "_") for f in FAMILIES))
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Only the per-layer columns (the settings repeat on every row: the report has them
+    from summary.json), and every column's name for the checks."""
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    names = list(file.schema_arrow.names)
+    return file.read(columns=[c for c in names if _per_layer(c)]).to_pandas(), names
+
+
+def _check_layers(frame: pd.DataFrame, name: str, trials: int, depth: int,
+                  columns: list[str] | None = None) -> pd.DataFrame:
+    present = frame.columns if columns is None else columns
+    missing = [c for c in store.LAYER_COLUMNS if c not in present]
     if missing:
         raise Broken(f"{name} lacks columns {', '.join(missing)}")
     expected = trials * (depth + 1)
@@ -104,7 +122,8 @@ def read_layers(path: Path, trials: int, depth: int) -> pd.DataFrame:
     parquet, csv = path / store.LAYERS_PARQUET, path / store.LAYERS_CSV
     if parquet.exists():
         try:
-            return _check_layers(pd.read_parquet(parquet), parquet.name, trials, depth)
+            frame, names = _read_parquet(parquet)
+            return _check_layers(frame, parquet.name, trials, depth, names)
         except Broken as exc:
             reasons.append(str(exc))
         except Exception as exc:
