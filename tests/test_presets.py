@@ -16,6 +16,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 from initlab import activations, config, paths, schemes
 from initlab.chain import run_chain
@@ -73,7 +74,17 @@ def point_config(compose_with, preset: str, point: list[str], cache: dict):
     from each group's node composed once: conf/init and conf/activation files hold no
     interpolation, so a node does not depend on the other group's choice.
     """
-    if not point or any(o.split("=", 1)[0] not in GROUPS for o in point):
+    keys = [o.split("=", 1)[0] for o in point]
+    if point and all("." in k and k.split(".")[0] in (*GROUPS, "bias") for k in keys):
+        # Only parameters of the preset's groups (phase_diagram's init.sigma_w2 x
+        # bias.sigma_b2): set on the preset's own config, as Hydra's override would.
+        if "base" not in cache:
+            cache["base"] = compose_with([preset, *TINY])
+        cfg = cache["base"].copy()
+        for o in OverridesParser.create().parse_overrides(point):
+            OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
+        return cfg
+    if not point or any(k not in GROUPS for k in keys):
         return compose_with([preset, *point, *TINY])
     if "base" not in cache:
         cache["base"] = compose_with([preset, *TINY])
