@@ -149,3 +149,37 @@ def test_no_phase_section_for_other_sweeps(tiny_sweep):
     assert not phase.applies(find_jobs(tiny_sweep))
     assert not (tiny_sweep / "report" / "phase_diagram.png").exists()
     assert "Order to chaos" not in (tiny_sweep / "report" / "report.md").read_text()
+
+
+def test_html_gives_phones_the_stacked_figure(phase_sweep):
+    report = phase_sweep / "report"
+    assert (report / "phase_diagram_narrow.png").stat().st_size > 0
+    html = (report / "report.html").read_text()
+    picture = re.search(r"<picture><source media=\"\(max-width: 640px\)\" srcset=\"data:image/"
+                        r"png;base64,[A-Za-z0-9+/=]+\"><img [^>]+></picture>", html)
+    assert picture is not None
+    assert html.count("<picture>") == 1  # only the phase figure has a narrow layout
+
+
+def test_many_settings_draw_named_representatives():
+    """16 x 12 grid (the preset's): the by-layer figures draw one sigma_b2 row's ordered,
+    edge and chaotic members, and say which."""
+    from initlab.report.load import JobRecord
+    from initlab.report.tables import Summary
+    from initlab.report.write import lines_shown
+
+    w2 = [0.5 + 0.25 * k for k in range(16)]
+    b2 = [0.025 * i for i in range(12)]
+    jobs = {(w, b): JobRecord(name=f"{n}_x", path=None, status="ok")
+            for n, (w, b) in enumerate((w, b) for w in w2 for b in b2)}
+    nan = np.full((12, 16), np.nan)
+    grid = phase.PhaseGrid("tanh", {}, w2, b2, nan, nan, nan, nan, nan, jobs)
+    phase.edge(grid)
+    table = Summary(jobs=list(jobs.values()), axes=[], values={}, coords={}, fixed={})
+    shown, note = lines_shown(table, grid)
+    cells = [k for k, j in jobs.items() if any(j is s for s in shown)]
+    assert 3 <= len(shown) <= 5 and {b for _, b in cells} == {0.05}
+    ws = sorted(w for w, _ in cells)
+    assert ws[0] == 0.5 and ws[-1] == 4.25 and 1.75 in ws  # 1.75: the column nearest 1.76
+    assert note.startswith(f"{len(shown)} of 192 settings shown: sigma_b2 = 0.05")
+    assert "edge is at sigma_w2 = 1.76" in note

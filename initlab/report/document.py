@@ -6,6 +6,7 @@ other than through the loaded jobs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ class Block:
     header: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     image: str = ""
+    narrow: str = ""  # the same figure laid out for a narrow screen (HTML only), if any
 
 
 Section = tuple[str, list[Block]]
@@ -111,7 +113,7 @@ def figures(drawn: dict[str, str], lines_note: str = "") -> Section:
 
 
 def _f(value: float, digits: int = 3) -> str:
-    return "—" if value is None or value != value else f"{value:.{digits}f}"
+    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def order_to_chaos(grid: phase.PhaseGrid | None, drawn: dict[str, str]) -> Section:
@@ -135,7 +137,7 @@ def order_to_chaos(grid: phase.PhaseGrid | None, drawn: dict[str, str]) -> Secti
         "The curve is the edge of chaos, χ₁ = 1, computed by the mean-field theory for "
         f"{grid.activation}: there correlations converge slowest, so information about the "
         "input travels deepest" + (f"; at σ_b² = {b_ref} it sits at σ_w² = {e:.2f}."
-                                   if e == e else "."),
+                                   if math.isfinite(e) else "."),
     ]
     if g["cells"]:
         x, y, m, t = g["at"]
@@ -168,7 +170,8 @@ def order_to_chaos(grid: phase.PhaseGrid | None, drawn: dict[str, str]) -> Secti
             rows.append([label_, n, absolute, signed])
     blocks = []
     if "phase" in drawn:
-        blocks.append(Block("img", image=drawn["phase"], text=CAPTIONS["phase"]))
+        blocks.append(Block("img", image=drawn["phase"], text=CAPTIONS["phase"],
+                            narrow=drawn.get("phase_narrow", "")))
     blocks += [Block("p", text=t) for t in text]
     blocks.append(table_block(["cells", "count", "median abs(measured − theory)",
                                "median (measured − theory)"], rows))

@@ -50,14 +50,21 @@ def _labels(ax, grid: PhaseGrid) -> None:
                                                     "lw": 1.5})
 
 
-def phase_diagram(grid: PhaseGrid) -> Figure:
-    """Left: measured final corr; right: theory's; same colour scale, edge on both."""
+def phase_diagram(grid: PhaseGrid, narrow: bool = False) -> Figure:
+    """Left: measured final corr; right: theory's; same colour scale, edge on both.
+
+    ``narrow``: the panels stacked, measured on top, the colour bar below (for phones:
+    540 px wide, the text still ~11 px when shown at 375 px)."""
     x, y = cell_edges(grid.sigma_w2), cell_edges(grid.sigma_b2)
     both = np.concatenate([grid.measured[np.isfinite(grid.measured)],
                            grid.theory[np.isfinite(grid.theory)]])
     vmin = min(0.0, float(both.min())) if both.size else 0.0
-    fig = Figure(figsize=(9, 4.3), layout="constrained")  # 900 px: legible scaled to a phone
-    axs = fig.subplots(1, 2, sharey=True)
+    if narrow:
+        fig = Figure(figsize=(5.4, 8.6), layout="constrained")
+        axs = fig.subplots(2, 1, sharex=True)
+    else:
+        fig = Figure(figsize=(9, 4.3), layout="constrained")
+        axs = fig.subplots(1, 2, sharey=True)
     where = [f"depth {grid.depth}" if grid.depth else "", f"c0 = {grid.c0}" if grid.c0 is not None
              else ""]
     meas = ", ".join(w for w in [f"width {grid.width}" if grid.width else "",
@@ -72,10 +79,12 @@ def phase_diagram(grid: PhaseGrid) -> Figure:
         _labels(ax, grid)
         ax.set_xlim(x[0], x[-1])
         ax.set_ylim(y[0], y[-1])
-        ax.set_xlabel(r"$\sigma_w^2$  (weight variance × fan_in)", fontsize=11)
-        ax.set_title(title, fontsize=11)
+        ax.set_title(title.replace("\n", " ") if narrow else title, fontsize=11)
         ax.tick_params(labelsize=10)
-    axs[0].set_ylabel(r"$\sigma_b^2$  (bias variance)", fontsize=11)
+        if narrow or ax is axs[0]:
+            ax.set_ylabel(r"$\sigma_b^2$  (bias variance)", fontsize=11)
+        if not narrow or ax is axs[-1]:
+            ax.set_xlabel(r"$\sigma_w^2$  (weight variance × fan_in)", fontsize=11)
     g = gaps(grid)
     if g["at"] is not None:
         w, b, m, t = g["at"]
@@ -86,7 +95,8 @@ def phase_diagram(grid: PhaseGrid) -> Figure:
     if grid.edge_note:
         axs[1].text(0.5, 0.02, grid.edge_note, transform=axs[1].transAxes, ha="center",
                     fontsize=8, bbox=BOX)
-    bar = fig.colorbar(image, ax=list(axs), shrink=0.95, pad=0.02)
+    bar = fig.colorbar(image, ax=list(axs), shrink=0.95, pad=0.02,
+                       orientation="horizontal" if narrow else "vertical")
     bar.set_label("correlation of two inputs at the last layer\n(1 = merged into one)",
                   fontsize=10)
     head = ", ".join(w for w in where if w)

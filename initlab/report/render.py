@@ -18,6 +18,7 @@ th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;white-space:nowrap}
 th{background:#f3f3f3}figure{margin:10px 0;overflow-x:auto}
 img{max-width:100%;min-width:600px;height:auto}
 figcaption{font-size:.85em;color:#555}
+@media (max-width:640px){picture img{min-width:0}}
 td.pass{color:#106b10}td.fail{color:#a00000;font-weight:bold}
 """
 
@@ -45,6 +46,10 @@ def _inline(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
 
+def _base64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
 def page(title: str, sections: list[Section], folder: Path) -> str:
     """HTML with every figure embedded (read from ``folder``): one file to mail or open."""
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -58,10 +63,13 @@ def page(title: str, sections: list[Section], folder: Path) -> str:
             if b.kind == "p":
                 out.append(f"<p>{_inline(b.text)}</p>")
             elif b.kind == "img":
-                data = base64.b64encode((folder / b.image).read_bytes()).decode("ascii")
-                out.append(f'<figure><img alt="{html.escape(b.text)}" '
-                           f'src="data:image/png;base64,{data}"><figcaption>'
-                           f"{html.escape(b.text)} ({html.escape(b.image)})</figcaption></figure>")
+                img = (f'<img alt="{html.escape(b.text)}" '
+                       f'src="data:image/png;base64,{_base64(folder / b.image)}">')
+                if b.narrow:  # a phone gets the stacked layout, a wider screen the wide one
+                    img = ('<picture><source media="(max-width: 640px)" srcset="data:image/png;'
+                           f'base64,{_base64(folder / b.narrow)}">{img}</picture>')
+                out.append(f"<figure>{img}<figcaption>{html.escape(b.text)} "
+                           f"({html.escape(b.image)})</figcaption></figure>")
             else:
                 out.append('<div class="scroll"><table><tr>'
                            + "".join(f"<th>{html.escape(h)}</th>" for h in b.header) + "</tr>")

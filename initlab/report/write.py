@@ -8,6 +8,7 @@ current umask.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ FIGURES = {
     "grad": "grad_by_layer.png",
     "corr": "corr_by_layer.png",
     "phase": "phase_diagram.png",
+    "phase_narrow": "phase_diagram_narrow.png",  # the panels stacked: the HTML's phone view
     "color_dim": "color_dim.png",
 }
 MAX_LINES = 10  # more settings than this: the by-layer figures draw a named selection
@@ -45,7 +47,7 @@ def lines_shown(table: Summary, grid: phase.PhaseGrid | None) -> tuple[list[JobR
         b2, w2 = phase.representatives(grid)
         cells = [grid.jobs[(w, b2)] for w in w2 if (w, b2) in grid.jobs]
         e = phase.edge_at(grid, b2)
-        edge = f"; the chi_1 = 1 edge is at sigma_w2 = {e:.2f}" if e == e else ""
+        edge = f"; the chi_1 = 1 edge is at sigma_w2 = {e:.2f}" if math.isfinite(e) else ""
         return cells, (f"{len(cells)} of {len(ok)} settings shown: sigma_b2 = {b2}, sigma_w2 = "
                        + ", ".join(str(w) for w in w2) + f" (ordered to chaotic{edge})")
     step = (len(ok) - 1) / (MAX_LINES - 1)
@@ -93,6 +95,7 @@ def _draw(table: Summary, folder: Path, job: str | None,
         draw("heatmap", lambda: figures.heatmap(table))
     if grid is not None:
         draw("phase", lambda: phase_diagram(grid))
+        draw("phase_narrow", lambda: phase_diagram(grid, narrow=True))
     if ok:
         draw("std", lambda: figures.by_layer(table, "std", shown, note))
         draw("mean", lambda: figures.by_layer(table, "mean", shown, note))
