@@ -49,7 +49,12 @@ def heatmap(table: Summary) -> Figure:
     row_vals = table.values[rows] if rows else [None]
     col_vals = table.values[cols] if cols else [None]
     keys = panel_keys(table, panels)
-    fig = Figure(figsize=(1.8 + 1.9 * len(col_vals) * len(keys), 1.4 + 0.75 * len(row_vals)),
+    # a cell is 1.9 x 0.75 in, narrower and flatter beyond a 14 x 10 in figure (a 16 x 12
+    # sweep), where its words shrink to 6 pt
+    cell_w = min(1.9, 14 / (len(col_vals) * len(keys)))
+    cell_h = min(0.75, 10 / len(row_vals))
+    small = cell_w < 1.2 or cell_h < 0.5
+    fig = Figure(figsize=(1.8 + cell_w * len(col_vals) * len(keys), 1.4 + cell_h * len(row_vals)),
                  layout="constrained")  # keeps the suptitle off the panel titles
     axs = fig.subplots(1, len(keys), squeeze=False)
     logs = [math.log10(s) for j in ok if (s := j.summary.get("final_std")) is not None and s > 0]
@@ -70,7 +75,8 @@ def heatmap(table: Summary) -> Figure:
             text = "NaN" if std is None else ("0" if std == 0 else f"{std:.2g}")
             dark = not np.isnan(grid[i, k]) and abs(grid[i, k]) > 0.6 * span
             ax.text(k, i, f"{verdict_text(job.summary)}\nstd {text}", ha="center",
-                    va="center", fontsize=7, color="white" if dark else "black")
+                    va="center", fontsize=6 if small else 7,
+                    color="white" if dark else "black")
         image = ax.imshow(grid, cmap="RdBu_r", norm=norm, aspect="auto")
         ax.set_xticks(range(len(col_vals)), [str(v) for v in col_vals], fontsize=8)
         ax.set_yticks(range(len(row_vals)), [str(v) for v in row_vals], fontsize=8)
