@@ -183,3 +183,21 @@ def test_many_settings_draw_named_representatives():
     assert ws[0] == 0.5 and ws[-1] == 4.25 and 1.75 in ws  # 1.75: the column nearest 1.76
     assert note.startswith(f"{len(shown)} of 192 settings shown: sigma_b2 = 0.05")
     assert "edge is at sigma_w2 = 1.76" in note
+
+
+def test_extra_jobs_in_a_cell_are_counted(phase_sweep, tmp_path):
+    """A second job at the same (sigma_w2, sigma_b2) (here: another seed) does not replace
+    the first, and the section says how many jobs the diagram leaves out."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(phase_sweep, copy)
+    first = sorted(p for p in copy.iterdir() if (p / "summary.json").exists())[0]
+    extra = copy / ("9_" + first.name.split("_", 1)[1])
+    shutil.copytree(first, extra)
+    data = json.loads((extra / "summary.json").read_text())
+    data["settings"]["seed"] = data["seed"] = 1
+    data["final_corr"] = 0.123456  # not the first job's: must not reach the grid
+    (extra / "summary.json").write_text(json.dumps(data))
+    grid = phase.build(find_jobs(copy))
+    assert grid.shared == 1 and 0.123456 not in grid.measured
+    blocks = document.order_to_chaos(grid, {})[1]
+    assert any("1 jobs are not in the diagram" in b.text for b in blocks)

@@ -163,6 +163,9 @@ def order_to_chaos(grid: phase.PhaseGrid | None, drawn: dict[str, str]) -> Secti
     if zero and np.nanmin(grid.theory[zero[0]]) < 0.9:
         text.append("On the σ_b² = 0 row the ordered side keeps its input correlation instead "
                     "of reaching 1: without a bias the signal itself vanishes (q* = 0).")
+    if grid.shared:
+        text.append(f"Other settings vary too: each cell shows the first job of its "
+                    f"(σ_w², σ_b²) in job order; {grid.shared} jobs are not in the diagram.")
     rows = [["all cells", g["cells"], g["median"], g["median_signed"]]]
     for name, label_ in (("ordered", "ordered (χ₁ < 1)"), ("chaotic", "chaotic (χ₁ > 1)")):
         if name in g["phases"]:

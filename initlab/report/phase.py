@@ -46,6 +46,7 @@ class PhaseGrid:
     edge_b2: np.ndarray = field(default_factory=lambda: np.zeros(0))
     edge_w2: np.ndarray = field(default_factory=lambda: np.zeros(0))
     edge_note: str = ""
+    shared: int = 0  # jobs left out because another job already stands for their cell
 
     @property
     def gap(self) -> np.ndarray:
@@ -128,9 +129,11 @@ def build(jobs: list[JobRecord]) -> PhaseGrid:
     measured = np.full((len(b2), len(w2)), np.nan)
     theory, chi1, sd, counts = (measured.copy() for _ in range(4))
     cells: dict[tuple[float, float], JobRecord] = {}
+    shared = 0
     for job in sel:
         key = (float(job.settings[W_KEY]), float(job.settings[B_KEY]))
         if key in cells:  # another axis varies too: the first job of the cell stands for it
+            shared += 1
             continue
         cells[key] = job
         i, k = b2.index(key[1]), w2.index(key[0])
@@ -144,7 +147,7 @@ def build(jobs: list[JobRecord]) -> PhaseGrid:
     grid = PhaseGrid(
         activation=str(first.get("activation")), activation_params=params(first, "activation"),
         sigma_w2=w2, sigma_b2=b2, measured=measured, theory=theory, chi_1=chi1, trial_sd=sd,
-        counts=counts, jobs=cells,
+        counts=counts, jobs=cells, shared=shared,
         depth=_one([j.settings.get("depth") for j in sel]),
         width=_one([j.settings.get("width") for j in sel]),
         trials=_one([j.settings.get("trials") for j in sel]),
