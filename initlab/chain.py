@@ -48,7 +48,7 @@ from initlab.observers import (  # noqa: F401  (GRAD_STATS re-exported)
     LayerStats,
     Progress,
 )
-from initlab.schemes import Draw
+from initlab.schemes import WeightRecipe
 from initlab.spec import ChainSpec, resolve_device
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class ChainResult:
     spec: ChainSpec
     stats: dict[str, np.ndarray]
     device: str
-    draw: Draw
+    recipe: WeightRecipe
     #: (depth + 1, 2 + bins) counts over all trials: zeros, non-finite, then log10|x| bins
     #: (``initlab.stats.log_histogram``).
     hist: np.ndarray | None = None
@@ -120,7 +120,8 @@ class ChainResult:
         spec = dataclasses.replace(self.spec, depth=depth)
         stats = {name: values[:, : depth + 1].copy() for name, values in self.stats.items()}
         hist = None if self.hist is None else self.hist[: depth + 1].copy()
-        return ChainResult(spec=spec, stats=stats, device=self.device, draw=self.draw, hist=hist)
+        return ChainResult(spec=spec, stats=stats, device=self.device, recipe=self.recipe,
+                           hist=hist)
 
     def final(self, name: str) -> np.ndarray:
         """Statistic ``name`` at the last layer, one value per trial."""
@@ -133,7 +134,7 @@ def group_key(spec: ChainSpec) -> tuple:
     the activation), so its specs share a pass only with identical specs."""
     key = tuple((f.name, repr(getattr(spec, f.name))) for f in dataclasses.fields(spec)
                 if f.name not in PER_CONFIG_FIELDS)
-    if spec.draw().base == "custom":
+    if spec.weight_recipe().base == "custom":
         key += tuple((name, repr(getattr(spec, name))) for name in PER_CONFIG_FIELDS)
     return key
 
@@ -151,7 +152,7 @@ class GroupLayout:
     specs: tuple[ChainSpec, ...]
     #: ``order[pos]``: index of ``specs[pos]`` in the list given to ``build``
     order: tuple[int, ...]
-    draws: tuple[Draw, ...]
+    recipes: tuple[WeightRecipe, ...]
     #: each config's bias recipe (zero: no bias); the bases drawn per layer are ``bias_bases``
     biases: tuple[BiasRecipe, ...]
     acts: tuple[Callable[[torch.Tensor], torch.Tensor], ...]
@@ -170,7 +171,7 @@ class GroupLayout:
         if len(keys) != 1:
             raise ValueError("specs of one group must differ only in "
                              f"{', '.join(PER_CONFIG_FIELDS)}")
-        draws = [s.draw() for s in specs]
+        draws = [s.weight_recipe() for s in specs]
         act_key = [(s.activation, repr(sorted(s.activation_params.items()))) for s in specs]
         order = tuple(sorted(range(len(specs)), key=lambda k: (draws[k].base, act_key[k])))
         b = specs[0].batch
@@ -192,7 +193,7 @@ class GroupLayout:
         ref = specs[0]
         chunk = trial_chunk(ref, budget, configs=len(specs), matrices=max(1, len(blocks)))
         return cls(specs=tuple(specs[k] for k in order), order=order,
-                   draws=tuple(draws[k] for k in order),
+                   recipes=tuple(draws[k] for k in order),
                    biases=tuple(specs[k].bias_recipe() for k in order),
                    acts=acts, columns=columns, act_runs=tuple(runs), blocks=blocks, chunk=chunk,
                    device=resolve_device(ref.device))
@@ -218,7 +219,7 @@ class GroupLayout:
 
     def draw_weights(self, mats: dict[str, torch.Tensor], layer: int, trials: range) -> None:
         """Fill the buffers with ``layer``'s base matrices (layer 1's under shared weights)."""
-        custom = next((d.fill for d in self.draws if d.base == "custom"), None)
+        custom = next((d.fill for d in self.recipes if d.base == "custom"), None)
         source = 1 if self.ref.weights == "shared" else layer
         fill_layer_(mats, self.ref.seed, source, trials, custom)
 
@@ -302,7 +303,7 @@ def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
     for pos, index in enumerate(layout.order):
         results[index] = ChainResult(
             spec=layout.specs[pos], stats=stats.values[pos], device=str(layout.device),
-            draw=layout.draws[pos], hist=hist.counts[pos],
+            recipe=layout.recipes[pos], hist=hist.counts[pos],
             grads=None if grads is None else grads.values[pos])
     return results
 
@@ -332,10 +333,10 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
     for obs in observers:
         obs.layer(0, trials, x0)
     redraw = ref.weights == "fresh"
-    scales = torch.tensor([d.scale for d in layout.draws], dtype=ref.torch_dtype,
+    scales = torch.tensor([d.scale for d in layout.recipes], dtype=ref.torch_dtype,
                           device=layout.device)
     biased = [pos for pos, bias in enumerate(layout.biases) if bias.base != "zero"]
-    lsuv = [pos for pos, draw in enumerate(layout.draws) if draw.normalize]
+    lsuv = [pos for pos, draw in enumerate(layout.recipes) if draw.normalize]
     x, pre, gains, bias = x0, [], [], None
     for layer in range(1, ref.depth + 1):
         if layer == 1 or redraw:

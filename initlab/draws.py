@@ -128,7 +128,7 @@ def fill_base_(tensor: torch.Tensor, base: str, generator: torch.Generator | Non
 
 def fill_layer_(mats: dict[str, torch.Tensor], seed: int, layer: int, trials: range,
                 fill: Callable[..., Any] | None = None) -> None:
-    """Draw one layer's base matrices, ``mats[base]`` of shape (len(trials), out, in).
+    """WeightRecipe one layer's base matrices, ``mats[base]`` of shape (len(trials), out, in).
 
     One N(0, 1) draw per trial from its (seed, layer, trial) stream feeds every
     base of ``NORMAL_FAMILY`` present; a plug-in (``custom``) fills its own
@@ -153,7 +153,7 @@ def fill_layer_(mats: dict[str, torch.Tensor], seed: int, layer: int, trials: ra
 
 
 def fill_biases_(vecs: dict[str, torch.Tensor], seed: int, layer: int, trials: range) -> None:
-    """Draw one layer's bias bases, ``vecs[base]`` of shape (len(trials), width).
+    """WeightRecipe one layer's bias bases, ``vecs[base]`` of shape (len(trials), width).
 
     As for weights: one N(0, 1) vector per trial from its (seed, layer, trial)
     bias stream feeds ``normal`` and ``uniform`` (its erf), so every bias scheme
@@ -189,7 +189,7 @@ def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu
     Drawn by ``fill_layer_``, then scaled: what the engine multiplies, without
     the LSUV rescaling (which depends on the data).
     """
-    draw = spec.draw()
+    draw = spec.weight_recipe()
     source = 1 if spec.weights == "shared" else layer
     w = torch.zeros(len(trials), spec.width, spec.width, dtype=spec.torch_dtype, device=device)
     if draw.base != "zero":

@@ -67,7 +67,7 @@ _LAST: list = [None, None]  # (result, its curves): a job's figures share one th
 def _theory(result: ChainResult) -> dict[str, np.ndarray]:
     if _LAST[0] is result:
         return _LAST[1]
-    curves = for_chain(result.spec, result.draw)
+    curves = for_chain(result.spec, result.recipe)
     if curves is None:  # no mean-field theory for this scheme (constant weights)
         nan = np.full(result.spec.depth + 1, np.nan)
         curves = {"mean": nan, "std": nan, "grad_std": nan, "corr": nan}
@@ -174,7 +174,7 @@ def plot_corr(result: ChainResult, path: Path) -> Path:
     ax.set_ylabel("cosine between inputs' pre-activations")
     bias = result.spec.bias_recipe()
     extra = "" if "sigma_w2" in result.spec.init_params else \
-        f", sigma_w2={result.draw.sigma_w2:.3g}"
+        f", sigma_w2={result.recipe.sigma_w2:.3g}"
     extra += f", sigma_b2={bias.sigma_b2:.3g}" if bias.base != "zero" else ""
     ax.set_title(f"{_title(result)}{extra}, "
                  f"c0={result.spec.input_correlation:g}", fontsize=9)

@@ -6,7 +6,7 @@
       params: {std: 0.05}                    # its keyword arguments
 
 A scheme target is either initlab-style, ``f(fan_in, fan_out, **params) ->
-initlab.schemes.Draw`` (so it joins the paired comparisons), or torch-style,
+initlab.schemes.WeightRecipe`` (so it joins the paired comparisons), or torch-style,
 an in-place initializer ``f(tensor, **params)`` like everything in
 ``torch.nn.init``: it fills each trial's matrix, with the trial's generator
 when it accepts ``generator``. An activation target is any elementwise
@@ -74,7 +74,7 @@ def _first(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def torch_style(fn: Callable) -> Callable[..., schemes.Draw]:
+def torch_style(fn: Callable) -> Callable[..., schemes.WeightRecipe]:
     """Wrap an in-place initializer ``f(tensor, **params)`` as a scheme with a custom base.
 
     The weight std (for theory and plots) is measured on one sample matrix.
@@ -89,7 +89,7 @@ def torch_style(fn: Callable) -> Callable[..., schemes.Draw]:
         if p.name != "generator" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
 
-    def scheme(fan_in: int, fan_out: int, **params: Any) -> schemes.Draw:
+    def scheme(fan_in: int, fan_out: int, **params: Any) -> schemes.WeightRecipe:
         def fill(tensor, generator=None):
             if accepts_generator:
                 fn(tensor, **params, generator=generator)
@@ -102,7 +102,7 @@ def torch_style(fn: Callable) -> Callable[..., schemes.Draw]:
             return tensor
 
         sample = fill(torch.empty(fan_out, fan_in), torch.Generator().manual_seed(0))
-        return schemes.Draw("custom", 1.0, fan_in, fan_out, fill=fill,
+        return schemes.WeightRecipe("custom", 1.0, fan_in, fan_out, fill=fill,
                             custom_std=float(sample.double().std()))
 
     fans = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)

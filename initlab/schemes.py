@@ -1,6 +1,6 @@
 """Initialization schemes: each one a base distribution times a gain.
 
-A scheme is a small function ``(fan_in, fan_out, **params) -> Draw``. It says
+A scheme is a small function ``(fan_in, fan_out, **params) -> WeightRecipe``. It says
 which *base* distribution to draw (``zero``, ``normal`` = N(0, 1) or
 ``uniform`` = U(-1, 1)) and the *scale* to multiply it by. Weights have torch's
 shape ``(out, in)``, so ``fan_in = W.size(1)`` and ``fan_out = W.size(0)``.
@@ -38,7 +38,7 @@ DISTRIBUTIONS = ("normal", "uniform")
 
 
 @dataclass(frozen=True)
-class Draw:
+class WeightRecipe:
     """How to draw a weight matrix: ``scale * base`` with base in ``BASES``.
 
     ``normal`` base is N(0, 1), so ``scale`` is the std; ``uniform`` base is
@@ -119,16 +119,16 @@ def _fan(fan_in: int, fan_out: int, mode: str) -> int:
     return fan_in if _choice("mode", mode, MODES) == "fan_in" else fan_out
 
 
-def zero(fan_in: int, fan_out: int) -> Draw:
+def zero(fan_in: int, fan_out: int) -> WeightRecipe:
     """All weights zero: every layer after the first outputs ``act(0)``.
 
     The degenerate case of seed 000: no signal passes, and every unit of a
     layer carries the same value. torch: ``nn.init.zeros_``.
     """
-    return Draw("zero", 0.0, fan_in, fan_out)
+    return WeightRecipe("zero", 0.0, fan_in, fan_out)
 
 
-def normal(fan_in: int, fan_out: int, std: float = 1.0) -> Draw:
+def normal(fan_in: int, fan_out: int, std: float = 1.0) -> WeightRecipe:
     """W ~ N(0, std^2), ignoring the layer's size.
 
     ``std=1`` explodes a deep linear chain (each layer multiplies the signal's
@@ -137,10 +137,10 @@ def normal(fan_in: int, fan_out: int, std: float = 1.0) -> Draw:
     """
     if not std >= 0:
         raise ValueError(f"std={std!r} is not allowed; std must be >= 0")
-    return Draw("normal", float(std), fan_in, fan_out)
+    return WeightRecipe("normal", float(std), fan_in, fan_out)
 
 
-def scaled(fan_in: int, fan_out: int, sigma_w2: float = 1.0) -> Draw:
+def scaled(fan_in: int, fan_out: int, sigma_w2: float = 1.0) -> WeightRecipe:
     """W ~ N(0, 1) * sqrt(sigma_w2 / fan_in): the mean-field literature's Gaussian weights.
 
     ``sigma_w2 = 1`` (the default) is unit gain for a linear layer: it keeps
@@ -152,10 +152,11 @@ def scaled(fan_in: int, fan_out: int, sigma_w2: float = 1.0) -> Draw:
     if not (math.isfinite(sigma_w2) and sigma_w2 >= 0):
         raise ValueError(f"sigma_w2={sigma_w2!r} is not allowed; sigma_w2 must be a finite "
                          "number >= 0")
-    return Draw("normal", math.sqrt(sigma_w2 / fan_in), fan_in, fan_out)
+    return WeightRecipe("normal", math.sqrt(sigma_w2 / fan_in), fan_in, fan_out)
 
 
-def xavier(fan_in: int, fan_out: int, distribution: str = "uniform", gain: float = 1.0) -> Draw:
+def xavier(fan_in: int, fan_out: int, distribution: str = "uniform",
+           gain: float = 1.0) -> WeightRecipe:
     """Xavier/Glorot: Var(W) = gain^2 * 2 / (fan_in + fan_out).
 
     uniform: W ~ U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out));
@@ -169,8 +170,8 @@ def xavier(fan_in: int, fan_out: int, distribution: str = "uniform", gain: float
     if not gain > 0:
         raise ValueError(f"gain={gain!r} is not allowed; gain must be > 0")
     if distribution == "uniform":
-        return Draw("uniform", gain * math.sqrt(6.0 / (fan_in + fan_out)), fan_in, fan_out)
-    return Draw("normal", gain * math.sqrt(2.0 / (fan_in + fan_out)), fan_in, fan_out)
+        return WeightRecipe("uniform", gain * math.sqrt(6.0 / (fan_in + fan_out)), fan_in, fan_out)
+    return WeightRecipe("normal", gain * math.sqrt(2.0 / (fan_in + fan_out)), fan_in, fan_out)
 
 
 def kaiming(
@@ -179,7 +180,7 @@ def kaiming(
     mode: str = "fan_in",
     distribution: str = "normal",
     negative_slope: float = 0.0,
-) -> Draw:
+) -> WeightRecipe:
     """Kaiming/He: std = gain / sqrt(fan), gain = sqrt(2 / (1 + negative_slope^2)).
 
     normal:  W ~ N(0, std^2)  (seed 001, experiment 6: randn * sqrt(2 / 512));
@@ -196,11 +197,11 @@ def kaiming(
     _choice("distribution", distribution, DISTRIBUTIONS)
     std = calculate_gain("leaky_relu", negative_slope) / math.sqrt(_fan(fan_in, fan_out, mode))
     if distribution == "uniform":
-        return Draw("uniform", math.sqrt(3.0) * std, fan_in, fan_out)
-    return Draw("normal", std, fan_in, fan_out)
+        return WeightRecipe("uniform", math.sqrt(3.0) * std, fan_in, fan_out)
+    return WeightRecipe("normal", std, fan_in, fan_out)
 
 
-def lecun(fan_in: int, fan_out: int) -> Draw:
+def lecun(fan_in: int, fan_out: int) -> WeightRecipe:
     """LeCun normal: W ~ N(0, 1 / fan_in).
 
     LeCun et al., "Efficient BackProp", 1998; the init SELU is designed for
@@ -208,10 +209,10 @@ def lecun(fan_in: int, fan_out: int) -> Draw:
     Same variance as ``scaled``. torch: ``nn.init.kaiming_normal_(w,
     nonlinearity='linear')``.
     """
-    return Draw("normal", math.sqrt(1.0 / fan_in), fan_in, fan_out)
+    return WeightRecipe("normal", math.sqrt(1.0 / fan_in), fan_in, fan_out)
 
 
-def orthogonal(fan_in: int, fan_out: int, gain: float = 1.0) -> Draw:
+def orthogonal(fan_in: int, fan_out: int, gain: float = 1.0) -> WeightRecipe:
     """W = gain * Q, Q from the QR decomposition of a N(0, 1) matrix, signs fixed by diag(R).
 
     A square Q preserves every vector's norm exactly, so a linear chain
@@ -221,30 +222,31 @@ def orthogonal(fan_in: int, fan_out: int, gain: float = 1.0) -> Draw:
     """
     if not gain > 0:
         raise ValueError(f"gain={gain!r} is not allowed; gain must be > 0")
-    return Draw("orthogonal", float(gain), fan_in, fan_out)
+    return WeightRecipe("orthogonal", float(gain), fan_in, fan_out)
 
 
-def torch_default(fan_in: int, fan_out: int) -> Draw:
+def torch_default(fan_in: int, fan_out: int) -> WeightRecipe:
     """What ``nn.Linear`` does: kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), +).
 
     Var(W) = 1 / (3 fan_in): a third of what ReLU needs, so a deep ReLU chain
     vanishes (E[x^2] shrinks by 6 per layer). torch: ``nn.init.kaiming_uniform_(w,
     a=math.sqrt(5))``, as in ``nn.Linear.reset_parameters``.
     """
-    return Draw("uniform", 1.0 / math.sqrt(fan_in), fan_in, fan_out)
+    return WeightRecipe("uniform", 1.0 / math.sqrt(fan_in), fan_in, fan_out)
 
 
-def constant(fan_in: int, fan_out: int, value: float | None = None) -> Draw:
+def constant(fan_in: int, fan_out: int, value: float | None = None) -> WeightRecipe:
     """Every weight equal to ``value`` (default 1 / fan_in): the symmetry problem.
 
     Every unit of a layer computes the same sum, so from layer 1 on all units
     carry the same value and the std over units is exactly 0 — no gradient
     could ever make them differ (seed 000). torch: ``nn.init.constant_(w, value)``.
     """
-    return Draw("constant", 1.0 / fan_in if value is None else float(value), fan_in, fan_out)
+    scale = 1.0 / fan_in if value is None else float(value)
+    return WeightRecipe("constant", scale, fan_in, fan_out)
 
 
-def lsuv(fan_in: int, fan_out: int) -> Draw:
+def lsuv(fan_in: int, fan_out: int) -> WeightRecipe:
     """Layer-sequential unit variance: orthogonal, then each layer rescaled on the batch.
 
     Mishkin & Matas, "All you need is a good init", ICLR 2016: start from an
@@ -254,11 +256,12 @@ def lsuv(fan_in: int, fan_out: int) -> Draw:
     divided by its own std over units and batch (so use batch > 1 or a wide
     layer). No torch equivalent.
     """
-    return Draw("orthogonal", 1.0, fan_in, fan_out, normalize=True)
+    return WeightRecipe("orthogonal", 1.0, fan_in, fan_out, normalize=True)
 
 
 def critical(fan_in: int, fan_out: int, sigma_b2: float | None = None,
-             activation: str = "relu", activation_params: dict[str, Any] | None = None) -> Draw:
+             activation: str = "relu",
+             activation_params: dict[str, Any] | None = None) -> WeightRecipe:
     """N(0, sigma_w2 / fan_in) weights and N(0, sigma_b2) biases on the edge of chaos.
 
     (sigma_w2, sigma_b2) is the point of ``initlab.theory.critical_for``: chi_1 =
@@ -277,12 +280,12 @@ def critical(fan_in: int, fan_out: int, sigma_b2: float | None = None,
         raise ValueError(f"sigma_b2={sigma_b2!r} is not allowed; sigma_b2 must be a finite "
                          "number >= 0")
     point = critical_for(activation, activation_params, sigma_b2)
-    return Draw("normal", math.sqrt(point.sigma_w2 / fan_in), fan_in, fan_out,
+    return WeightRecipe("normal", math.sqrt(point.sigma_w2 / fan_in), fan_in, fan_out,
                 bias_sigma_b2=point.sigma_b2 if point.sigma_b2 > 0 else None)
 
 
 #: name -> scheme function. Add a scheme by adding a function here.
-SCHEMES: dict[str, Callable[..., Draw]] = {
+SCHEMES: dict[str, Callable[..., WeightRecipe]] = {
     "zero": zero,
     "normal": normal,
     "scaled": scaled,
@@ -303,7 +306,7 @@ BUILTIN_SCHEMES = tuple(SCHEMES)
 CONTEXT_PARAMS = ("activation", "activation_params")
 
 
-def register(name: str, fn: Callable[..., Draw]) -> None:
+def register(name: str, fn: Callable[..., WeightRecipe]) -> None:
     """Make a user's scheme known by ``name`` (the config's ``_target_`` does this)."""
     SCHEMES[name] = fn
 
@@ -314,7 +317,7 @@ def scheme_params(name: str) -> tuple[str, ...]:
     return tuple(p for p in sig.parameters if p not in ("fan_in", "fan_out", *CONTEXT_PARAMS))
 
 
-def get_scheme(name: str) -> Callable[..., Draw]:
+def get_scheme(name: str) -> Callable[..., WeightRecipe]:
     try:
         return SCHEMES[name]
     except KeyError:
@@ -323,13 +326,13 @@ def get_scheme(name: str) -> Callable[..., Draw]:
         ) from None
 
 
-def make_draw(
+def make_recipe(
     name: str,
     fan_in: int,
     fan_out: int,
     params: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
-) -> Draw:
+) -> WeightRecipe:
     """The draw of scheme ``name`` for a layer, with its parameters.
 
     Parameters a scheme does not take are ignored when they are ``None``
@@ -365,7 +368,7 @@ def init_(
     if get_scheme(name) is lsuv:
         raise ValueError("init=lsuv depends on data; it exists only inside a chain")
     context = {k: params.pop(k) for k in CONTEXT_PARAMS if k in params}
-    draw = make_draw(name, fan_in, fan_out, params, context)
+    draw = make_recipe(name, fan_in, fan_out, params, context)
     with torch.no_grad():
         if draw.base == "custom":
             return draw.fill(tensor, generator)

@@ -15,7 +15,7 @@ import torch
 
 from initlab.activations import ACTIVATIONS, get_activation
 from initlab.biases import BIASES, BiasRecipe, make_bias
-from initlab.schemes import SCHEMES, make_draw
+from initlab.schemes import SCHEMES, WeightRecipe, make_recipe
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
@@ -143,7 +143,7 @@ class ChainSpec:
             if isinstance(value, float) and not math.isfinite(value):
                 raise SpecError(f"init.{key}={value!r} is not allowed; it must be a finite number")
         try:
-            self.draw()
+            self.weight_recipe()
         except SystemExit as exc:
             raise SpecError(_exit_line(exc, f"init={self.init}")) from None
         except (ValueError, TypeError) as exc:
@@ -162,10 +162,10 @@ class ChainSpec:
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
 
-    def draw(self):
-        """The scheme's draw (base distribution and scale) for a width x width layer."""
+    def weight_recipe(self) -> WeightRecipe:
+        """The scheme's recipe (base distribution and scale) for a width x width layer."""
         context = {"activation": self.activation, "activation_params": self.activation_params}
-        return make_draw(self.init, self.width, self.width, self.init_params, context)
+        return make_recipe(self.init, self.width, self.width, self.init_params, context)
 
     def bias_recipe(self) -> BiasRecipe:
         """The bias scheme's recipe (base distribution and scale) for a width-wide layer.
@@ -173,7 +173,7 @@ class ChainSpec:
         A weight scheme that prescribes its own bias (``critical``: N(0, sigma_b2))
         supplies it while ``bias`` is ``zero``; naming another bias with it is refused.
         """
-        own = getattr(self.draw(), "bias_sigma_b2", None)
+        own = getattr(self.weight_recipe(), "bias_sigma_b2", None)
         if own is not None:
             if self.bias != "zero":
                 raise ValueError(f"init={self.init} sets its own bias (N(0, sigma_b2) with "

@@ -56,7 +56,7 @@ def summarize(
             **spec.describe(),
             "settings": spec.describe(),
             "device": result.device,
-            "weight_std": result.draw.std,
+            "weight_std": result.recipe.std,
             **overall(names, layers),
             "first_nonfinite_layer": int(np.median(broken)) if len(broken) else None,
             "nonfinite_trials": int(len(broken)),
@@ -74,13 +74,13 @@ def summarize(
                 "vanish_std": thresholds.vanish_std,
             },
         }
-    curves = theory.for_chain(spec, result.draw)  # once: with two inputs it is ~0.3 s
+    curves = theory.for_chain(spec, result.recipe)  # once: with two inputs it is ~0.3 s
     summary.update(_theory_fields(result, curves))
     if result.grads is not None:
         summary.update(_gradient_fields(result, curves))
     summary.update(_fluctuation_fields(result))
     summary.update(_correlation_fields(result, curves))
-    same = _identical_units_layer(stats)
+    same = _identical_units_layer(stats, result.spec.width, result.spec.dtype)
     if same is not None:
         summary["identical_units_layer"] = same
     if reference:
@@ -88,9 +88,17 @@ def summarize(
     return summary
 
 
-def _identical_units_layer(stats: dict[str, np.ndarray]) -> int | None:
-    """First layer where, in most trials, every unit carries the same non-zero value."""
-    same = (stats["unit_std"][:, 1:] == 0) & (stats["zero_frac"][:, 1:] < 1)
+def _identical_units_layer(stats: dict[str, np.ndarray], width: int, dtype: str) -> int | None:
+    """First layer where, in most trials, every unit carries the same non-zero value.
+
+    "The same" up to rounding: units computed by one matrix product of identical rows can
+    still differ where the BLAS sums rows in different blocks (another order, another
+    rounding; CPU-dependent). Each unit is a width-term sum, so two differ by at most
+    ~2 width eps |x|; a spread below 4 width eps rms is no signal.
+    """
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    level = 4 * width * eps * stats["rms"][:, 1:]
+    same = (stats["unit_std"][:, 1:] <= level) & (stats["zero_frac"][:, 1:] < 1)
     first = np.where(same.any(axis=1), same.argmax(axis=1) + 1, -1)
     hit = first[first > 0]
     return int(np.median(hit)) if len(hit) * 2 > len(first) else None
@@ -105,7 +113,7 @@ def _theory_fields(result: ChainResult, curves: dict | None) -> dict[str, Any]:
         "theory_final_mean": _num(curves["mean"][-1]),
         "theory_final_std": _num(curves["std"][-1]),
         "predicted_overflow_layer": _num(
-            theory.overflow_layer(result.draw.sigma_w2, dtype) if result.spec.activation == "none"
+            theory.overflow_layer(result.recipe.sigma_w2, dtype) if result.spec.activation == "none"
             else theory.crossing(curves["std"], np.finfo(dtype).max)),
         "predicted_underflow_layer": _num(
             theory.crossing(curves["std"], np.finfo(dtype).smallest_subnormal)),
@@ -134,11 +142,11 @@ def _fluctuation_fields(result: ChainResult) -> dict[str, Any]:
         return {"log_norm_ratio_mean": None, "log_norm_ratio_var": None,
                 "predicted_log_norm_ratio_mean": None, "predicted_log_norm_ratio_var": None}
     try:
-        predicted = theory.hanin_rolnick(result.spec, result.draw)
+        predicted = theory.hanin_rolnick(result.spec, result.recipe)
     except ValueError:  # ln(sigma_w2) with zero weights: math domain error
         predicted = None
     fields = {}
-    if result.draw.sigma_w2 == 0:  # W = 0: x_l = 0 from layer 1 on, so ln|x_L|^2 = -inf
+    if result.recipe.sigma_w2 == 0:  # W = 0: x_l = 0 from layer 1 on, so ln|x_L|^2 = -inf
         fields["log_norm_ratio_note"] = ("zero weights: the signal is 0 after layer 1 and has "
                                          "no log-norm; no Hanin-Rolnick prediction")
     return {
@@ -157,7 +165,7 @@ PHASE_NOTE = ("mean-field fixed points at this job's (sigma_w2, sigma_b2, activa
 def _phase_applies(result: ChainResult) -> bool:
     """The phase theory holds for zero-mean weights with a variance (normal, uniform,
     orthogonal, or a plug-in that states its std) and a zero-mean bias, without LSUV."""
-    draw = result.draw
+    draw = result.recipe
     if draw.normalize or result.spec.bias_recipe().base == "constant":
         return False
     if draw.base == "custom":
@@ -182,7 +190,7 @@ def phase_fields(result: ChainResult) -> dict[str, Any] | None:
     params = tuple(sorted((k, v) for k, v in (spec.activation_params or {}).items()
                           if v is not None))
     try:
-        fields = _phase(spec.activation, params, float(result.draw.sigma_w2),
+        fields = _phase(spec.activation, params, float(result.recipe.sigma_w2),
                         float(spec.bias_recipe().sigma_b2))
     except (ValueError, TypeError, KeyError):  # an activation the quadrature cannot take
         return None

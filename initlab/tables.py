@@ -28,7 +28,7 @@ def layers_frame(result: ChainResult) -> pd.DataFrame:
         cols[name] = result.stats[name].reshape(-1)
     for name, values in (result.grads or {}).items():
         cols[name] = values.reshape(-1)
-    curves = for_chain(result.spec, result.draw)
+    curves = for_chain(result.spec, result.recipe)
     names = ("mean", "std", "corr", "grad_std") if result.grads else ("mean", "std", "corr")
     for name in names:  # mean-field prediction beside each measurement
         column = "theory_grad_x_std" if name == "grad_std" else f"theory_{name}"

@@ -129,7 +129,7 @@ def _describe_corr(result: ChainResult, verdict: dict[str, Any], layer: int, med
     from initlab.theory import for_chain
 
     s = result.spec
-    curves = for_chain(s, result.draw)
+    curves = for_chain(s, result.recipe)
     theory = f", theory {curves['corr'][layer]:.4g}" if curves is not None else ""
     bias = s.bias_recipe()
     params = "".join(f" init.{k}={v}" for k, v in s.init_params.items())

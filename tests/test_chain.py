@@ -149,7 +149,7 @@ def test_group_layout_puts_configs_sharing_a_base_side_by_side():
              for i in ("xavier", "zero", "kaiming", "scaled", "torch_default", "orthogonal")]
     layout = GroupLayout.build(specs)
     assert [specs[k] for k in layout.order] == list(layout.specs)
-    bases = [d.base for d in layout.draws]
+    bases = [d.base for d in layout.recipes]
     assert bases == sorted(bases)  # one contiguous run of columns per base
     assert "zero" not in layout.blocks  # no matrix, no matmul: its h stays 0
     for base, block in layout.blocks.items():

@@ -78,7 +78,7 @@ def test_default_config_composes_to_the_seed_setting():
     assert spec.init == "kaiming"
     assert spec.activation == "relu"
     assert spec.init_params == {"mode": "fan_in", "distribution": "normal", "negative_slope": 0.0}
-    assert math.isclose(spec.draw().std, math.sqrt(2 / 512))
+    assert math.isclose(spec.weight_recipe().std, math.sqrt(2 / 512))
     assert cfg.reference is None
     thresholds = config.thresholds_from_config(cfg)
     assert thresholds.vanish_std < thresholds.explode_std
@@ -146,7 +146,7 @@ def test_every_init_option_composes_into_a_valid_spec(option):
     params = {k: v for k, v in OmegaConf.to_container(cfg.init).items()
               if k not in ("name", "_target_", "params")}
     assert spec.init_params == {k: v for k, v in params.items() if v is not None}
-    assert spec.draw().std >= 0
+    assert spec.weight_recipe().std >= 0
 
 
 @pytest.mark.parametrize("option", ACTIVATION_OPTIONS)

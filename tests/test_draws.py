@@ -19,7 +19,7 @@ from initlab.draws import (
     output_gradient,
     weight_seed,
 )
-from initlab.schemes import Draw
+from initlab.schemes import WeightRecipe
 from initlab.spec import ChainSpec
 
 EPS64 = torch.finfo(torch.float64).eps
@@ -109,7 +109,7 @@ def test_a_plugin_fills_from_the_keyed_stream(monkeypatch):
             u = torch.empty_like(tensor).uniform_(-0.5, 0.5, generator=generator)
             return tensor.copy_(-u.sign() * torch.log1p(-2 * u.abs()))
 
-        return Draw("custom", 1.0, fan_in, fan_out, fill=fill, custom_std=math.sqrt(2.0))
+        return WeightRecipe("custom", 1.0, fan_in, fan_out, fill=fill, custom_std=math.sqrt(2.0))
 
     monkeypatch.setitem(schemes.SCHEMES, "laplace", laplace)
     s = spec(init="laplace", width=8, dtype="float64", trials=2)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from initlab.chain import layer_weights, weight_seed
-from initlab.schemes import BUILTIN_SCHEMES, calculate_gain, init_, make_draw
+from initlab.schemes import BUILTIN_SCHEMES, calculate_gain, init_, make_recipe
 from initlab.spec import ChainSpec
 
 OUT, IN = 96, 40  # rectangular, so fan_in and fan_out differ
@@ -187,14 +187,14 @@ def test_orthogonal_rows_are_orthonormal():
 
 def test_draw_std_matches_the_formulas():
     # Var(W) from each docstring formula, fan_in = 40, fan_out = 96.
-    assert make_draw("scaled", IN, OUT).std == pytest.approx(math.sqrt(1 / IN))
-    assert make_draw("xavier", IN, OUT).std == pytest.approx(math.sqrt(2 / (IN + OUT)))
-    assert make_draw("xavier", IN, OUT).scale == pytest.approx(math.sqrt(6 / (IN + OUT)))
-    assert make_draw("kaiming", IN, OUT).std == pytest.approx(math.sqrt(2 / IN))
-    assert make_draw("kaiming", IN, OUT, {"mode": "fan_out"}).std == pytest.approx(
+    assert make_recipe("scaled", IN, OUT).std == pytest.approx(math.sqrt(1 / IN))
+    assert make_recipe("xavier", IN, OUT).std == pytest.approx(math.sqrt(2 / (IN + OUT)))
+    assert make_recipe("xavier", IN, OUT).scale == pytest.approx(math.sqrt(6 / (IN + OUT)))
+    assert make_recipe("kaiming", IN, OUT).std == pytest.approx(math.sqrt(2 / IN))
+    assert make_recipe("kaiming", IN, OUT, {"mode": "fan_out"}).std == pytest.approx(
         math.sqrt(2 / OUT)
     )
-    assert make_draw("zero", IN, OUT).std == 0.0
+    assert make_recipe("zero", IN, OUT).std == 0.0
 
 
 @pytest.mark.parametrize("nonlinearity", ["linear", "sigmoid", "tanh", "relu", "selu"])
@@ -230,8 +230,8 @@ def test_engine_layer_weights_are_torch_draws(init, params, theirs):
 
 def test_bad_scheme_parameters_are_refused():
     with pytest.raises(ValueError, match="mode='sideways'.*fan_in, fan_out"):
-        make_draw("kaiming", 8, 8, {"mode": "sideways"})
+        make_recipe("kaiming", 8, 8, {"mode": "sideways"})
     with pytest.raises(ValueError, match="init.std=0.5 does not apply to init='kaiming'"):
-        make_draw("kaiming", 8, 8, {"std": 0.5})
+        make_recipe("kaiming", 8, 8, {"std": 0.5})
     with pytest.raises(ValueError, match="allowed: zero, normal, scaled, xavier, kaiming"):
-        make_draw("lecunn", 8, 8)
+        make_recipe("lecunn", 8, 8)

@@ -20,7 +20,7 @@ from initlab.chain import (
     run_chain,
     run_many,
 )
-from initlab.schemes import BUILTIN_SCHEMES, make_draw
+from initlab.schemes import BUILTIN_SCHEMES, make_recipe
 from initlab.spec import ChainSpec
 from initlab.summary import summarize
 from initlab.testing import assert_explodes, assert_stable, assert_vanishes
@@ -123,9 +123,9 @@ def test_critical_gain_is_kaiming_for_relu_and_leaky_relu():
     a = 0.2
     assert critical_sigma_w2("leaky_relu", {"negative_slope": a}) == pytest.approx(
         2 / (1 + a**2), rel=1e-10)
-    leaky = make_draw("critical", 512, 512, context={"activation": "leaky_relu",
+    leaky = make_recipe("critical", 512, 512, context={"activation": "leaky_relu",
                                                       "activation_params": {"negative_slope": a}})
-    assert leaky.std == pytest.approx(make_draw("kaiming", 512, 512, {"negative_slope": a}).std)
+    assert leaky.std == pytest.approx(make_recipe("kaiming", 512, 512, {"negative_slope": a}).std)
 
 
 ATTRACTING = [a for a in BUILTIN_ACTIVATIONS if a not in ("gelu", "silu")]
@@ -366,7 +366,7 @@ def test_constant_weights_make_every_unit_equal(batch):
 
 def test_torch_default_vanishes_in_a_deep_relu_chain():
     """Var(W) = 1/(3 fan_in): E[x^2] shrinks by 6 per ReLU layer."""
-    m2 = mean_field("relu", make_draw("torch_default", 512, 512).sigma_w2, 10)["second_moment"]
+    m2 = mean_field("relu", make_recipe("torch_default", 512, 512).sigma_w2, 10)["second_moment"]
     np.testing.assert_allclose(m2[1:] / m2[:-1], 1 / 6, rtol=1e-9)
     assert_vanishes(init="torch_default", activation="relu", depth=20, trials=4, by_layer=12,
                     **QUIET)
@@ -442,7 +442,8 @@ def test_custom_activation_gets_a_working_critical_init():
     norm over 100 layers by at most (1 +- 1e-3)^50 = 5 %, while Xavier's or Kaiming's gain
     misses chi_1 by > 10 %."""
     assert_stable("experiments=custom_critical", trials=4, **QUIET)
-    draw = config.spec_from_config(compose_overrides(["experiments=custom_critical"])).draw()
+    spec = config.spec_from_config(compose_overrides(["experiments=custom_critical"]))
+    draw = spec.weight_recipe()
     sigma_w2, sigma_b2 = draw.sigma_w2, draw.bias_sigma_b2
 
     def second_moment(q: float) -> float:

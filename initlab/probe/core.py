@@ -25,7 +25,7 @@ from initlab.probe import batched as B
 from initlab.probe import weights as W
 from initlab.probe.record import CORR, Recorder, first_tensor, grad_stats, select, signal_stats
 from initlab.probe.result import GRAD_STATS, ProbeResult
-from initlab.schemes import make_draw
+from initlab.schemes import make_recipe
 from initlab.stats import STATS
 
 Inputs = torch.Tensor | Callable[[torch.Generator], torch.Tensor]
@@ -53,7 +53,7 @@ def _check(init: str, init_params: dict | None, bias: str, bias_params: dict | N
            trials: int, seed: int) -> None:
     W.check_init(init)
     if init not in (W.MODEL, W.KEEP):
-        make_draw(init, 4, 4, init_params)  # a wrong parameter fails before any work
+        make_recipe(init, 4, 4, init_params)  # a wrong parameter fails before any work
     if bias not in (W.MODEL, W.KEEP):
         make_bias(bias, 4, bias_params)
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:

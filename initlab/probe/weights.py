@@ -27,7 +27,7 @@ from torch import nn
 
 from initlab.biases import BiasRecipe, make_bias
 from initlab.chain import stream_seed, weight_seed
-from initlab.schemes import SCHEMES, Draw, fill_base_, make_draw, uniform_from_normal_
+from initlab.schemes import SCHEMES, WeightRecipe, fill_base_, make_recipe, uniform_from_normal_
 
 #: ``init`` / ``bias`` values that are not schemes.
 MODEL = "model"  # the model's own initialization, redrawn per trial
@@ -64,10 +64,10 @@ def check_init(init: str) -> None:
         raise ValueError(f"init={init!r} is not a known scheme; allowed: {', '.join(allowed)}")
 
 
-def weight_draw(weight: torch.Tensor, init: str, params: dict[str, Any] | None) -> Draw:
+def weight_draw(weight: torch.Tensor, init: str, params: dict[str, Any] | None) -> WeightRecipe:
     """The scheme's draw for ``weight`` with torch's fans."""
     fan_in, fan_out = fans(weight)
-    draw = make_draw(init, fan_in, fan_out, params)
+    draw = make_recipe(init, fan_in, fan_out, params)
     if draw.normalize:
         raise ValueError(f"init={init!r} is not supported for models: it rescales on data")
     return draw
@@ -78,7 +78,7 @@ def _buffer(param: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype)
 
 
-def fill_weight_(weight: torch.Tensor, draw: Draw, generator: torch.Generator) -> None:
+def fill_weight_(weight: torch.Tensor, draw: WeightRecipe, generator: torch.Generator) -> None:
     """``weight`` <- scale * base, the base drawn on the (out, fan_in) view: a ConvNd
     kernel is orthogonal as a flattened matrix, as ``torch.nn.init.orthogonal_`` makes it."""
     buf = _buffer(weight, (weight.shape[0], weight[0].numel()))
