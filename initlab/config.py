@@ -74,7 +74,8 @@ def _engine_fields() -> list[tuple[str, type, Any]]:
 
 
 #: The command line's schema. The engine settings (width, depth, trials, batch,
-#: input_correlation, seed, dtype, weights, device, gradients) are ``ChainSpec``'s own fields, types and defaults,
+#: input_correlation, seed, dtype, weights, device, gradients) are ``ChainSpec``'s own
+#: fields, types and defaults,
 #: not a copy; the rest are settings of the command line itself:
 #: plots (a job's PNGs), report (write report/ when a run or sweep ends,
 #: ``initlab.callbacks.ReportCallback``), progress (auto: a bar on a terminal only; true;
