@@ -131,14 +131,22 @@ def order_to_chaos(grid: phase.PhaseGrid | None, drawn: dict[str, str]) -> Secti
         f"along y. The colour is the correlation between two inputs' pre-activations at {depth}"
         f"{c0}: yellow means the network has merged them into one, dark that it has "
         "decorrelated them.",
-        "Left of the white curve lies the ordered phase (χ₁ < 1): the correlation is driven "
-        "to 1 and the network forgets which input it saw. Right of it lies the chaotic phase "
-        "(χ₁ > 1): the correlation falls to a fixed point c* < 1.",
-        "The curve is the edge of chaos, χ₁ = 1, computed by the mean-field theory for "
-        f"{grid.activation}: there correlations converge slowest, so information about the "
-        "input travels deepest" + (f"; at σ_b² = {b_ref} it sits at σ_w² = {e:.2f}."
-                                   if math.isfinite(e) else "."),
+        ("Left of the white curve" if np.isfinite(grid.edge_w2).any() else "Where χ₁ < 1")
+        + " lies the ordered phase (χ₁ < 1): the correlation is driven to 1 and the network "
+        "forgets which input it saw. "
+        + ("Right of it" if np.isfinite(grid.edge_w2).any() else "Where χ₁ > 1")
+        + " lies the chaotic phase (χ₁ > 1): the correlation falls to a fixed point c* < 1.",
     ]
+    if np.isfinite(grid.edge_w2).any():
+        text.append(
+            "The curve is the edge of chaos, χ₁ = 1, computed by the mean-field theory for "
+            f"{grid.activation}: there correlations converge slowest, so information about the "
+            "input travels deepest" + (f"; at σ_b² = {b_ref} it sits at σ_w² = {e:.2f}."
+                                       if math.isfinite(e) else "."))
+    else:
+        text.append(f"The mean-field theory for {grid.activation} draws no χ₁ = 1 edge here "
+                    f"({grid.edge_note or 'none found'}); the phases are told apart by each "
+                    "job's χ₁ in its summary.json.")
     if g["cells"]:
         x, y, m, t = g["at"]
         text.append(
@@ -160,9 +168,13 @@ def order_to_chaos(grid: phase.PhaseGrid | None, drawn: dict[str, str]) -> Secti
                 f"than 3 standard errors of their median, {verdict}. In the ordered phase "
                 "both are 1.")
     zero = [i for i, b in enumerate(grid.sigma_b2) if b == 0]
-    if zero and np.nanmin(grid.theory[zero[0]]) < 0.9:
-        text.append("On the σ_b² = 0 row the ordered side keeps its input correlation instead "
-                    "of reaching 1: without a bias the signal itself vanishes (q* = 0).")
+    ordered = phase.phase_sides(grid)[zero[0]] == "ordered" if zero else None
+    if zero and ordered.any() and np.nanmin(grid.theory[zero[0]][ordered]) < 0.9:
+        low = float(np.nanmin(grid.theory[zero[0]][ordered]))
+        text.append(f"On the σ_b² = 0 row the ordered side stays below 1 at this depth (theory "
+                    f"down to {low:.2f}): without a bias the signal itself vanishes (q* = 0) "
+                    "and the correlation approaches 1 only marginally (χ_c = 1), not "
+                    "exponentially.")
     if grid.shared:
         text.append(f"Other settings vary too: each cell shows the first job of its "
                     f"(σ_w², σ_b²) in job order; {grid.shared} jobs are not in the diagram.")
