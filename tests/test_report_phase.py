@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import ok, only_child, run_initlab
 
-from initlab.report import document, phase, write_report
+from initlab.report import phase, phase_section, write_report
 from initlab.report.load import find_jobs
 from initlab.report.phase_figure import phase_diagram
 
@@ -113,7 +113,7 @@ def test_largest_gap_row_matches_files(phase_sweep):
     for printed, value in zip(cells[2:], (m, t, m - t), strict=True):
         assert float(printed) == pytest.approx(value, rel=5e-3, abs=1e-12)
     median = float(np.median([abs(x - y) for x, y in ref.values()]))
-    table = document.order_to_chaos(phase.build(find_jobs(phase_sweep)), {})[1]
+    table = phase_section.section(phase.build(find_jobs(phase_sweep)), {})[1]
     all_cells = next(b for b in table if b.kind == "table").rows[0]
     assert all_cells[0] == "all cells" and int(all_cells[1]) == 4
     assert float(all_cells[2]) == pytest.approx(median, rel=5e-3)  # 3 digits, as above
@@ -199,5 +199,28 @@ def test_extra_jobs_in_a_cell_are_counted(phase_sweep, tmp_path):
     (extra / "summary.json").write_text(json.dumps(data))
     grid = phase.build(find_jobs(copy))
     assert grid.shared == 1 and 0.123456 not in grid.measured
-    blocks = document.order_to_chaos(grid, {})[1]
+    blocks = phase_section.section(grid, {})[1]
     assert any("1 jobs are not in the diagram" in b.text for b in blocks)
+
+
+def test_one_diagram_row_per_activation(phase_sweep, tmp_path):
+    """The same grid relabelled relu beside tanh: two rows of panels, a table row set each."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(phase_sweep, copy)
+    for n, job in enumerate(sorted(p for p in copy.iterdir() if (p / "summary.json").exists())):
+        twin = copy / f"{10 + n}_scaled_relu_depth8"
+        shutil.copytree(job, twin)
+        data = json.loads((twin / "summary.json").read_text())
+        data["settings"]["activation"] = data["activation"] = "relu"
+        (twin / "summary.json").write_text(json.dumps(data))
+    jobs = find_jobs(copy)
+    assert phase.activations(jobs) == ["tanh", "relu"]
+    grids = phase.build_all(jobs)
+    assert [g.measured.shape for g in grids] == [(2, 2), (2, 2)]
+    np.testing.assert_array_equal(grids[0].measured, grids[1].measured)  # same files
+    fig = phase_diagram(grids)
+    meshes = [ax for ax in fig.axes if ax.collections and ax.get_title()]
+    assert [ax.get_title().split(":")[0] for ax in meshes] == ["tanh"] * 2 + ["relu"] * 2
+    tables = [b for b in phase_section.section(grids, {})[1] if b.kind == "table"]
+    assert tables[0].header[0] == "activation"
+    assert {r[0] for r in tables[0].rows} == {"tanh", "relu"}

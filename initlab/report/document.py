@@ -6,11 +6,8 @@ other than through the loaded jobs.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from initlab.reference import final_layer, judge
 from initlab.report import phase
@@ -24,8 +21,6 @@ CAPTIONS = {
     "std": "std of the signal by layer, median over trials with the 10-90 % band.",
     "mean": "mean of the signal by layer, same layout.",
     "corr": "Correlation between the pre-activations of two inputs by layer, same layout.",
-    "phase": "Order to chaos: final correlation of two inputs over (sigma_w2, sigma_b2), "
-             "measured (left) and theory (right), with the chi_1 = 1 edge.",
     "grad": "Backward pass: std of the gradient dL/dx_l of the loss <g, x_L>, g ~ N(0, I), "
             "from the output (right) to the input (left).",
     "color_dim": "Histogram of |x| by layer for one job (fastai's colour_dim over depth): "
@@ -112,91 +107,6 @@ def figures(drawn: dict[str, str], lines_note: str = "") -> Section:
         for k in ("heatmap", "std", "mean", "corr", "grad", "color_dim") if k in drawn]
 
 
-def _f(value: float, digits: int = 3) -> str:
-    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def order_to_chaos(grid: phase.PhaseGrid | None, drawn: dict[str, str]) -> Section:
-    """The phase figure, what it shows in words, and the measured-vs-theory gap table."""
-    if grid is None:
-        return "Order to chaos", []
-    g = phase.gaps(grid)
-    b_ref, _ = phase.representatives(grid)
-    e = phase.edge_at(grid, b_ref)
-    depth = f"layer {grid.depth}" if grid.depth else "the last layer"
-    c0 = f", which start at c0 = {grid.c0}" if grid.c0 is not None else ""
-    width = f"width {grid.width}" if grid.width else "finite width"
-    text = [
-        f"Each cell is one job: σ_w² (weight variance × fan_in) along x, σ_b² (bias variance) "
-        f"along y. The colour is the correlation between two inputs' pre-activations at {depth}"
-        f"{c0}: yellow means the network has merged them into one, dark that it has "
-        "decorrelated them.",
-        ("Left of the white curve" if np.isfinite(grid.edge_w2).any() else "Where χ₁ < 1")
-        + " lies the ordered phase (χ₁ < 1): the correlation is driven to 1 and the network "
-        "forgets which input it saw. "
-        + ("Right of it" if np.isfinite(grid.edge_w2).any() else "Where χ₁ > 1")
-        + " lies the chaotic phase (χ₁ > 1): the correlation falls to a fixed point c* < 1.",
-    ]
-    if np.isfinite(grid.edge_w2).any():
-        text.append(
-            "The curve is the edge of chaos, χ₁ = 1, computed by the mean-field theory for "
-            f"{grid.activation}: there correlations converge slowest, so information about the "
-            "input travels deepest" + (f"; at σ_b² = {b_ref} it sits at σ_w² = {e:.2f}."
-                                       if math.isfinite(e) else "."))
-    else:
-        text.append(f"The mean-field theory for {grid.activation} draws no χ₁ = 1 edge here "
-                    f"({grid.edge_note or 'none found'}); the phases are told apart by each "
-                    "job's χ₁ in its summary.json.")
-    if g["cells"]:
-        x, y, m, t = g["at"]
-        text.append(
-            f"The left panel is measured at {width} (median over {grid.trials} trials), the "
-            f"right one is the infinite-width theory: over {g['cells']} cells the median "
-            f"|measured − theory| is {_f(g['median'])}, and the largest gap, "
-            f"{g['largest']:+.3f}, is at σ_w² = {x}, σ_b² = {y} (measured {m:.3f}, theory "
-            f"{t:.3f}, circled in red).")
-        ch = g["phases"].get("chaotic")
-        se = g["beyond_3se"]
-        if ch and se:
-            verdict = ("so at this trial count the gaps are what trial-to-trial scatter gives"
-                       if se[0] == 0 else "more than trial scatter explains")
-            text.append(
-                f"Finite width shows as scatter: in the chaotic phase one chain's final "
-                f"correlation varies by {_f(ch[3], 2)} (median sd over trials) around the "
-                f"theory, while the median of the trials sits close to it (median gap "
-                f"{ch[1]:+.3f} there). {se[0]} of {se[1]} cells differ from the theory by more "
-                f"than 3 standard errors of their median, {verdict}. In the ordered phase "
-                "both are 1.")
-    zero = [i for i, b in enumerate(grid.sigma_b2) if b == 0]
-    ordered = phase.phase_sides(grid)[zero[0]] == "ordered" if zero else None
-    if zero and ordered.any() and np.nanmin(grid.theory[zero[0]][ordered]) < 0.9:
-        low = float(np.nanmin(grid.theory[zero[0]][ordered]))
-        text.append(f"On the σ_b² = 0 row the ordered side stays below 1 at this depth (theory "
-                    f"down to {low:.2f}): without a bias the signal itself vanishes (q* = 0) "
-                    "and the correlation approaches 1 only marginally (χ_c = 1), not "
-                    "exponentially.")
-    if grid.shared:
-        text.append(f"Other settings vary too: each cell shows the first job of its "
-                    f"(σ_w², σ_b²) in job order; {grid.shared} jobs are not in the diagram.")
-    rows = [["all cells", g["cells"], g["median"], g["median_signed"]]]
-    for name, label_ in (("ordered", "ordered (χ₁ < 1)"), ("chaotic", "chaotic (χ₁ > 1)")):
-        if name in g["phases"]:
-            n, signed, absolute, _ = g["phases"][name]
-            rows.append([label_, n, absolute, signed])
-    blocks = []
-    if "phase" in drawn:
-        blocks.append(Block("img", image=drawn["phase"], text=CAPTIONS["phase"],
-                            narrow=drawn.get("phase_narrow", "")))
-    blocks += [Block("p", text=t) for t in text]
-    blocks.append(table_block(["cells", "count", "median abs(measured − theory)",
-                               "median (measured − theory)"], rows))
-    if g["at"] is not None:
-        x, y, m, t = g["at"]
-        blocks.append(table_block(["largest gap at σ_w²", "σ_b²", "measured", "theory", "gap"],
-                                  [[str(x), str(y), m, t, g["largest"]]]))
-    return "Order to chaos", blocks
-
-
 def seed_table(table: Summary) -> Section:
     """Seed says / measured: each reference number judged against the job's trials."""
     rows = []
@@ -267,13 +177,16 @@ def problems(table: Summary) -> Section:
 
 
 def build(table: Summary, name: str, drawn: dict[str, str], notes: list[str],
-          grid: phase.PhaseGrid | None = None,
+          grids: list[phase.PhaseGrid] | None = None,
           lines_note: str = "") -> tuple[str, list[Section]]:
     """Title and non-empty sections, in reading order."""
+    from initlab.report import phase_section  # it builds its blocks with this module's
+
     sections = [intro(table, name)]
     if table.ok:
         sections.append(verdicts(table))
-    sections += [order_to_chaos(grid, drawn), figures(drawn, lines_note), seed_table(table),
-                 jobs_table(table), symmetry(table), fluctuation(table), problems(table),
+    sections += [phase_section.section(grids or [], drawn), figures(drawn, lines_note),
+                 seed_table(table), jobs_table(table), symmetry(table), fluctuation(table),
+                 problems(table),
                  ("Figures not drawn", [Block("p", text=n) for n in notes])]
     return f"initlab report: {name}", [s for s in sections if s[1]]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from initlab.report.load import JobRecord
-from initlab.report.settings import is_number, params
+from initlab.report.settings import is_number, label, params
 
 W_KEY, B_KEY = "init_sigma_w2", "bias_sigma_b2"
 RESOLUTION = 3e-5  # a float32 cosine of width-512 vectors: ~ width * eps32 (512 * 6e-8)
@@ -29,7 +29,7 @@ EDGE_POINTS = 48  # sigma_b2 values the drawn edge is computed at (a smooth curv
 class PhaseGrid:
     """Measured and theory final correlation on the (sigma_b2 rows, sigma_w2 columns) grid."""
 
-    activation: str
+    activation: str  # the name the theory resolves
     activation_params: dict[str, Any]
     sigma_w2: list[float]
     sigma_b2: list[float]
@@ -47,6 +47,13 @@ class PhaseGrid:
     edge_w2: np.ndarray = field(default_factory=lambda: np.zeros(0))
     edge_note: str = ""
     shared: int = 0  # jobs left out because another job already stands for their cell
+
+    @property
+    def act_label(self) -> str:
+        """``leaky_relu(negative_slope=0.1)``: the activation with its parameters."""
+        return label({"activation": self.activation, **{f"activation_{k}": v for k, v in
+                                                        self.activation_params.items()}},
+                     "activation")
 
     @property
     def gap(self) -> np.ndarray:
@@ -93,11 +100,27 @@ def eligible(jobs: list[JobRecord]) -> list[JobRecord]:
             and is_number(j.settings.get(B_KEY)) and _has_corr(j)]
 
 
-def applies(jobs: list[JobRecord]) -> bool:
-    """A 2-D sweep over sigma_w2 and sigma_b2 (both vary), one activation."""
+def activations(jobs: list[JobRecord]) -> list[str]:
+    """The activations (labels with their parameters), in job order, over which both
+    sigma_w2 and sigma_b2 vary: one diagram each."""
     sel = eligible(jobs)
-    return (len({j.settings[W_KEY] for j in sel}) > 1 and len({j.settings[B_KEY] for j in sel}) > 1
-            and len({str(j.settings.get("activation")) for j in sel}) == 1)
+    out = []
+    for act in dict.fromkeys(label(j.settings, "activation") for j in sel):
+        mine = [j for j in sel if label(j.settings, "activation") == act]
+        if len({j.settings[W_KEY] for j in mine}) > 1 and len({j.settings[B_KEY]
+                                                               for j in mine}) > 1:
+            out.append(act)
+    return out
+
+
+def applies(jobs: list[JobRecord]) -> bool:
+    """A sweep over sigma_w2 and sigma_b2 (both vary) for at least one activation."""
+    return bool(activations(jobs))
+
+
+def build_all(jobs: list[JobRecord]) -> list[PhaseGrid]:
+    """One grid per activation of ``activations``."""
+    return [build(jobs, act) for act in activations(jobs)]
 
 
 def _one(values: list[Any]) -> Any:
@@ -121,9 +144,12 @@ def edge(grid: PhaseGrid) -> None:
         grid.edge_note = "chi_1 = 1 is not reached inside the swept sigma_w2 range"
 
 
-def build(jobs: list[JobRecord]) -> PhaseGrid:
-    """The grid of ``jobs`` (``applies`` must hold); the edge computed by the theory."""
+def build(jobs: list[JobRecord], activation: str | None = None) -> PhaseGrid:
+    """The grid of ``jobs`` (of one activation label: ``activation``, else the first);
+    ``applies`` must hold. The edge is computed by the theory."""
     sel = eligible(jobs)
+    activation = activation or label(sel[0].settings, "activation")
+    sel = [j for j in sel if label(j.settings, "activation") == activation]
     w2 = sorted({float(j.settings[W_KEY]) for j in sel})
     b2 = sorted({float(j.settings[B_KEY]) for j in sel})
     measured = np.full((len(b2), len(w2)), np.nan)

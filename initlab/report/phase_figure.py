@@ -50,29 +50,18 @@ def _labels(ax, grid: PhaseGrid) -> None:
                                                     "lw": 1.5})
 
 
-def phase_diagram(grid: PhaseGrid, narrow: bool = False) -> Figure:
-    """Left: measured final corr; right: theory's; same colour scale, edge on both.
-
-    ``narrow``: the panels stacked, measured on top, the colour bar below (for phones:
-    540 px wide, the text still ~11 px when shown at 375 px)."""
+def _panels(axs, grid: PhaseGrid, vmin: float, narrow: bool, last: bool,
+            several: bool):
+    """One activation's pair of panels (measured, theory); returns the last mesh."""
     x, y = cell_edges(grid.sigma_w2), cell_edges(grid.sigma_b2)
-    both = np.concatenate([grid.measured[np.isfinite(grid.measured)],
-                           grid.theory[np.isfinite(grid.theory)]])
-    vmin = min(0.0, float(both.min())) if both.size else 0.0
-    if narrow:
-        fig = Figure(figsize=(5.4, 8.6), layout="constrained")
-        axs = fig.subplots(2, 1, sharex=True)
-    else:
-        fig = Figure(figsize=(9, 4.3), layout="constrained")
-        axs = fig.subplots(1, 2, sharey=True)
-    where = [f"depth {grid.depth}" if grid.depth else "", f"c0 = {grid.c0}" if grid.c0 is not None
-             else ""]
     meas = ", ".join(w for w in [f"width {grid.width}" if grid.width else "",
                                  f"median of {grid.trials} trials" if grid.trials else ""] if w)
-    titles = [f"measured\n({meas})" if meas else "measured",
-              "mean-field theory\n(infinite width)"]
+    who = f"{grid.act_label}: " if several else ""
+    titles = [who + (f"measured\n({meas})" if meas else "measured"),
+              who + "mean-field theory\n(infinite width)"]
     image = None
-    for ax, data, title in zip(axs, (grid.measured, grid.theory), titles, strict=True):
+    for n, (ax, data, title) in enumerate(zip(axs, (grid.measured, grid.theory), titles,
+                                              strict=True)):
         ax.set_facecolor("#dddddd")
         image = ax.pcolormesh(x, y, np.ma.masked_invalid(data), cmap="viridis", vmin=vmin,
                               vmax=1.0, shading="flat")
@@ -81,9 +70,9 @@ def phase_diagram(grid: PhaseGrid, narrow: bool = False) -> Figure:
         ax.set_ylim(y[0], y[-1])
         ax.set_title(title.replace("\n", " ") if narrow else title, fontsize=11)
         ax.tick_params(labelsize=10)
-        if narrow or ax is axs[0]:
+        if narrow or n == 0:
             ax.set_ylabel(r"$\sigma_b^2$  (bias variance)", fontsize=11)
-        if not narrow or ax is axs[-1]:
+        if (last and n == 1) or (not narrow and last):
             ax.set_xlabel(r"$\sigma_w^2$  (weight variance × fan_in)", fontsize=11)
     g = gaps(grid)
     if g["at"] is not None:
@@ -95,11 +84,35 @@ def phase_diagram(grid: PhaseGrid, narrow: bool = False) -> Figure:
     if grid.edge_note:
         axs[1].text(0.5, 0.02, grid.edge_note, transform=axs[1].transAxes, ha="center",
                     fontsize=8, bbox=BOX)
-    bar = fig.colorbar(image, ax=list(axs), shrink=0.95, pad=0.02,
-                       orientation="horizontal" if narrow else "vertical")
+    return image
+
+
+def phase_diagram(grids: PhaseGrid | list[PhaseGrid], narrow: bool = False) -> Figure:
+    """Left: measured final corr; right: theory's; same colour scale, edge on both; a row
+    of two panels per activation.
+
+    ``narrow``: the panels stacked, measured on top, the colour bar below (for phones:
+    540 px wide, the text still ~11 px when shown at 375 px)."""
+    grids = [grids] if isinstance(grids, PhaseGrid) else list(grids)
+    both = np.concatenate([a[np.isfinite(a)] for g in grids for a in (g.measured, g.theory)])
+    vmin = min(0.0, float(both.min())) if both.size else 0.0
+    rows = len(grids)
+    if narrow:
+        fig = Figure(figsize=(5.4, 0.6 + 4.0 * rows * 2), layout="constrained")
+        axs = fig.subplots(2 * rows, 1).reshape(rows, 2)
+    else:
+        fig = Figure(figsize=(9, 0.6 + 3.7 * rows), layout="constrained")
+        axs = fig.subplots(rows, 2, sharey="row", squeeze=False)
+    image = None
+    for r, grid in enumerate(grids):
+        image = _panels(axs[r], grid, vmin, narrow, r == rows - 1, rows > 1)
+    bar = fig.colorbar(image, ax=axs.ravel().tolist(), shrink=0.95 if rows == 1 else 0.6,
+                       pad=0.02, orientation="horizontal" if narrow else "vertical")
     bar.set_label("correlation of two inputs at the last layer\n(1 = merged into one)",
                   fontsize=10)
+    g = grids[0]
+    where = [f"depth {g.depth}" if g.depth else "", f"c0 = {g.c0}" if g.c0 is not None else ""]
     head = ", ".join(w for w in where if w)
-    fig.suptitle(f"Order to chaos: {grid.activation}" + (f", {head}" if head else ""),
-                 fontsize=12)
+    acts = ", ".join(x.act_label for x in grids)
+    fig.suptitle(f"Order to chaos: {acts}" + (f", {head}" if head else ""), fontsize=12)
     return fig

@@ -37,19 +37,27 @@ FIGURES = {
 MAX_LINES = 10  # more settings than this: the by-layer figures draw a named selection
 
 
-def lines_shown(table: Summary, grid: phase.PhaseGrid | None) -> tuple[list[JobRecord], str]:
+def lines_shown(table: Summary,
+                grids: list[phase.PhaseGrid] | phase.PhaseGrid | None
+                ) -> tuple[list[JobRecord], str]:
     """The jobs drawn as lines by layer, and a note naming them when they are a selection:
-    for a sigma_w2 x sigma_b2 sweep one sigma_b2 row across the phases, else evenly spaced."""
+    for a sigma_w2 x sigma_b2 sweep one sigma_b2 row across the phases (per activation),
+    else evenly spaced."""
     ok = table.ok
+    grids = [grids] if isinstance(grids, phase.PhaseGrid) else list(grids or [])
     if len(ok) <= MAX_LINES:
         return ok, ""
-    if grid is not None:
-        b2, w2 = phase.representatives(grid)
-        cells = [grid.jobs[(w, b2)] for w in w2 if (w, b2) in grid.jobs]
-        e = phase.edge_at(grid, b2)
-        edge = f"; the chi_1 = 1 edge is at sigma_w2 = {e:.2f}" if math.isfinite(e) else ""
-        return cells, (f"{len(cells)} of {len(ok)} settings shown: sigma_b2 = {b2}, sigma_w2 = "
-                       + ", ".join(str(w) for w in w2) + f" (ordered to chaotic{edge})")
+    if grids:
+        cells, words = [], []
+        for grid in grids:
+            b2, w2 = phase.representatives(grid)
+            cells += [grid.jobs[(w, b2)] for w in w2 if (w, b2) in grid.jobs]
+            e = phase.edge_at(grid, b2)
+            edge = f"; the chi_1 = 1 edge is at sigma_w2 = {e:.2f}" if math.isfinite(e) else ""
+            who = f"{grid.act_label}: " if len(grids) > 1 else ""
+            words.append(f"{who}sigma_b2 = {b2}, sigma_w2 = " + ", ".join(str(w) for w in w2)
+                         + f" (ordered to chaotic{edge})")
+        return cells, f"{len(cells)} of {len(ok)} settings shown: " + "; ".join(words)
     step = (len(ok) - 1) / (MAX_LINES - 1)
     picked = [ok[round(n * step)] for n in range(MAX_LINES)]
     return picked, (f"{MAX_LINES} of {len(ok)} settings shown, evenly spaced in job order: "
@@ -76,7 +84,7 @@ def choose_job(table: Summary, name: str | None) -> JobRecord | None:
 
 
 def _draw(table: Summary, folder: Path, job: str | None,
-          grid: phase.PhaseGrid | None) -> tuple[dict[str, str], list[str], str]:
+          grids: list[phase.PhaseGrid]) -> tuple[dict[str, str], list[str], str]:
     """Draw the figures; returns {key: file}, notes on those not drawn, the lines' note."""
     drawn: dict[str, str] = {}
     notes: list[str] = []
@@ -90,12 +98,12 @@ def _draw(table: Summary, folder: Path, job: str | None,
 
     chosen = choose_job(table, job)  # a bad --job fails before anything is drawn
     ok = table.ok
-    shown, note = lines_shown(table, grid)
+    shown, note = lines_shown(table, grids)
     if len(ok) > 1:
         draw("heatmap", lambda: figures.heatmap(table))
-    if grid is not None:
-        draw("phase", lambda: phase_diagram(grid))
-        draw("phase_narrow", lambda: phase_diagram(grid, narrow=True))
+    if grids:
+        draw("phase", lambda: phase_diagram(grids))
+        draw("phase_narrow", lambda: phase_diagram(grids, narrow=True))
     if ok:
         draw("std", lambda: figures.by_layer(table, "std", shown, note))
         draw("mean", lambda: figures.by_layer(table, "mean", shown, note))
@@ -111,17 +119,17 @@ def _draw(table: Summary, folder: Path, job: str | None,
 
 
 def _fill(folder: Path, directory: Path, table: Summary, job: str | None) -> None:
-    grid = None
+    grids: list[phase.PhaseGrid] = []
     try:
-        grid = phase.build(table.jobs) if phase.applies(table.jobs) else None
+        grids = phase.build_all(table.jobs)
     except Exception as exc:  # the phase section must not cost the whole report
         notes_first = [f"phase diagram could not be built: {type(exc).__name__}: {exc}"]
     else:
         notes_first = []
-    drawn, notes, note = _draw(table, folder, job, grid)
+    drawn, notes, note = _draw(table, folder, job, grids)
     table.frame.to_csv(folder / "summary.csv", index=False)
     title, sections = document.build(table, directory.name, drawn, notes_first + notes,
-                                     grid=grid, lines_note=note)
+                                     grids=grids, lines_note=note)
     (folder / "report.md").write_text(render.markdown(title, sections), encoding="utf-8")
     (folder / "report.html").write_text(render.page(title, sections, folder), encoding="utf-8")
 
