@@ -19,6 +19,26 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (``-n``), split the cores between the workers.
+
+    Each worker (and every initlab process its tests start, which inherit the
+    environment) gets cores // workers torch threads, so two workers on two
+    cores do not oversubscribe them (OpenMP threads spinning against each
+    other cost far more than the work). The default thread count is exercised
+    by ``.ci/run``'s second step, which reruns the numerics-marked tests
+    without xdist.
+    """
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return
+    threads = str(max(1, (os.cpu_count() or 1) // int(workers)))
+    os.environ["OMP_NUM_THREADS"] = threads
+    import torch
+
+    torch.set_num_threads(int(threads))
+
 #: The shared sweep: 3 schemes x 2 activations, tiny but with every file of the contract.
 SWEEP_INITS = ("zero", "scaled", "kaiming")
 SWEEP_ACTS = ("none", "relu")
