@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from initlab.activations import get_activation
+from initlab.backward import backward
 from initlab.biases import BiasRecipe
 from initlab.draws import (  # noqa: F401  (re-exported: the engine's streams)
     draw_inputs,
@@ -298,7 +299,7 @@ def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
             mats = layout.new_weights(trials)
             x0, pre, gains = _forward(layout, mats, trials, observers)
             if grads is not None:
-                _backward(layout, mats, trials, x0, pre, gains, grads)
+                backward(layout, mats, trials, x0, pre, gains, grads)
     results: list[ChainResult | None] = [None] * k
     for pos, index in enumerate(layout.order):
         results[index] = ChainResult(
@@ -378,51 +379,3 @@ def _layer_bias(layout: GroupLayout, layer: int, trials: range,
         recipe = layout.biases[pos]
         out[:, :, pos] = recipe.scale * vecs[recipe.base]
     return out
-
-
-def _activation_vjp(act: Callable, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """g * act'(h), by autograd (so any activation, a plug-in too, works)."""
-    with torch.enable_grad():
-        hh = h.detach().requires_grad_(True)
-        (out,) = torch.autograd.grad(act(hh), hh, g)
-    return out
-
-
-def _weight_grad_stats(g_h: torch.Tensor, x_prev: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Mean and std over entries of dL/dW = g_h @ x_prev^T (per trial), without forming it.
-
-    sum_ij G_ij = sum_b (1.g_b)(1.x_b) and sum_ij G_ij^2 = sum_bb' (g_b.g_b')(x_b.x_b').
-    """
-    g64, x64 = g_h.to(torch.float64), x_prev.to(torch.float64)
-    n_out, n_in = g64.shape[1], x64.shape[1]
-    count = n_out * n_in
-    total = (g64.sum(dim=1) * x64.sum(dim=1)).sum(dim=1)
-    gram_g = torch.bmm(g64.transpose(1, 2), g64)
-    gram_x = torch.bmm(x64.transpose(1, 2), x64)
-    squares = (gram_g * gram_x).sum(dim=(1, 2))
-    mean = total / count
-    var = (squares - count * mean**2) / (count - 1)
-    return mean, var.clamp_min(0).sqrt()
-
-
-def _backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
-              x0: torch.Tensor, pre: list, gains: list, grads: GradientStats) -> None:
-    """Back-propagate g_L through every config of a group, redrawing the base matrices
-    layer by layer (layer L's are still in hand from the forward pass)."""
-    ref = layout.ref
-    g = output_gradient(ref, trials, x0.device).repeat(1, 1, layout.configs)
-    grads.layer(ref.depth, trials, g)
-    for layer in range(ref.depth, 0, -1):
-        h = pre[layer - 1]
-        g_h = torch.empty_like(g)
-        for pos, (cols, act) in enumerate(zip(layout.columns, layout.acts, strict=True)):
-            g_h[:, :, cols] = _activation_vjp(act, h[:, :, cols], g[:, :, cols])  # dL/dh_l
-            x_prev = x0[:, :, cols] if layer == 1 else act(pre[layer - 2][:, :, cols])
-            grads.weights(layer, trials, pos, *_weight_grad_stats(g_h[:, :, cols], x_prev))
-        if ref.weights == "fresh" and layer < ref.depth:
-            layout.draw_weights(mats, layer, trials)
-        # dL/dx_{l-1} = W_l^T g_h = base^T (gain * g_h), gain per trial under LSUV
-        for pos, cols in enumerate(layout.columns):
-            g_h[:, :, cols] *= gains[layer - 1][:, pos].to(g_h.dtype).view(-1, 1, 1)
-        g = layout.matmul(mats, g_h, transpose=True)
-        grads.layer(layer - 1, trials, g)

@@ -185,7 +185,8 @@ def correlation_slope(act: Callable, sigma_w2, sigma_b2, q, c, points: int = 64)
     one = c >= 1
     if one.any():
         mom = one_input(act, q[one], 2 * points)
-        dm[one] = sw[one] * q[one] * mom["d2"] / (sw[one] * mom["m2"] + sb[one])
+        with np.errstate(divide="ignore", invalid="ignore"):  # q = 0 (zero weights): NaN slope
+            dm[one] = sw[one] * q[one] * mom["d2"] / (sw[one] * mom["m2"] + sb[one])
     two = ~one
     if two.any():
         r = two_inputs(act, q[two], c[two], points=points)
