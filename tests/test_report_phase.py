@@ -224,3 +224,29 @@ def test_one_diagram_row_per_activation(phase_sweep, tmp_path):
     tables = [b for b in phase_section.section(grids, {})[1] if b.kind == "table"]
     assert tables[0].header[0] == "activation"
     assert {r[0] for r in tables[0].rows} == {"tanh", "relu"}
+
+
+def test_a_grid_of_few_lines_a_panel_draws_them_all():
+    """The default sweep, 5 schemes x 3 activations: 15 settings but 5 lines a panel, so
+    every line is drawn (a cap on the total once emptied the tanh panel); a panel with more
+    than MAX_LINES lines gets at most MAX_LINES, and the note says so."""
+    from initlab.report.load import JobRecord
+    from initlab.report.tables import Summary
+    from initlab.report.write import MAX_LINES, lines_shown
+
+    def table_of(inits, acts):
+        jobs = [JobRecord(name=f"{n}_x", path=None, status="ok")
+                for n in range(len(inits) * len(acts))]
+        coords = {j.name: {"init": i, "activation": a}
+                  for j, (i, a) in zip(jobs, ((i, a) for i in inits for a in acts), strict=True)}
+        return Summary(jobs=jobs, axes=["init", "activation"], values={}, coords=coords,
+                       fixed={})
+
+    few = table_of(["zero", "normal", "scaled", "xavier", "kaiming"], ["none", "tanh", "relu"])
+    shown, note = lines_shown(few, None)
+    assert shown == few.ok and note == ""
+    many = table_of([f"s{k}" for k in range(MAX_LINES + 3)], ["tanh", "relu"])
+    shown, note = lines_shown(many, None)
+    per_panel = {a: sum(many.at(j, "activation") == a for j in shown) for a in ("tanh", "relu")}
+    assert per_panel == {"tanh": MAX_LINES, "relu": MAX_LINES}
+    assert note.startswith(f"{2 * MAX_LINES} of {2 * (MAX_LINES + 3)} settings shown")

@@ -34,7 +34,7 @@ FIGURES = {
     "phase_narrow": "phase_diagram_narrow.png",  # the panels stacked: the HTML's phone view
     "color_dim": "color_dim.png",
 }
-MAX_LINES = 10  # more settings than this: the by-layer figures draw a named selection
+MAX_LINES = 10  # more lines than this in a panel: the by-layer figures draw a named selection
 
 
 def lines_shown(table: Summary,
@@ -45,7 +45,11 @@ def lines_shown(table: Summary,
     else evenly spaced."""
     ok = table.ok
     grids = [grids] if isinstance(grids, phase.PhaseGrid) else list(grids or [])
-    if len(ok) <= MAX_LINES:
+    panels: dict[object, list[JobRecord]] = {}  # a panel per activation (figures.by_layer)
+    for job in ok:
+        key = table.at(job, "activation") if "activation" in table.axes else None
+        panels.setdefault(key, []).append(job)
+    if max((len(p) for p in panels.values()), default=0) <= MAX_LINES:
         return ok, ""
     if grids:
         cells, words = [], []
@@ -58,9 +62,13 @@ def lines_shown(table: Summary,
             words.append(f"{who}sigma_b2 = {b2}, sigma_w2 = " + ", ".join(str(w) for w in w2)
                          + f" (ordered to chaotic{edge})")
         return cells, f"{len(cells)} of {len(ok)} settings shown: " + "; ".join(words)
-    step = (len(ok) - 1) / (MAX_LINES - 1)
-    picked = [ok[round(n * step)] for n in range(MAX_LINES)]
-    return picked, (f"{MAX_LINES} of {len(ok)} settings shown, evenly spaced in job order: "
+    picked = []
+    for jobs in panels.values():  # up to MAX_LINES a panel, evenly spaced in job order
+        step = (len(jobs) - 1) / max(1, MAX_LINES - 1)
+        picked += [jobs[i] for i in dict.fromkeys(round(n * step)
+                                                  for n in range(min(MAX_LINES, len(jobs))))]
+    return picked, (f"{len(picked)} of {len(ok)} settings shown (at most {MAX_LINES} a panel), "
+                    "evenly spaced in job order: "
                     + ", ".join(j.name.split("_")[0] for j in picked))
 
 
