@@ -98,22 +98,27 @@ def collect(sweep_dir: Path) -> list[dict[str, str]]:
     from initlab.report.checks import check_summary
     from initlab.report.settings import label, settings_of  # the report's labels
 
-    rows = []
+    found = []
     for path in sorted(Path(sweep_dir).glob(f"*/{SUMMARY_JSON}")):
         try:
             summary = check_summary(json.loads(path.read_text()))
         except (OSError, ValueError):  # ValueError: bad JSON, or checks.Broken
             continue
-        ref = summary.get("reference")
-        if not ref or summary.get("status", "ok") != "ok":
-            continue
+        if summary.get("reference") and summary.get("status", "ok") == "ok":
+            found.append((path, summary, settings_of(summary)))
+    shown = {family: _telling_params([s for _, _, s in found], family)
+             for family in ("init", "activation")}
+    rows = []
+    for path, summary, settings in found:
+        ref = summary["reference"]
         verdict = summary["verdict"]
         if summary.get("verdict_layer") is not None:
             verdict += f" at {summary['verdict_layer']}"
         row = {
             "source": ref.get("source", path.parent.name),
-            "init": label(settings_of(summary), "init"),
-            "activation": label(settings_of(summary), "activation"),
+            "init": label(settings, "init", shown["init"].get(settings.get("init"), set())),
+            "activation": label(settings, "activation",
+                                shown["activation"].get(settings.get("activation"), set())),
             "trials": str(summary["trials"]),
             "verdict": verdict,
         }
@@ -124,6 +129,25 @@ def collect(sweep_dir: Path) -> list[dict[str, str]]:
             row[f"{item['quantity']}: seed / measured"] = cell
         rows.append(row)
     return rows
+
+
+def _telling_params(settings: list[dict[str, Any]], family: str) -> dict[Any, set[str]]:
+    """Per scheme (or activation) name, the parameters whose values differ between its jobs:
+    ``normal(std=0.01)`` beside ``normal(std=1.0)``, but plain ``kaiming`` for one kaiming."""
+    from initlab.report.settings import params
+
+    values: dict[Any, dict[str, set[str]]] = {}
+    for one in settings:
+        per = values.setdefault(one.get(family), {})
+        for key, value in params(one, family).items():
+            per.setdefault(key, set()).add(repr(value))
+    named = {}
+    for name, per in values.items():
+        jobs = sum(1 for one in settings if one.get(family) == name)
+        named[name] = {k for k, v in per.items()
+                       if len(v) > 1 or sum(1 for one in settings if one.get(family) == name
+                                            and k in params(one, family)) < jobs}
+    return named
 
 
 def markdown(rows: list[dict[str, str]]) -> str:
