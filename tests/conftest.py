@@ -65,6 +65,26 @@ def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return proc
 
 
+def main_in_process(args: list[str], capsys) -> tuple[int, str]:
+    """``initlab ARGS`` in this process: (exit status, stderr)."""
+    from initlab import app
+
+    try:
+        app.main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+def one_line(err: str) -> str:
+    """The one line a user error prints (no traceback, nothing else)."""
+    lines = err.splitlines()
+    assert len(lines) == 1, f"stderr has {len(lines)} lines:\n{err}"
+    assert "Traceback" not in err
+    return lines[0]
+
+
 def only_child(folder: Path) -> Path:
     children = [p for p in Path(folder).iterdir() if p.is_dir()]
     assert len(children) == 1, f"expected one folder in {folder}, found {children}"

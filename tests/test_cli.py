@@ -27,6 +27,7 @@ from conftest import (
     SWEEP_SIZE,
     clean_env,
     job_dirs,
+    main_in_process,
     ok,
     only_child,
     run_initlab,
@@ -34,7 +35,7 @@ from conftest import (
 from omegaconf import OmegaConf
 
 import initlab.paths
-from initlab import activations, app, schemes
+from initlab import activations, schemes
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).parent / "initlab"
@@ -58,16 +59,6 @@ def run_script(args, cwd: Path, timeout=120) -> subprocess.CompletedProcess:
 def tmp_files(root: Path) -> list[str]:
     return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files
             if f.endswith(".tmp")]
-
-
-def main_in_process(args: list[str], capsys) -> tuple[int, str]:
-    """``initlab ARGS`` in this process: (exit status, stderr)."""
-    try:
-        app.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- multirun

@@ -19,28 +19,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import clean_env, only_child
+from conftest import clean_env, main_in_process, one_line, only_child
 
-from initlab import activations, app, schemes
+from initlab import activations, schemes
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def main_in_process(args: list[str], capsys) -> tuple[int, str]:
-    """``initlab ARGS`` in this process: (exit status, stderr)."""
-    try:
-        app.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
-
-
-def one_line(err: str) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1, f"stderr has {len(lines)} lines:\n{err}"
-    assert "Traceback" not in err
-    return lines[0]
+def usage_error(args: list[str], parts: list[str], capsys) -> str:
+    """``initlab ARGS`` ends with exit 2 and one ``initlab: error:`` line naming ``parts``."""
+    code, err = main_in_process(args, capsys)
+    line = one_line(err)
+    assert code == 2
+    assert line.startswith("initlab: error: ")
+    for part in parts:
+        assert part in line, f"{part!r} not in {line!r}"
+    return line
 
 
 @pytest.fixture
@@ -79,12 +73,7 @@ def test_an_output_directory_that_cannot_be_made_is_one_line(case, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("not a directory\n")
     args, parts = _dir_cases(tmp_path)[case]
-    code, err = main_in_process([*args, *TINY], capsys)
-    line = one_line(err)
-    assert code == 2
-    assert line.startswith("initlab: error: ")
-    for part in parts:
-        assert part in line, f"{part!r} not in {line!r}"
+    usage_error([*args, *TINY], parts, capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing else made
 
 
@@ -155,12 +144,7 @@ def plugin_module(tmp_path, monkeypatch, registries):
 def test_a_plugin_that_calls_sys_exit_is_its_failure(args, parts, plugin_module, tmp_path,
                                                       monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code, err = main_in_process([*args, *TINY], capsys)
-    line = one_line(err)
-    assert code == 2
-    assert line.startswith("initlab: error: ")
-    for part in parts:
-        assert part in line, f"{part!r} not in {line!r}"
+    usage_error([*args, *TINY], parts, capsys)
 
 
 def test_a_plugin_that_exits_while_running_fails_its_job(plugin_module, tmp_path, monkeypatch,
@@ -223,7 +207,9 @@ def _files_are_whole(root: Path, rows: int) -> None:
 # summary.json, and even a tiny job takes longer than that (0.2 s with its files); a run's
 # comes 0.5 s after Hydra starts the job, which takes 1-7 s on two cores, busy or not.
 SHORT = ["depth=60", "width=32", "trials=8", "plots=false"]
-LONG = ["depth=400", "width=64", "trials=16", "plots=false"]
+# A run long enough that the signal always lands inside it, on any machine (~6 s of draws
+# on two cores; interrupted after 0.5 s, so the test does not wait for it).
+LONG = ["depth=3000", "width=128", "trials=16", "plots=false"]
 SWEEP = ["-m", "hydra/launcher=basic", "init=kaiming,scaled,xavier,lecun", "activation=tanh"]
 
 
@@ -257,7 +243,7 @@ def test_ctrl_c_on_a_run_stops_cleanly(tmp_path):
     assert proc.returncode == 130, err
     line = one_line(err)
     assert re.fullmatch(r"initlab: interrupted; 0 of 1 job finished; results: .+", line), line
-    _files_are_whole(tmp_path / "outputs", rows=16 * 401)
+    _files_are_whole(tmp_path / "outputs", rows=16 * 3001)
 
 
 # --------------------------------------------------------------------------- a job's files
