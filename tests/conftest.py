@@ -102,6 +102,18 @@ def job_dirs(sweep: Path) -> dict[tuple[str, str], Path]:
     return jobs
 
 
+@pytest.fixture
+def registries():
+    """Put the scheme and activation registries back after a test (plug-ins register)."""
+    from initlab import activations, schemes
+
+    saved = dict(schemes.SCHEMES), dict(activations.ACTIVATIONS)
+    yield
+    for registry, before in zip((schemes.SCHEMES, activations.ACTIVATIONS), saved, strict=True):
+        registry.clear()
+        registry.update(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_sweep(tmp_path_factory) -> Path:
     """One small multirun (with its report) for the whole session; returns the sweep directory.

@@ -35,7 +35,7 @@ from conftest import (
 from omegaconf import OmegaConf
 
 import initlab.paths
-from initlab import activations, schemes
+from initlab import schemes
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).parent / "initlab"
@@ -251,16 +251,6 @@ def _bad_param(case: str):
         marks.append(pytest.mark.skipif(torch.cuda.is_available(),
                                         reason="CUDA is available here: device=cuda is valid"))
     return pytest.param(case, marks=marks, id=case)
-
-
-@pytest.fixture
-def registries():
-    """Put the scheme and activation registries back after a test (plug-ins register)."""
-    saved = dict(schemes.SCHEMES), dict(activations.ACTIVATIONS)
-    yield
-    for registry, before in zip((schemes.SCHEMES, activations.ACTIVATIONS), saved, strict=True):
-        registry.clear()
-        registry.update(before)
 
 
 @pytest.mark.parametrize("case", [_bad_param(c) for c in BAD_INPUT])

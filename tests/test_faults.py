@@ -21,8 +21,6 @@ import pandas as pd
 import pytest
 from conftest import clean_env, main_in_process, one_line, only_child
 
-from initlab import activations, schemes
-
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
@@ -35,16 +33,6 @@ def usage_error(args: list[str], parts: list[str], capsys) -> str:
     for part in parts:
         assert part in line, f"{part!r} not in {line!r}"
     return line
-
-
-@pytest.fixture
-def registries():
-    """Put the scheme and activation registries back after a test (plug-ins register)."""
-    saved = dict(schemes.SCHEMES), dict(activations.ACTIVATIONS)
-    yield
-    for registry, before in zip((schemes.SCHEMES, activations.ACTIVATIONS), saved, strict=True):
-        registry.clear()
-        registry.update(before)
 
 
 TINY = ["depth=2", "width=8", "trials=2", "plots=false", "report=false"]
