@@ -28,7 +28,6 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from initlab.probe.record import CORR
 from initlab.stats import layer_stats, log_histogram
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -60,22 +59,9 @@ def _columns(x: torch.Tensor) -> torch.Tensor:
     return x.detach().reshape(x.shape[0], x.shape[1], -1).to(torch.float64).transpose(1, 2)
 
 
-def _corr(cols: torch.Tensor) -> torch.Tensor:
-    """Per trial: mean over pairs a < b of the batch of the cosine q_ab / sqrt(q_aa q_bb)."""
-    trials, _, b = cols.shape
-    if b < 2:
-        return torch.full((trials,), float("nan"), dtype=torch.float64, device=cols.device)
-    gram = cols.transpose(1, 2) @ cols
-    d = gram.diagonal(dim1=1, dim2=2).sqrt()
-    cos = gram / (d[:, :, None] * d[:, None, :])
-    i, j = torch.triu_indices(b, b, offset=1, device=cols.device)
-    return cos[:, i, j].mean(dim=1)
-
-
 def _reduce(x: torch.Tensor, hist_dtype: str | None) -> tuple[dict, torch.Tensor | None]:
     cols = _columns(x)
-    stats = {name: v[:, 0] for name, v in layer_stats(cols).items()}
-    stats[CORR] = _corr(cols)
+    stats = {name: v[:, 0] for name, v in layer_stats(cols).items()}  # corr among them
     hist = None if hist_dtype is None else log_histogram(cols, hist_dtype)[0]
     return stats, hist
 

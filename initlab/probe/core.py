@@ -23,7 +23,7 @@ from initlab.biases import make_bias
 from initlab.chain import gradient_seed, input_seed, stream_seed
 from initlab.probe import batched as B
 from initlab.probe import weights as W
-from initlab.probe.record import CORR, Recorder, first_tensor, grad_stats, select, signal_stats
+from initlab.probe.record import Recorder, first_tensor, grad_stats, select, signal_stats
 from initlab.probe.result import GRAD_STATS, ProbeResult
 from initlab.schemes import make_recipe
 from initlab.stats import STATS
@@ -228,7 +228,7 @@ class _Tables:
         self.keys, layers = keys, len(keys) + 1
         self.names = [f"{n}#{c + 1}" if c else n for n, c in keys]
         self.stats = {n: np.empty((trials, layers), dtype=bool if n == "finite" else float)
-                      for n in (*STATS, CORR)}
+                      for n in STATS}
         self.grads = ({n: np.full((trials, layers), np.nan) for n in GRAD_STATS}
                       if gradients else None)
         self.hist = None if hist_len is None else np.zeros((layers, hist_len), dtype=np.int64)

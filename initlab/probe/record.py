@@ -19,10 +19,6 @@ from torch import nn
 
 from initlab.stats import layer_stats, log_histogram
 
-#: Statistic per trial and layer besides ``initlab.stats.STATS``: the mean cosine
-#: similarity q_ab / sqrt(q_aa q_bb) over pairs (a < b) of the batch's samples.
-CORR = "corr"
-
 
 def first_tensor(value: Any) -> torch.Tensor | None:
     """The first floating-point tensor in ``value``, depth-first (tuples, lists, dict values
@@ -47,26 +43,12 @@ def as_columns(x: torch.Tensor, batch: int) -> torch.Tensor:
     return x.reshape(rows, -1).to(torch.float64).T.unsqueeze(0)
 
 
-def batch_corr(cols: torch.Tensor) -> torch.Tensor:
-    """Mean over pairs a < b of q_ab / sqrt(q_aa q_bb), q = X^T X; NaN for one sample."""
-    x = cols[0]
-    b = x.shape[1]
-    if b < 2:
-        return torch.tensor(float("nan"), dtype=torch.float64, device=x.device)
-    gram = x.T @ x
-    d = gram.diagonal().sqrt()
-    cos = gram / (d[:, None] * d[None, :])
-    i, j = torch.triu_indices(b, b, offset=1, device=x.device)
-    return cos[i, j].mean()
-
-
 def signal_stats(x: torch.Tensor, batch: int,
                  hist_dtype: str | None) -> tuple[dict, torch.Tensor | None]:
     """Statistics of one signal (name -> 0-d tensor, ``corr`` included) and its histogram
     (None when ``hist_dtype`` is None: the histogram costs more than the statistics)."""
     cols = as_columns(x, batch)
-    stats = {name: v[0, 0] for name, v in layer_stats(cols).items()}
-    stats[CORR] = batch_corr(cols)
+    stats = {name: v[0, 0] for name, v in layer_stats(cols).items()}  # corr among them
     return stats, None if hist_dtype is None else log_histogram(cols, hist_dtype)[0]
 
 

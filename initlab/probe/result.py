@@ -65,7 +65,7 @@ class ProbeResult:
             "module": np.tile(np.array(self.modules, dtype=object), trials),
             "module_type": np.tile(np.array(self.module_types, dtype=object), trials),
         }
-        for name in (*STATS, "corr"):
+        for name in STATS:
             cols[name] = self.stats[name].reshape(-1)
         for name, values in (self.grads or {}).items():
             cols[name] = values.reshape(-1)
