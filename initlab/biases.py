@@ -4,8 +4,9 @@ A bias scheme is a small function ``(fan_in, **params) -> BiasRecipe``. The
 chain becomes ``x_l = act(W_l x_{l-1} + b_l)``; ``b_l`` has ``width`` entries,
 drawn from its own keyed stream (seed, layer, trial) so every property of the
 weights holds for biases too: same seed same numbers, prefixes, shared draws
-across a sweep (every bias scheme scales the *same* N(0, 1) vector), and a
-redraw on the backward pass.
+across a sweep (every bias scheme scales the *same* N(0, 1) vector). The
+backward pass needs no bias (dL/dx does not involve it; the pre-activations it
+uses come from the forward pass), so biases are never drawn twice.
 
 The literature's parameter is the bias variance ``sigma_b2`` (Poole et al.
 2016, Schoenholz et al. 2017): it enters the mean-field variance map as

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from initlab.stats import STATS, hist_edges, layer_stats, log_histogram
+from initlab.stats import STATS, hist_edges, layer_stats, log_histogram, mean_std
 
 #: Gradient statistics per trial and layer (columns of the per-layer table when computed):
 #: dL/dx_l over units and batch, and dL/dW_l over the entries of the matrix (layer >= 1).
@@ -79,8 +79,7 @@ class GradientStats:
                        for _ in range(configs)]
 
     def layer(self, layer: int, trials: range, signal: torch.Tensor) -> None:
-        stats = layer_stats(signal, self.configs)
-        mean, std = stats["mean"].cpu().numpy(), stats["std"].cpu().numpy()
+        mean, std = (v.cpu().numpy() for v in mean_std(signal, self.configs))
         rows = slice(trials.start, trials.stop)
         for pos, out in enumerate(self.values):
             out["grad_x_mean"][rows, layer] = mean[:, pos]

@@ -173,19 +173,33 @@ class ChainSpec:
         A weight scheme that prescribes its own bias (``critical``: N(0, sigma_b2))
         supplies it while ``bias`` is ``zero``; naming another bias with it is refused.
         """
-        own = getattr(self.weight_recipe(), "bias_sigma_b2", None)
+        recipe = self.weight_recipe()
+        own = recipe.bias_sigma_b2
+        if self.bias != "zero" and (own is not None or self.init == "critical"):
+            raise ValueError(f"init={self.init} brings its own bias (N(0, sigma_b2); choose "
+                             "it with init.sigma_b2); leave bias=zero")
+        if self.bias != "zero" and recipe.normalize:
+            raise ValueError(f"init={self.init} rescales each layer's W x to unit std, and "
+                             "initlab's theory of that has no bias; leave bias=zero")
         if own is not None:
-            if self.bias != "zero":
-                raise ValueError(f"init={self.init} sets its own bias (N(0, sigma_b2) with "
-                                 f"sigma_b2={own:g}, init.sigma_b2); leave bias=zero")
             return make_bias("normal", self.width, {"sigma_b2": own})
         return make_bias(self.bias, self.width, self.bias_params)
+
+    def _bias_settings(self) -> dict[str, Any]:
+        """The bias the chain runs with: a scheme's own (``critical``) shows as what it is."""
+        own = self.weight_recipe().bias_sigma_b2
+        if own is not None:
+            return {"bias": "normal", "bias_sigma_b2": own}
+        return {"bias": self.bias,
+                **{f"bias_{k}": v for k, v in sorted(self.bias_params.items()) if v is not None}}
 
     def describe(self) -> dict[str, Any]:
         """Flat, JSON-friendly settings (the columns every table row carries).
 
         Every setting is here (``gradients`` and the requested ``device`` too),
-        so two jobs that differ in any setting are told apart by it.
+        so two jobs that differ in any setting are told apart by it. The bias is the
+        one the chain runs with: ``init=critical``'s own N(0, sigma_b2) shows as
+        ``bias=normal, bias_sigma_b2=...``.
         """
         return {
             "init": self.init,
@@ -193,8 +207,7 @@ class ChainSpec:
             "activation": self.activation,
             **{f"activation_{k}": v for k, v in sorted(self.activation_params.items())
                if v is not None},
-            "bias": self.bias,
-            **{f"bias_{k}": v for k, v in sorted(self.bias_params.items()) if v is not None},
+            **self._bias_settings(),
             **{name: getattr(self, name) for name in ENGINE_SETTINGS},
         }
 

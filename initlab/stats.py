@@ -45,6 +45,16 @@ def batch_cosine(x: torch.Tensor, groups: int = 1) -> torch.Tensor:
     return (total - batch) / (batch * (batch - 1))
 
 
+def mean_std(x: torch.Tensor, groups: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``layer_stats``' mean and std alone (the backward pass's per-layer need)."""
+    trials, width, columns = x.shape
+    flat = (x.to(torch.float64).reshape(trials, width, groups, columns // groups)
+            .permute(0, 2, 1, 3).reshape(trials, groups, -1))
+    std = (flat.std(dim=2, correction=1) if flat.shape[2] > 1
+           else torch.full(flat.shape[:2], float("nan"), dtype=torch.float64, device=x.device))
+    return flat.mean(dim=2), std
+
+
 def layer_stats(x: torch.Tensor, groups: int = 1,
                 pre: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Statistics of ``x`` (trials, width, groups * batch) -> name -> (trials, groups).

@@ -164,10 +164,12 @@ PHASE_NOTE = ("mean-field fixed points at this job's (sigma_w2, sigma_b2, activa
 
 def _phase_applies(result: ChainResult) -> bool:
     """The phase theory holds for zero-mean weights with a variance (normal, uniform,
-    orthogonal, or a plug-in that states its std) and a zero-mean bias, without LSUV."""
+    orthogonal, or a plug-in that states its std), drawn fresh at every layer, and a
+    zero-mean bias, without LSUV."""
     draw = result.recipe
-    if draw.normalize or result.spec.bias_recipe().base == "constant":
-        return False
+    if (draw.normalize or result.spec.weights == "shared"
+            or result.spec.bias_recipe().base == "constant"):
+        return False  # (shared: one matrix at every layer is not the map's fresh draws)
     if draw.base == "custom":
         return bool(draw.custom_std)
     return draw.base in ("normal", "uniform", "orthogonal")

@@ -133,7 +133,7 @@ def _describe_corr(result: ChainResult, verdict: dict[str, Any], layer: int, med
     theory = f", theory {curves['corr'][layer]:.4g}" if curves is not None else ""
     bias = s.bias_recipe()
     params = "".join(f" init.{k}={v}" for k, v in s.init_params.items())
-    what = (f"init={s.init}{params} bias={s.bias} (sigma_b2={bias.sigma_b2:.3g}) "
+    what = (f"init={s.init}{params} bias={s.describe()['bias']} (sigma_b2={bias.sigma_b2:.3g}) "
             f"activation={s.activation} width={s.width} c0={s.input_correlation:g}")
     return (f"{what}: median corr at layer {layer} {med:.6g} (10-90 % of {s.trials} trials: "
             f"{q10:.4g} .. {q90:.4g}{theory}); variance verdict {verdict['verdict']}")

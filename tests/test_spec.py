@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import clean_env
 
@@ -63,3 +64,32 @@ def test_importing_initlab_stays_light():
     out = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
                          text=True, timeout=60, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_a_scheme_with_its_own_bias_or_rescaling_refuses_another_bias():
+    """critical brings N(0, sigma_b2) (even where that is 0: relu's point is bias-free, and a
+    bias would move it off the edge); LSUV rescales W x, a case the theory does not cover."""
+    with pytest.raises(SpecError, match=r"init=critical brings its own bias .* leave bias=zero"):
+        ChainSpec(init="critical", activation="relu", bias="normal", trials=1,
+                  gradients=False, device="cpu")
+    with pytest.raises(SpecError, match=r"init=lsuv rescales .* leave bias=zero"):
+        ChainSpec(init="lsuv", activation="tanh", bias="normal", batch=4, trials=1,
+                  gradients=False, device="cpu")
+
+
+def test_critical_shows_the_bias_it_runs_with():
+    spec = ChainSpec(init="critical", activation="tanh", trials=1, gradients=False, device="cpu")
+    recipe = spec.bias_recipe()
+    assert recipe.base == "normal" and recipe.sigma_b2 > 0
+    assert spec.describe()["bias"] == "normal"
+    assert spec.describe()["bias_sigma_b2"] == pytest.approx(recipe.sigma_b2, rel=1e-12)
+
+
+def test_shared_weights_get_no_correlation_theory():
+    """One matrix reused at every layer is not the map's fresh draw per layer."""
+    from initlab.theory import for_chain
+
+    spec = ChainSpec(init="scaled", activation="tanh", weights="shared", batch=2,
+                     input_correlation=0.5, depth=3, width=8, trials=1, gradients=False,
+                     device="cpu")
+    assert np.isnan(for_chain(spec, spec.weight_recipe())["corr"]).all()

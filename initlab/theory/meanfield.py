@@ -101,8 +101,8 @@ def for_chain(spec, draw) -> dict[str, np.ndarray] | None:
 
     ``mean``, ``std``, ``grad_std`` by layer, and ``corr``: the cosine of two
     inputs' pre-activations (layer 0: the inputs' c0), tracked jointly with the
-    variance (``phase.propagate``); NaN with one input per trial, and under LSUV (its
-    rescaling is not in the map).
+    variance (``phase.propagate``); NaN with one input per trial, under LSUV (its
+    rescaling is not in the map) and with shared weights.
     """
     bias = spec.bias_recipe()
     if draw.base == "constant" or bias.base == "constant":
@@ -115,7 +115,9 @@ def for_chain(spec, draw) -> dict[str, np.ndarray] | None:
         fixed_q=1.0 if draw.normalize else None,
         sigma_b2=bias.sigma_b2,
     )
-    if draw.normalize or spec.batch < 2:  # no pair of inputs to compare with one input
+    if draw.normalize or spec.batch < 2 or spec.weights == "shared":
+        # one input has no pair; LSUV's rescaling is not in the map; one matrix reused at
+        # every layer breaks the independence between layers that the correlation map assumes
         curves["corr"] = np.full(spec.depth + 1, np.nan)
     else:
         from initlab.theory.phase import propagate
