@@ -29,6 +29,8 @@ from initlab import plots, store
 from initlab.chain import ChainResult, group_key, run_chain, run_group
 from initlab.spec import ChainSpec
 from initlab.summary import fmt, summarize
+from initlab.tables import layers_frame
+from initlab.theory import for_chain
 from initlab.verdict import Thresholds
 
 log = logging.getLogger("initlab")
@@ -56,16 +58,17 @@ def write_job(plan: JobPlan, result: ChainResult, seconds: dict[str, Any]) -> di
     """
     start = time.perf_counter()
     out_dir = Path(plan.out_dir)
-    store.write_layers(out_dir, result.frame())
+    curves = for_chain(result.spec, result.recipe)  # once for the table, figures and summary
+    store.write_layers(out_dir, layers_frame(result, curves))
     store.write_histogram(out_dir, result.hist_frame())
     if plan.make_plots:
-        plots.plot_std(result, out_dir / plots.STD_PNG)
-        plots.plot_mean(result, out_dir / plots.MEAN_PNG)
+        plots.plot_std(result, out_dir / plots.STD_PNG, curves)
+        plots.plot_mean(result, out_dir / plots.MEAN_PNG, curves)
         if result.grads is not None:
-            plots.plot_grad(result, out_dir / plots.GRAD_PNG)
+            plots.plot_grad(result, out_dir / plots.GRAD_PNG, curves)
         if result.spec.batch >= 2:
-            plots.plot_corr(result, out_dir / plots.CORR_PNG)
-    summary = {"status": "ok", **summarize(result, plan.thresholds, plan.reference)}
+            plots.plot_corr(result, out_dir / plots.CORR_PNG, curves)
+    summary = {"status": "ok", **summarize(result, plan.thresholds, plan.reference, curves)}
     engine = seconds["engine"]
     summary["seconds"] = {**seconds, "engine": round(engine, 4),
                           "total": round(engine + time.perf_counter() - start, 4),

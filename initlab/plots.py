@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from initlab.chain import ChainResult
 from initlab.store import write_with
-from initlab.theory import for_chain
+from initlab.theory import UNSET, for_chain
 
 STD_PNG = "std_by_layer.png"
 MEAN_PNG = "mean_by_layer.png"
@@ -61,21 +61,19 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-_LAST: list = [None, None]  # (result, its curves): a job's figures share one theory pass
-
-
-def _theory(result: ChainResult) -> dict[str, np.ndarray]:
-    if _LAST[0] is result:
-        return _LAST[1]
-    curves = for_chain(result.spec, result.recipe)
+def _theory(result: ChainResult, curves: dict | None | object) -> dict[str, np.ndarray]:
+    """The mean-field curves to draw dashed: ``curves`` as the caller computed them
+    (``initlab.job.write_job`` computes them once for the table, figures and summary), or
+    computed here when not given; NaN where the theory does not apply."""
+    if curves is UNSET:
+        curves = for_chain(result.spec, result.recipe)
     if curves is None:  # no mean-field theory for this scheme (constant weights)
         nan = np.full(result.spec.depth + 1, np.nan)
         curves = {"mean": nan, "std": nan, "grad_std": nan, "corr": nan}
-    _LAST[:] = [result, curves]
     return curves
 
 
-def plot_std(result: ChainResult, path: Path) -> Path:
+def plot_std(result: ChainResult, path: Path, curves: dict | None | object = UNSET) -> Path:
     """std of the signal per layer on a log axis: median, 10-90 % band, mean-field theory."""
     layers = np.arange(result.stats["std"].shape[1])
     med, lo, hi = bands(result.stats["std"])
@@ -83,7 +81,7 @@ def plot_std(result: ChainResult, path: Path) -> Path:
     positive = med > 0
     ax.fill_between(layers, lo, hi, where=hi > 0, alpha=0.25, label="10-90 % of trials")
     ax.plot(layers[positive], med[positive], lw=2, label="median over trials")
-    theory = _theory(result)["std"]
+    theory = _theory(result, curves)["std"]
     ok = np.isfinite(theory) & (theory > 0) & (theory < np.finfo(np.float64).max)
     if ok.any():
         ax.plot(layers[ok], theory[ok], "k--", lw=1, label="mean-field theory")
@@ -106,14 +104,14 @@ def plot_std(result: ChainResult, path: Path) -> Path:
     return _save(fig, Path(path))
 
 
-def plot_mean(result: ChainResult, path: Path) -> Path:
+def plot_mean(result: ChainResult, path: Path, curves: dict | None | object = UNSET) -> Path:
     """Mean of the signal per layer (symmetric-log axis): median and 10-90 % band."""
     layers = np.arange(result.stats["mean"].shape[1])
     med, lo, hi = bands(result.stats["mean"])
     fig, ax = _figure()
     ax.fill_between(layers, lo, hi, alpha=0.25, label="10-90 % of trials")
     ax.plot(layers, med, lw=2, label="median over trials")
-    theory = _theory(result)["mean"]
+    theory = _theory(result, curves)["mean"]
     ok = np.isfinite(theory)
     if ok.any():
         ax.plot(layers[ok], theory[ok], "k--", lw=1, label="mean-field theory")
@@ -130,7 +128,7 @@ def plot_mean(result: ChainResult, path: Path) -> Path:
     return _save(fig, Path(path))
 
 
-def plot_grad(result: ChainResult, path: Path) -> Path:
+def plot_grad(result: ChainResult, path: Path, curves: dict | None | object = UNSET) -> Path:
     """std of dL/dx_l and of dL/dW_l by layer (log axis), with the backward mean-field theory."""
     layers = np.arange(result.stats["std"].shape[1])
     fig, ax = _figure()
@@ -140,7 +138,7 @@ def plot_grad(result: ChainResult, path: Path) -> Path:
         ax.fill_between(layers, lo, hi, where=np.isfinite(hi) & (hi > 0), color=color,
                         alpha=0.2)
         ax.plot(layers[ok], med[ok], color=color, lw=2, label=f"std of {label}, median")
-    theory = _theory(result)["grad_std"]
+    theory = _theory(result, curves)["grad_std"]
     ok = np.isfinite(theory) & (theory > 0)
     if ok.any():
         ax.plot(layers[ok], theory[ok], "k--", lw=1, label="mean-field theory (dL/dx)")
@@ -153,7 +151,7 @@ def plot_grad(result: ChainResult, path: Path) -> Path:
     return _save(fig, Path(path))
 
 
-def plot_corr(result: ChainResult, path: Path) -> Path:
+def plot_corr(result: ChainResult, path: Path, curves: dict | None | object = UNSET) -> Path:
     """Cosine between two inputs' pre-activations per layer (batch >= 2): median and 10-90 %
     band over trials, the mean-field correlation map dashed (layer 0: the inputs' c0)."""
     corr = result.stats["corr"]
@@ -164,7 +162,7 @@ def plot_corr(result: ChainResult, path: Path) -> Path:
     ax.fill_between(layers, lo, hi, where=np.isfinite(lo) & np.isfinite(hi), alpha=0.25,
                     label="10-90 % of trials")
     ax.plot(layers[ok], med[ok], lw=2, label="median over trials")
-    theory = _theory(result).get("corr", np.full(len(layers), np.nan))
+    theory = _theory(result, curves).get("corr", np.full(len(layers), np.nan))
     good = np.isfinite(theory)
     if good.any():
         ax.plot(layers[good], theory[good], "k--", lw=1, label="mean-field theory")

@@ -14,11 +14,12 @@ import pandas as pd
 
 from initlab.chain import ChainResult
 from initlab.stats import STATS, hist_edges
-from initlab.theory import for_chain
+from initlab.theory import UNSET, for_chain
 
 
-def layers_frame(result: ChainResult) -> pd.DataFrame:
-    """One row per (trial, layer): settings, ``STATS``, gradient statistics, theory."""
+def layers_frame(result: ChainResult, curves: dict | None | object = UNSET) -> pd.DataFrame:
+    """One row per (trial, layer): settings, ``STATS``, gradient statistics, theory
+    (``curves`` of ``for_chain`` when the caller has them already)."""
     trials, layers = result.stats["mean"].shape
     cols: dict[str, Any] = {
         "trial": np.repeat(np.arange(trials), layers),
@@ -28,7 +29,8 @@ def layers_frame(result: ChainResult) -> pd.DataFrame:
         cols[name] = result.stats[name].reshape(-1)
     for name, values in (result.grads or {}).items():
         cols[name] = values.reshape(-1)
-    curves = for_chain(result.spec, result.recipe)
+    if curves is UNSET:
+        curves = for_chain(result.spec, result.recipe)
     names = ("mean", "std", "corr", "grad_std") if result.grads else ("mean", "std", "corr")
     for name in names:  # mean-field prediction beside each measurement
         column = "theory_grad_x_std" if name == "grad_std" else f"theory_{name}"

@@ -95,6 +95,11 @@ def fixed_point_slope(activation: str, activation_params: dict | None = None,
     return sigma_w2 * (up - down) / (2 * step)
 
 
+#: "not computed yet": callers that pass ``for_chain``'s curves along (None is a valid value:
+#: no theory applies) use it as the default of their ``curves`` argument.
+UNSET = object()
+
+
 def for_chain(spec, draw) -> dict[str, np.ndarray] | None:
     """Mean-field curves for a spec and its draw; None where the theory does not apply
     (constant weights or a constant bias are not zero-mean).
