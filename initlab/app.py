@@ -78,10 +78,10 @@ def task(cfg: DictConfig) -> dict | None:
         # SystemExit: a plug-in that calls sys.exit fails its job, not the sweep.
         _record_failure(out_dir, {**spec.describe(), "settings": spec.describe()}, exc)
         problem = _problem(exc)
-        log.error("%s (recorded in %s/summary.json)", problem, out_dir)
-        if hydra_cfg.mode == RunMode.RUN:
+        if hydra_cfg.mode == RunMode.RUN:  # one line, on stderr only (the log goes to stdout)
             print(f"initlab: error: {problem}", file=sys.stderr)
             raise SystemExit(1) from None
+        log.error("%s (recorded in %s/summary.json)", problem, out_dir)
         return None
     finally:
         if bar:

@@ -139,11 +139,20 @@ class ChainSpec:
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)
         _choice("weights", self.weights, WEIGHTS)
-        for key, value in self.init_params.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise SpecError(f"init.{key}={value!r} is not allowed; it must be a finite number")
+        for family, values in (("init", self.init_params), ("activation", self.activation_params),
+                               ("bias", self.bias_params)):
+            for key, value in values.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise SpecError(f"{family}.{key}={value!r} is not allowed; it must be a "
+                                    "finite number")
         try:
-            self.weight_recipe()
+            recipe = self.weight_recipe()
+            if not math.isfinite(recipe.sigma_w2):
+                raise OverflowError
+        except OverflowError:
+            raise SpecError(f"init={self.init} with {self.init_params} is not allowed: its "
+                            "weight variance x fan_in overflows a float; give a smaller "
+                            "scale") from None
         except SystemExit as exc:
             raise SpecError(_exit_line(exc, f"init={self.init}")) from None
         except (ValueError, TypeError) as exc:

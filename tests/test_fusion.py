@@ -204,3 +204,33 @@ def test_progress_bar_modes():
         assert bar.total == 10
     finally:
         bar.close()
+
+
+def test_a_sweep_stopped_between_writing_and_bookkeeping_is_counted_once(tmp_path, monkeypatch,
+                                                                         capsys):
+    """The fused launcher writes every job's files (run_jobs) before Hydra's bookkeeping
+    (.hydra/config.yaml, hydra.yaml). Ctrl-C in between must leave each finished directory
+    tied to its planned job: the report counts 4 jobs, 4 ok, not 4 ok plus 4 never started."""
+    from conftest import main_in_process
+
+    import hydra_plugins.initlab_launcher.fused_launcher as fused
+    from initlab.report import find_jobs
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    # Hydra may import the launcher module afresh: patch the name it binds at import too
+    import hydra.core.utils
+
+    monkeypatch.setattr(fused, "run_job", interrupted)
+    monkeypatch.setattr(hydra.core.utils, "run_job", interrupted)
+    monkeypatch.chdir(tmp_path)
+    code, err = main_in_process(["-m", "init=scaled,kaiming", "activation=tanh,relu", "depth=3",
+                                 "width=8", "trials=2", "plots=false"], capsys)
+    assert code == 130, err
+    assert "4 of 4 jobs finished" in err
+    (sweep,) = (tmp_path / "outputs" / "multiruns").iterdir()
+    jobs = find_jobs(sweep)
+    assert len(jobs) == 4 and {j.status for j in jobs} == {"ok"}
+    for j in jobs:  # Hydra's own files never came: the early overrides.yaml tied them
+        assert not (j.path / ".hydra" / "config.yaml").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -93,3 +94,28 @@ def test_shared_weights_get_no_correlation_theory():
                      input_correlation=0.5, depth=3, width=8, trials=1, gradients=False,
                      device="cpu")
     assert np.isnan(for_chain(spec, spec.weight_recipe())["corr"]).all()
+
+
+@pytest.mark.parametrize(("kw", "words"), [
+    ({"activation": "leaky_relu", "activation_params": {"negative_slope": float("nan")}},
+     "activation.negative_slope=nan is not allowed; it must be a finite number"),
+    ({"bias": "constant", "bias_params": {"value": float("inf")}},
+     "bias.value=inf is not allowed; it must be a finite number"),
+    ({"init": "normal", "init_params": {"std": 1e300}},
+     "weight variance x fan_in overflows a float"),
+])
+def test_values_that_would_crash_a_job_are_refused_up_front(kw, words):
+    """A NaN parameter used to crash writing summary.json (strict JSON); std=1e300 used to
+    overflow inside the job. Both are now one SpecError before anything runs."""
+    with pytest.raises(SpecError, match=re.escape(words)):
+        ChainSpec(**kw, trials=1, gradients=False, device="cpu")
+
+
+def test_an_exploding_theory_prints_no_warning(recwarn):
+    """N(0, 1) weights under ReLU, depth 1000: the mean-field moments overflow; inf, quietly."""
+    from initlab.theory import for_chain
+
+    spec = ChainSpec(init="normal", activation="relu", depth=1000, width=8, trials=1,
+                     gradients=False, device="cpu")
+    for_chain(spec, spec.weight_recipe())
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

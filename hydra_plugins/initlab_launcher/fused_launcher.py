@@ -60,6 +60,20 @@ def job_dir(cfg: DictConfig) -> Path:
         hydra_config.cfg = previous
 
 
+def _mark(cfg: DictConfig) -> None:
+    """Write the job's ``.hydra/overrides.yaml`` before any of its files, as Hydra's own
+    ``run_job`` will again later: a sweep killed in between still has every finished job
+    directory tied to its planned job (the report matches on it). A directory that cannot
+    be written is left to ``run_jobs``, which records the job as failed."""
+    folder = job_dir(cfg) / ".hydra"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(list(cfg.hydra.overrides.task)),
+                       folder / "overrides.yaml")
+    except OSError:
+        pass
+
+
 def plan_job(cfg: DictConfig):
     """The job's ``JobPlan``, or None when its config does not build (the app's task says why)."""
     from initlab import config
@@ -116,6 +130,8 @@ class FusedLauncher(BasicLauncher):
                 cfg.hydra.job.id = idx
                 cfg.hydra.job.num = idx
             configs.append(cfg)
+        for cfg in configs:
+            _mark(cfg)
         written = self._run_planned(configs)
         runs = []
         for cfg, (planned, summary) in zip(configs, written, strict=True):

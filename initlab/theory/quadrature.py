@@ -90,9 +90,11 @@ def values_and_slopes(act: Callable, h: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def gaussian_moments(act: Callable, q: float) -> tuple[float, float]:
-    """(E[phi(h)], E[phi(h)^2]) for h ~ N(0, q)."""
-    y = values(act, np.sqrt(q) * _NODES)
-    return float(_WEIGHTS @ y), float(_WEIGHTS @ (y * y))
+    """(E[phi(h)], E[phi(h)^2]) for h ~ N(0, q); inf where they overflow (a chain that
+    explodes: the caller reads inf, no warning is printed)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = values(act, np.sqrt(q) * _NODES)
+        return float(_WEIGHTS @ y), float(_WEIGHTS @ (y * y))
 
 
 def derivative_second_moment(act: Callable, q: float) -> float:
