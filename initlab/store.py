@@ -24,16 +24,18 @@ SUMMARY_JSON = "summary.json"
 HISTOGRAM_CSV = "histogram.csv"
 
 
-def plain_mode() -> int:
-    """The mode a plain ``open(path, "w")`` gives a new file: 0o666 minus the umask.
-
-    The umask can only be read by setting it, so it is set and put back at
-    once. The umask is process-wide: a thread creating a file in that instant
-    would use 0; initlab writes its files from one thread.
-    """
+def umask() -> int:
+    """The process's umask. It can only be read by setting it, so it is set and put back
+    at once. The umask is process-wide: a thread creating a file in that instant would
+    use 0; initlab writes its files from one thread."""
     old = os.umask(0)
     os.umask(old)
-    return 0o666 & ~old
+    return old
+
+
+def plain_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: 0o666 minus the umask."""
+    return 0o666 & ~umask()
 
 
 @contextmanager
@@ -83,27 +85,3 @@ def write_histogram(job_dir: Path, frame: pd.DataFrame) -> None:
 #: Columns every per-layer table has (the file contract).
 LAYER_COLUMNS = ("init", "activation", "depth", "width", "trial", "layer", "mean", "std", "rms",
                  "zero_frac", "abs_max", "finite")
-
-
-def _checked(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    missing = [c for c in LAYER_COLUMNS if c not in frame.columns]
-    if missing or frame.empty:
-        raise ValueError(f"{path.name} lacks columns {missing}" if missing else f"{path} is empty")
-    return frame
-
-
-def read_layers(job_dir: Path) -> pd.DataFrame:
-    """The per-layer table of a job (Parquet when readable, else CSV); ValueError if neither."""
-    job_dir = Path(job_dir)
-    try:
-        return _checked(pd.read_parquet(job_dir / LAYERS_PARQUET), job_dir / LAYERS_PARQUET)
-    except Exception:  # missing or corrupt: fall back to the CSV copy
-        pass
-    try:
-        return _checked(pd.read_csv(job_dir / LAYERS_CSV), job_dir / LAYERS_CSV)
-    except Exception as exc:
-        raise ValueError(f"neither {LAYERS_PARQUET} nor {LAYERS_CSV} is readable ({exc})") from None
-
-
-def read_summary(job_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(job_dir) / SUMMARY_JSON).read_text())

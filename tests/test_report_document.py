@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -98,6 +99,27 @@ def test_a_report_that_fails_midway_leaves_the_old_one_whole(sweep_copy, monkeyp
 
     monkeypatch.setattr(render, "page", fail)  # after the figures, summary.csv and report.md
     with pytest.raises(RuntimeError, match="disk full"):
+        write_report(sweep_copy)
+    assert {p.name: p.read_bytes() for p in (sweep_copy / "report").iterdir()} == before
+    assert not [p.name for p in sweep_copy.iterdir() if p.name.startswith(".report")]
+
+
+def test_a_report_whose_swap_fails_puts_the_old_one_back(sweep_copy, monkeypatch):
+    """The old report is moved aside, then the new one is renamed in: if that last rename
+    fails, the old report returns to its place, and no hidden folder is left behind."""
+    from initlab.report import ReportError
+    from initlab.report import write as writer
+
+    before = {p.name: p.read_bytes() for p in (sweep_copy / "report").iterdir()}
+    real = os.replace
+
+    def replace(src, dst):
+        if Path(src).name.startswith(".report.tmp-"):
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(writer.os, "replace", replace)
+    with pytest.raises(ReportError, match="No space left on device"):
         write_report(sweep_copy)
     assert {p.name: p.read_bytes() for p in (sweep_copy / "report").iterdir()} == before
     assert not [p.name for p in sweep_copy.iterdir() if p.name.startswith(".report")]

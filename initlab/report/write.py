@@ -8,6 +8,7 @@ current umask.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -70,12 +71,6 @@ def lines_shown(table: Summary,
     return picked, (f"{len(picked)} of {len(ok)} settings shown (at most {MAX_LINES} a panel), "
                     "evenly spaced in job order: "
                     + ", ".join(j.name.split("_")[0] for j in picked))
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
-    os.umask(mask)
-    return mask
 
 
 def choose_job(table: Summary, name: str | None) -> JobRecord | None:
@@ -154,23 +149,27 @@ def write_report(directory: Path, job: str | None = None) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.tmp-", dir=directory))
     except OSError as exc:
         raise ReportIOError(f"{directory}: {exc.strerror or exc}") from None
-    mask = _umask()
+    mask = store.umask()
+    old = None
     try:
         _fill(tmp, directory, table, job)
-        for path in tmp.iterdir():  # written by plain open(): the umask's mode already
+        for path in tmp.iterdir():  # as a plain open() and mkdir() would make them
             path.chmod(0o666 & ~mask)
         tmp.chmod(0o777 & ~mask)  # mkdtemp made it 0700
-        old = None
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.old-", dir=directory))
             os.replace(final, old / REPORT_DIR)
         os.replace(tmp, final)
+    except BaseException as exc:
+        if old is not None and not final.exists():  # put the old report back where it was
+            with contextlib.suppress(OSError):
+                os.replace(old / REPORT_DIR, final)
+        shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ReportIOError(f"{exc.filename or directory}: {exc.strerror or exc}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise ReportIOError(f"{exc.filename or directory}: {exc.strerror or exc}") from None
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return final
