@@ -57,16 +57,8 @@ started: dict[str, Any] = {}
 
 
 def planned_jobs(config: DictConfig) -> int | None:
-    """The sweep's job count as Hydra's basic sweeper counts it; None if unknown."""
-    try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
+    """The sweep's job count, as the report plans it (``report.load.planned_overrides``)."""
+    from initlab.report.load import planned_overrides
 
-        params = config.hydra.sweeper.get("params") or {}
-        lines = [f"{k}={v}" for k, v in params.items()]
-        lines += list(config.hydra.overrides.task)
-        overrides = OverridesParser.create().parse_overrides(lines)
-        batches = BasicSweeper.split_arguments(overrides, None)
-        return sum(len(batch) for batch in batches)
-    except Exception:
-        return None
+    plan = planned_overrides(config)
+    return None if plan is None else len(plan)

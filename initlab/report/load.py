@@ -154,10 +154,21 @@ def planned_jobs(directory: Path) -> list[list[str]] | None:
     if not record.is_file():
         return None
     try:
+        from omegaconf import OmegaConf
+
+        return planned_overrides(OmegaConf.load(record))
+    except Exception:  # an unreadable record: fall back to the directories found
+        return None
+
+
+def planned_overrides(cfg) -> list[list[str]] | None:
+    """Every job's overrides of a sweep config (``multirun.yaml``, or the live config a
+    Hydra callback gets), in Hydra's job order; None for a sweep the basic sweeper rejects
+    or a config it cannot read."""
+    try:
         from hydra.core.override_parser.overrides_parser import OverridesParser
         from omegaconf import OmegaConf
 
-        cfg = OmegaConf.load(record)
         params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
         lines = [f"{k}={v}" for k, v in params.items()]
         lines += [str(o) for o in OmegaConf.select(cfg, "hydra.overrides.task") or []]
@@ -171,7 +182,7 @@ def planned_jobs(directory: Path) -> list[list[str]] | None:
             else:
                 choices[key] = [f"{key}={o.get_value_element_as_str()}"]
         return [list(c) for c in itertools.product(*choices.values())]
-    except Exception:  # an unreadable record: fall back to the directories found
+    except Exception:  # not a sweep config we can read
         return None
 
 
