@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -128,7 +129,7 @@ def fill_base_(tensor: torch.Tensor, base: str, generator: torch.Generator | Non
 
 def fill_layer_(mats: dict[str, torch.Tensor], seed: int, layer: int, trials: range,
                 fill: Callable[..., Any] | None = None) -> None:
-    """WeightRecipe one layer's base matrices, ``mats[base]`` of shape (len(trials), out, in).
+    """Draw one layer's base matrices, ``mats[base]`` of shape (len(trials), out, in).
 
     One N(0, 1) draw per trial from its (seed, layer, trial) stream feeds every
     base of ``NORMAL_FAMILY`` present; a plug-in (``custom``) fills its own
@@ -138,13 +139,18 @@ def fill_layer_(mats: dict[str, torch.Tensor], seed: int, layer: int, trials: ra
         mats["constant"].fill_(1.0)
     family = [base for base in NORMAL_FAMILY if base in mats]
     if family or "custom" in mats:
-        gen = torch.Generator(device=next(iter(mats.values())).device)
-        for i, trial in enumerate(trials):
-            key = weight_seed(seed, layer, trial)
-            if family:
-                mats[family[0]][i].normal_(generator=gen.manual_seed(key))
-            if "custom" in mats:
-                fill(mats["custom"][i], gen.manual_seed(key))
+        device = next(iter(mats.values())).device
+
+        def draw(part: range) -> None:  # trials part (positions in the chunk), own generator
+            gen = torch.Generator(device=device)
+            for i in part:
+                key = weight_seed(seed, layer, trials[i])
+                if family:
+                    mats[family[0]][i].normal_(generator=gen.manual_seed(key))
+                if "custom" in mats:
+                    fill(mats["custom"][i], gen.manual_seed(key))
+
+        _on_every_core(draw, len(trials), device, custom="custom" in mats)
     if family:
         z = mats[family[0]]
         for base in family[1:]:  # derived first, while z is still the normal draw
@@ -152,8 +158,35 @@ def fill_layer_(mats: dict[str, torch.Tensor], seed: int, layer: int, trials: ra
         from_normal_(z, family[0])
 
 
+def draw_threads() -> int:
+    """Python threads drawing trials at once: torch's thread count (which the joblib
+    launcher and the test workers already split between processes)."""
+    return max(1, torch.get_num_threads())
+
+
+def _on_every_core(draw: Callable[[range], None], count: int, device: torch.device,
+                   custom: bool = False) -> None:
+    """Run ``draw`` over ``range(count)`` cut into one contiguous part per thread.
+
+    ``Tensor.normal_`` runs on one core and releases the GIL, so trials drawn in
+    parallel threads, each with its own generator, use every core. Each trial
+    still draws from its own keyed stream, so the numbers do not depend on the
+    thread count. A plug-in's fill (``custom``) may not be thread-safe, and CUDA
+    draws are launched, not computed, here: both stay in one thread.
+    """
+    threads = 1 if custom or device.type != "cpu" else min(draw_threads(), count)
+    if threads <= 1:
+        draw(range(count))
+        return
+    bounds = [count * k // threads for k in range(threads + 1)]
+    parts = [range(bounds[k], bounds[k + 1]) for k in range(threads)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for done in [pool.submit(draw, part) for part in parts]:
+            done.result()  # re-raise a thread's error here
+
+
 def fill_biases_(vecs: dict[str, torch.Tensor], seed: int, layer: int, trials: range) -> None:
-    """WeightRecipe one layer's bias bases, ``vecs[base]`` of shape (len(trials), width).
+    """Draw one layer's bias bases, ``vecs[base]`` of shape (len(trials), width).
 
     As for weights: one N(0, 1) vector per trial from its (seed, layer, trial)
     bias stream feeds ``normal`` and ``uniform`` (its erf), so every bias scheme

@@ -135,3 +135,24 @@ def test_inputs_and_output_gradients_have_their_own_streams():
 def test_fill_base_refuses_an_unknown_base():
     with pytest.raises(ValueError, match="base='laplace' is not allowed; allowed: zero, normal"):
         draws.fill_base_(torch.empty(2, 2), "laplace")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_draws_do_not_depend_on_the_thread_count(threads):
+    """Trials are drawn in parallel threads, each trial from its own keyed stream: the same
+    numbers for any thread count (the same computation per trial, so exactly equal), for a
+    chunk that does not start at trial 0 and does not split evenly."""
+    from initlab.draws import fill_layer_
+
+    def drawn(count: int) -> dict[str, torch.Tensor]:
+        saved = torch.get_num_threads()
+        torch.set_num_threads(count)
+        try:
+            mats = {base: torch.empty(7, 16, 16) for base in ("normal", "uniform")}
+            fill_layer_(mats, seed=5, layer=3, trials=range(2, 9))
+            return mats
+        finally:
+            torch.set_num_threads(saved)
+
+    one, many = drawn(1), drawn(threads)
+    assert all(torch.equal(one[base], many[base]) for base in one)
