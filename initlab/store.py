@@ -47,8 +47,11 @@ def atomic_path(path: Path):
     others may read the results where the umask says so.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)  # 0o777 minus the umask, as mkdir does
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # 0o777 minus the umask, as mkdir does
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not the temp file
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)

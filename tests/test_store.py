@@ -63,3 +63,15 @@ def test_an_interrupted_first_write_leaves_nothing(tmp_path):
             tmp.write_text("init,activation\n")
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_that_cannot_take_files_is_named_not_its_temp_file(tmp_path):
+    """The error names the file asked for (the temp file is an implementation detail)."""
+    from initlab import store
+
+    blocker = tmp_path / "job"
+    blocker.write_text("a file where the job's directory should be\n")
+    with pytest.raises(OSError) as info:
+        store.write_json(blocker / "summary.json", {"status": "ok"})
+    assert info.value.filename == str(blocker / "summary.json")
+    assert ".tmp" not in str(info.value)
