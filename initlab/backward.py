@@ -1,8 +1,9 @@
 """The backward pass of the engine: back-propagate g_L through every config of a group.
 
 The loss is <g_L, x_L> with g_L ~ N(0, I) from its own keyed stream. Each
-layer's weights are drawn again from their (seed, layer, trial) stream
-instead of kept (``GroupLayout.draw_weights``), so memory holds one layer's
+layer's weights come from the forward pass when it kept them (they fit in
+``chain.keep_budget``), else they are drawn again from their (seed, layer,
+trial) stream (``GroupLayout.draw_weights``), so memory holds one layer's
 weights whatever the depth; the pre-activations come from the forward pass.
 Statistics of dL/dx_l and dL/dW_l go to a ``GradientStats`` observer.
 """
@@ -47,9 +48,11 @@ def _weight_grad_stats(g_h: torch.Tensor, x_prev: torch.Tensor) -> tuple[torch.T
 
 
 def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
-              x0: torch.Tensor, pre: list, gains: list, grads: GradientStats) -> None:
-    """Back-propagate g_L through every config of a group, redrawing the base matrices
-    layer by layer (layer L's are still in hand from the forward pass)."""
+             x0: torch.Tensor, pre: list, gains: list, grads: GradientStats,
+             kept: dict[int, dict[str, torch.Tensor]] | None = None) -> None:
+    """Back-propagate g_L through every config of a group. Layer L's base matrices are
+    still in hand from the forward pass; the others come from ``kept`` when the forward
+    pass kept them, else they are drawn again from their keyed streams."""
     ref = layout.ref
     g = output_gradient(ref, trials, x0.device).repeat(1, 1, layout.configs)
     grads.layer(ref.depth, trials, g)
@@ -61,7 +64,10 @@ def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
             x_prev = x0[:, :, cols] if layer == 1 else act(pre[layer - 2][:, :, cols])
             grads.weights(layer, trials, pos, *_weight_grad_stats(g_h[:, :, cols], x_prev))
         if ref.weights == "fresh" and layer < ref.depth:
-            layout.draw_weights(mats, layer, trials)
+            if kept is not None:
+                mats = kept.pop(layer)  # and let it go: memory shrinks as the pass goes
+            else:
+                layout.draw_weights(mats, layer, trials)
         # dL/dx_{l-1} = W_l^T g_h = base^T (gain * g_h), gain per trial under LSUV
         for pos, cols in enumerate(layout.columns):
             g_h[:, :, cols] *= gains[layer - 1][:, pos].to(g_h.dtype).view(-1, 1, 1)

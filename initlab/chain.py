@@ -21,6 +21,7 @@ How it computes:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,22 @@ if TYPE_CHECKING:
 
 #: Bytes of weights (one layer, all trials of a chunk) held at once.
 MEMORY_BUDGET = 512 * 2**20
+#: With gradients, the forward pass's weights are kept for the backward pass (instead of
+#: drawn again) when all of a chunk's fit in this fraction of the free memory (the free
+#: GPU memory on CUDA); otherwise they are redrawn and memory stays flat in depth.
+KEEP_FRACTION = 0.25
+
+
+def keep_budget(device: torch.device) -> int:
+    """Bytes the kept weights may take: ``KEEP_FRACTION`` of the free memory (0: unknown)."""
+    try:
+        if device.type == "cuda":
+            free = torch.cuda.mem_get_info(device)[0]
+        else:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return 0
+    return int(KEEP_FRACTION * free)
 
 #: ChainSpec fields a group's configs may differ in; every other field is the group's key.
 PER_CONFIG_FIELDS = ("init", "init_params", "activation", "activation_params", "bias",
@@ -218,6 +235,15 @@ class GroupLayout:
         return {base: torch.empty(len(trials), n, n, dtype=self.ref.torch_dtype,
                                   device=self.device) for base in self.blocks}
 
+    def kept_bytes(self, trials: range) -> int:
+        """What keeping every layer's weights of a chunk would take (0: nothing to keep,
+        e.g. shared weights, which the backward pass reuses anyway)."""
+        if self.ref.weights != "fresh":
+            return 0
+        item = torch.finfo(self.ref.torch_dtype).bits // 8
+        return ((self.ref.depth - 1) * len(self.blocks) * len(trials) * self.ref.width ** 2
+                * item)
+
     def draw_weights(self, mats: dict[str, torch.Tensor], layer: int, trials: range) -> None:
         """Fill the buffers with ``layer``'s base matrices (layer 1's under shared weights)."""
         custom = next((d.fill for d in self.recipes if d.base == "custom"), None)
@@ -248,7 +274,8 @@ class GroupLayout:
 
 
 def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET,
-              progress: Callable[[int], object] | None = None) -> ChainResult:
+              progress: Callable[[int], object] | None = None,
+              keep: int | None = None) -> ChainResult:
     """Run every trial of ``spec`` through the chain and return per-layer statistics.
 
     With ``spec.gradients``, a backward pass follows: ``g_L ~ N(0, I)`` is
@@ -260,11 +287,12 @@ def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET,
     ``progress``, when given, is called with the number of trial-layers done
     after each layer of each chunk, e.g. a progress bar's ``update``.
     """
-    return run_many([spec], budget, progress)[0]
+    return run_many([spec], budget, progress, keep)[0]
 
 
 def run_many(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
-             progress: Callable[[int], object] | None = None) -> list[ChainResult]:
+             progress: Callable[[int], object] | None = None,
+             keep: int | None = None) -> list[ChainResult]:
     """Run several specs, drawing each layer's base matrices once for all that can share them.
 
     Specs with the same ``group_key`` (all settings but scheme and activation)
@@ -277,15 +305,21 @@ def run_many(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
         groups.setdefault(group_key(spec), []).append(i)
     results: list[ChainResult | None] = [None] * len(specs)
     for members in groups.values():
-        done = run_group([specs[i] for i in members], budget, progress)
+        done = run_group([specs[i] for i in members], budget, progress, keep)
         for i, result in zip(members, done, strict=True):
             results[i] = result
     return results
 
 
 def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
-              progress: Callable[[int], object] | None = None) -> list[ChainResult]:
-    """One batched pass over a group of specs with one ``group_key``; results in their order."""
+              progress: Callable[[int], object] | None = None,
+              keep: int | None = None) -> list[ChainResult]:
+    """One batched pass over a group of specs with one ``group_key``; results in their order.
+
+    ``keep``: bytes the forward pass's weights may take to be kept for the backward
+    pass (default ``keep_budget``); a chunk whose weights do not fit redraws them.
+    Kept or redrawn, they are the same numbers (keyed streams).
+    """
     layout = GroupLayout.build(specs, budget)
     ref, k = layout.ref, layout.configs
     stats, hist = LayerStats(k, ref.trials, ref.depth), Histogram(k, ref.depth, ref.dtype)
@@ -293,13 +327,15 @@ def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
     if progress is not None:
         observers.append(Progress(progress, k))
     grads = GradientStats(k, ref.trials, ref.depth) if ref.gradients else None
+    keep = keep_budget(layout.device) if keep is None else keep
     with torch.no_grad():
         for trials in layout.chunks():
             # The weights first: the largest allocation fails before any work is done.
             mats = layout.new_weights(trials)
-            x0, pre, gains = _forward(layout, mats, trials, observers)
+            kept = {} if grads is not None and layout.kept_bytes(trials) <= keep else None
+            x0, pre, gains, mats = _forward(layout, mats, trials, observers, kept)
             if grads is not None:
-                backward(layout, mats, trials, x0, pre, gains, grads)
+                backward(layout, mats, trials, x0, pre, gains, grads, kept)
     results: list[ChainResult | None] = [None] * k
     for pos, index in enumerate(layout.order):
         results[index] = ChainResult(
@@ -320,9 +356,11 @@ def _unit_std(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
-             observers: Sequence[Any]) -> tuple[torch.Tensor, list, list]:
+             observers: Sequence[Any], kept: dict[int, dict] | None = None
+             ) -> tuple[torch.Tensor, list, list, dict[str, torch.Tensor]]:
     """The chain for one chunk of trials, every config at once; each layer goes to the
-    observers. Returns x_0 and, when gradients follow, the pre-activations and gains.
+    observers. Returns x_0, the pre-activations and gains (when gradients follow) and the
+    last layer's weights; ``kept``, when given, receives layers 1..depth-1's weights.
 
     Per-config work is done on the (trials, width, configs, batch) view with one
     broadcast op (scales, biases) or once per run of configs sharing an
@@ -341,6 +379,8 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
     x, pre, gains, bias = x0, [], [], None
     for layer in range(1, ref.depth + 1):
         if layer == 1 or redraw:
+            if kept is not None and layer > 1:  # keep the previous layer's, draw afresh
+                kept[layer - 1], mats = mats, layout.new_weights(trials)
             layout.draw_weights(mats, layer, trials)
             bias = _layer_bias(layout, layer, trials, biased)
         # (scale * W) @ x computed as W @ (scale * x): width*batch products instead of
@@ -363,7 +403,7 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
         if ref.gradients:
             pre.append(h)
             gains.append(gain)
-    return x0, pre, gains
+    return x0, pre, gains, mats
 
 
 def _layer_bias(layout: GroupLayout, layer: int, trials: range,

@@ -202,7 +202,7 @@ def test_backward_pass_redraws_weights_instead_of_keeping_them(monkeypatch):
     monkeypatch.setattr(chain.torch, "empty", counting_empty)
     depth = 50
     result = chain.run_chain(cpu(width=16, depth=depth, trials=2, gradients=True, init="scaled",
-                                 activation="tanh"))
+                                 activation="tanh"), keep=0)  # keep=0: nothing may be kept
     assert [layer for layer, _ in fills] == [*range(1, depth + 1), *range(depth - 1, 0, -1)]
     assert len({i for _, ids in fills for i in ids}) == 1  # the same buffer every time
     assert len(allocated) == 1
@@ -330,3 +330,28 @@ def test_gpu_matches_cpu_statistics():
     # trials differ by less than 4 standard errors of their difference.
     se = 1.2533 * math.sqrt(5 * 50 / 256) / 2 / math.sqrt(64)
     assert abs(med_cpu - med_gpu) < 4 * math.sqrt(2) * se
+
+
+def test_kept_weights_give_the_redrawn_numbers(monkeypatch):
+    """With room to keep them, the forward pass's weights serve the backward pass: each layer
+    is drawn once (depth fills, none going back), and every statistic, gradients included,
+    is exactly what redrawing gives (the same numbers through the same operations)."""
+    import initlab.chain as chain
+
+    spec = cpu(width=16, depth=12, trials=3, batch=2, gradients=True, init="kaiming",
+               activation="tanh", bias="normal")
+    redrawn = chain.run_chain(spec, keep=0)
+    fills = []
+    real_fill = chain.fill_layer_
+
+    def counting_fill(mats, seed, layer, trials, fill=None):
+        fills.append(layer)
+        return real_fill(mats, seed, layer, trials, fill)
+
+    monkeypatch.setattr(chain, "fill_layer_", counting_fill)
+    kept = chain.run_chain(spec, keep=2**40)
+    assert fills == list(range(1, 13))
+    for name in kept.stats:
+        np.testing.assert_array_equal(kept.stats[name], redrawn.stats[name])
+    for name in kept.grads:
+        np.testing.assert_array_equal(kept.grads[name], redrawn.grads[name])
