@@ -2,7 +2,7 @@
 
 The loss is <g_L, x_L> with g_L ~ N(0, I) from its own keyed stream. Each
 layer's weights come from the forward pass when it kept them (they fit in
-``chain.keep_budget``), else they are drawn again from their (seed, layer,
+``layout.keep_budget``), else they are drawn again from their (seed, layer,
 trial) stream (``GroupLayout.draw_weights``), so memory holds one layer's
 weights whatever the depth; the pre-activations come from the forward pass.
 Statistics of dL/dx_l and dL/dW_l go to a ``GradientStats`` observer.
@@ -18,7 +18,7 @@ import torch
 from initlab.draws import output_gradient
 
 if TYPE_CHECKING:
-    from initlab.chain import GroupLayout
+    from initlab.layout import GroupLayout
     from initlab.observers import GradientStats
 
 

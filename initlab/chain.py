@@ -21,7 +21,6 @@ How it computes:
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,9 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from initlab.activations import get_activation
 from initlab.backward import backward
-from initlab.biases import BiasRecipe
 from initlab.draws import (  # noqa: F401  (re-exported: the engine's streams)
     draw_inputs,
     fill_biases_,
@@ -43,6 +40,15 @@ from initlab.draws import (  # noqa: F401  (re-exported: the engine's streams)
     stream_seed,
     weight_seed,
 )
+from initlab.layout import (  # noqa: F401  (re-exported)
+    KEEP_FRACTION,
+    MEMORY_BUDGET,
+    PER_CONFIG_FIELDS,
+    GroupLayout,
+    group_key,
+    keep_budget,
+    trial_chunk,
+)
 from initlab.observers import (  # noqa: F401  (GRAD_STATS re-exported)
     GRAD_STATS,
     GradientStats,
@@ -51,49 +57,10 @@ from initlab.observers import (  # noqa: F401  (GRAD_STATS re-exported)
     Progress,
 )
 from initlab.schemes import WeightRecipe
-from initlab.spec import ChainSpec, resolve_device
+from initlab.spec import ChainSpec
 
 if TYPE_CHECKING:
     import pandas as pd
-
-#: Bytes of weights (one layer, all trials of a chunk) held at once.
-MEMORY_BUDGET = 512 * 2**20
-#: With gradients, the forward pass's weights are kept for the backward pass (instead of
-#: drawn again) when all of a chunk's fit in this fraction of the free memory (the free
-#: GPU memory on CUDA); otherwise they are redrawn and memory stays flat in depth.
-KEEP_FRACTION = 0.25
-
-
-def keep_budget(device: torch.device) -> int:
-    """Bytes the kept weights may take: ``KEEP_FRACTION`` of the free memory (0: unknown)."""
-    try:
-        if device.type == "cuda":
-            free = torch.cuda.mem_get_info(device)[0]
-        else:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError, RuntimeError):
-        return 0
-    return int(KEEP_FRACTION * free)
-
-#: ChainSpec fields a group's configs may differ in; every other field is the group's key.
-PER_CONFIG_FIELDS = ("init", "init_params", "activation", "activation_params", "bias",
-                     "bias_params")
-
-
-def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET, configs: int = 1,
-                matrices: int = 1) -> int:
-    """How many trials run together so that one layer's weights fit in ``budget`` bytes.
-
-    ``configs`` specs share each trial's ``matrices`` weight matrices (``run_many``).
-    """
-    item = torch.finfo(spec.torch_dtype).bits // 8
-    per_trial = matrices * spec.width * spec.width * item
-    columns = configs * spec.width * spec.batch
-    per_trial += 4 * columns * 8  # signal, activation, float64 copy for stats
-    if spec.gradients:  # pre-activations kept for the backward pass
-        per_trial += spec.depth * columns * item
-    return max(1, min(spec.trials, budget // per_trial))
-
 
 @dataclass
 class ChainResult:
@@ -144,133 +111,6 @@ class ChainResult:
     def final(self, name: str) -> np.ndarray:
         """Statistic ``name`` at the last layer, one value per trial."""
         return self.stats[name][:, -1]
-
-
-def group_key(spec: ChainSpec) -> tuple:
-    """Specs with the same key run as one pass (``run_many``): every ChainSpec field but
-    ``PER_CONFIG_FIELDS``. A plug-in scheme draws its own matrices (which may depend on
-    the activation), so its specs share a pass only with identical specs."""
-    key = tuple((f.name, repr(getattr(spec, f.name))) for f in dataclasses.fields(spec)
-                if f.name not in PER_CONFIG_FIELDS)
-    if spec.weight_recipe().base == "custom":
-        key += tuple((name, repr(getattr(spec, name))) for name in PER_CONFIG_FIELDS)
-    return key
-
-
-@dataclass(frozen=True)
-class GroupLayout:
-    """Where each config of a group sits: built once, shared by the forward and backward pass.
-
-    Configs are ordered by base distribution, so the configs sharing a base
-    matrix are one contiguous column block and one ``bmm`` serves them all.
-    Config ``pos`` (``specs[pos]``) owns columns ``columns[pos]`` of the
-    signal ``(trials, width, configs * batch)``.
-    """
-
-    specs: tuple[ChainSpec, ...]
-    #: ``order[pos]``: index of ``specs[pos]`` in the list given to ``build``
-    order: tuple[int, ...]
-    recipes: tuple[WeightRecipe, ...]
-    #: each config's bias recipe (zero: no bias); the bases drawn per layer are ``bias_bases``
-    biases: tuple[BiasRecipe, ...]
-    acts: tuple[Callable[[torch.Tensor], torch.Tensor], ...]
-    columns: tuple[slice, ...]
-    #: (columns, activation) of each run of neighbouring configs with the same activation:
-    #: one call applies it to all of them (a 192-cell phase diagram: one call a layer)
-    act_runs: tuple[tuple[slice, Callable[[torch.Tensor], torch.Tensor]], ...]
-    #: base -> the columns of every config drawing from it (``zero`` has none: no matmul)
-    blocks: dict[str, slice]
-    chunk: int
-    device: torch.device
-
-    @classmethod
-    def build(cls, specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET) -> GroupLayout:
-        keys = {group_key(s) for s in specs}
-        if len(keys) != 1:
-            raise ValueError("specs of one group must differ only in "
-                             f"{', '.join(PER_CONFIG_FIELDS)}")
-        draws = [s.weight_recipe() for s in specs]
-        act_key = [(s.activation, repr(sorted(s.activation_params.items()))) for s in specs]
-        order = tuple(sorted(range(len(specs)), key=lambda k: (draws[k].base, act_key[k])))
-        b = specs[0].batch
-        columns = tuple(slice(pos * b, (pos + 1) * b) for pos in range(len(specs)))
-        acts = tuple(get_activation(specs[k].activation, specs[k].activation_params)
-                     for k in order)
-        runs: list[tuple[slice, Callable]] = []
-        for pos, k in enumerate(order):
-            if runs and act_key[order[pos - 1]] == act_key[k]:
-                runs[-1] = (slice(runs[-1][0].start, columns[pos].stop), runs[-1][1])
-            else:
-                runs.append((columns[pos], acts[pos]))
-        blocks: dict[str, slice] = {}
-        for pos, k in enumerate(order):
-            base = draws[k].base
-            if base != "zero":
-                start = blocks[base].start if base in blocks else columns[pos].start
-                blocks[base] = slice(start, columns[pos].stop)
-        ref = specs[0]
-        chunk = trial_chunk(ref, budget, configs=len(specs), matrices=max(1, len(blocks)))
-        return cls(specs=tuple(specs[k] for k in order), order=order,
-                   recipes=tuple(draws[k] for k in order),
-                   biases=tuple(specs[k].bias_recipe() for k in order),
-                   acts=acts, columns=columns, act_runs=tuple(runs), blocks=blocks, chunk=chunk,
-                   device=resolve_device(ref.device))
-
-    @property
-    def ref(self) -> ChainSpec:
-        """The settings every config shares (width, depth, trials, seed, ...)."""
-        return self.specs[0]
-
-    @property
-    def configs(self) -> int:
-        return len(self.specs)
-
-    def chunks(self) -> list[range]:
-        trials = self.ref.trials
-        return [range(s, min(trials, s + self.chunk)) for s in range(0, trials, self.chunk)]
-
-    def new_weights(self, trials: range) -> dict[str, torch.Tensor]:
-        """One buffer per base matrix for a chunk (refilled layer by layer, never kept)."""
-        n = self.ref.width
-        return {base: torch.empty(len(trials), n, n, dtype=self.ref.torch_dtype,
-                                  device=self.device) for base in self.blocks}
-
-    def kept_bytes(self, trials: range) -> int:
-        """What keeping every layer's weights of a chunk would take (0: nothing to keep,
-        e.g. shared weights, which the backward pass reuses anyway)."""
-        if self.ref.weights != "fresh":
-            return 0
-        item = torch.finfo(self.ref.torch_dtype).bits // 8
-        return ((self.ref.depth - 1) * len(self.blocks) * len(trials) * self.ref.width ** 2
-                * item)
-
-    def draw_weights(self, mats: dict[str, torch.Tensor], layer: int, trials: range) -> None:
-        """Fill the buffers with ``layer``'s base matrices (layer 1's under shared weights)."""
-        custom = next((d.fill for d in self.recipes if d.base == "custom"), None)
-        source = 1 if self.ref.weights == "shared" else layer
-        fill_layer_(mats, self.ref.seed, source, trials, custom)
-
-    @property
-    def bias_bases(self) -> tuple[str, ...]:
-        return tuple(sorted({b.base for b in self.biases} - {"zero"}))
-
-    def draw_biases(self, layer: int, trials: range) -> dict[str, torch.Tensor] | None:
-        """``layer``'s bias bases (len(trials), width) for the configs that have a bias."""
-        if not self.bias_bases:
-            return None
-        vecs = {base: torch.empty(len(trials), self.ref.width, dtype=self.ref.torch_dtype,
-                                  device=self.device) for base in self.bias_bases}
-        fill_biases_(vecs, self.ref.seed, 1 if self.ref.weights == "shared" else layer, trials)
-        return vecs
-
-    def matmul(self, mats: dict[str, torch.Tensor], x: torch.Tensor,
-               transpose: bool = False) -> torch.Tensor:
-        """base @ x (or base^T @ x) block by block; zero where the base is zero."""
-        out = torch.zeros_like(x)
-        for base, block in self.blocks.items():
-            w = mats[base].transpose(1, 2) if transpose else mats[base]
-            out[:, :, block] = torch.bmm(w, x[:, :, block])
-        return out
 
 
 def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET,

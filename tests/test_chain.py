@@ -184,9 +184,10 @@ def test_backward_pass_redraws_weights_instead_of_keeping_them(monkeypatch):
     depth - 1 times going back (the last layer's are still in hand): nothing is kept per
     layer. Every fill goes through the one drawing path, ``initlab.draws.fill_layer_``."""
     import initlab.chain as chain
+    import initlab.layout as layout
 
     fills, allocated = [], []
-    real_fill, real_empty = chain.fill_layer_, torch.empty
+    real_fill, real_empty = layout.fill_layer_, torch.empty
 
     def counting_fill(mats, seed, layer, trials, fill=None):
         fills.append((layer, {id(m) for m in mats.values()}))
@@ -198,7 +199,7 @@ def test_backward_pass_redraws_weights_instead_of_keeping_them(monkeypatch):
             allocated.append(tensor)
         return tensor
 
-    monkeypatch.setattr(chain, "fill_layer_", counting_fill)
+    monkeypatch.setattr(layout, "fill_layer_", counting_fill)
     monkeypatch.setattr(chain.torch, "empty", counting_empty)
     depth = 50
     result = chain.run_chain(cpu(width=16, depth=depth, trials=2, gradients=True, init="scaled",
@@ -337,18 +338,19 @@ def test_kept_weights_give_the_redrawn_numbers(monkeypatch):
     is drawn once (depth fills, none going back), and every statistic, gradients included,
     is exactly what redrawing gives (the same numbers through the same operations)."""
     import initlab.chain as chain
+    import initlab.layout as layout
 
     spec = cpu(width=16, depth=12, trials=3, batch=2, gradients=True, init="kaiming",
                activation="tanh", bias="normal")
     redrawn = chain.run_chain(spec, keep=0)
     fills = []
-    real_fill = chain.fill_layer_
+    real_fill = layout.fill_layer_
 
     def counting_fill(mats, seed, layer, trials, fill=None):
         fills.append(layer)
         return real_fill(mats, seed, layer, trials, fill)
 
-    monkeypatch.setattr(chain, "fill_layer_", counting_fill)
+    monkeypatch.setattr(layout, "fill_layer_", counting_fill)
     kept = chain.run_chain(spec, keep=2**40)
     assert fills == list(range(1, 13))
     for name in kept.stats:
