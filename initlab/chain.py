@@ -228,11 +228,12 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
         # (up to one rounding).
         scaled = (x.view(t, n, k, b) * scales.view(1, 1, k, 1)).view(t, n, k * b)
         h = layout.matmul(mats, scaled)
-        gain = scales.to(torch.float64).expand(t, k).clone()
+        gain = scales.to(torch.float64).expand(t, k).clone() if ref.gradients else None
         for pos in lsuv:  # LSUV: unit std per trial on the batch (of W x, before b)
             cols = layout.columns[pos]
             h[:, :, cols], std = _unit_std(h[:, :, cols])
-            gain[:, pos] /= std
+            if gain is not None:  # the backward pass's effective scale
+                gain[:, pos] /= std
         if bias is not None:
             h.view(t, n, k, b).add_(bias.unsqueeze(-1))
         x = torch.empty_like(h)
@@ -255,7 +256,9 @@ def _layer_bias(layout: GroupLayout, layer: int, trials: range,
     ref = layout.ref
     out = torch.zeros(len(trials), ref.width, layout.configs, dtype=ref.torch_dtype,
                       device=layout.device)
-    for pos in biased:
-        recipe = layout.biases[pos]
-        out[:, :, pos] = recipe.scale * vecs[recipe.base]
+    for base, vec in vecs.items():  # one broadcast per base: each config's scale, 0 if other
+        coef = torch.tensor([r.scale if pos in biased and r.base == base else 0.0
+                             for pos, r in enumerate(layout.biases)],
+                            dtype=ref.torch_dtype, device=layout.device)
+        out.addcmul_(vec.unsqueeze(-1), coef)
     return out

@@ -134,12 +134,15 @@ def test_tanh_ordered_edge_chaotic_at_depth_10_50_100(measured, name):
     for layer in (10, 50, 100):
         med, tol = band(result.stats["corr"], layer, ref[layer], slopes[layer])
         assert abs(med - ref[layer]) < tol, (name, layer, med, ref[layer], tol)
-    # The phases themselves: ordered inputs merge (1 - c_100 < 1e-6), the edge keeps them
-    # apart, the chaotic chain forgets c0 and sits at its c* ~ 0.30 (both measured medians).
+    # The phases themselves, beyond the bands above (which allow corr = 1 at the edge):
+    # ordered inputs merge (theory 1 - c_100 ~ 1e-13; two float32 signals equal up to
+    # rounding have 1 - cos ~ 1e-14: 1e-6 is far from both); at the edge and in chaos they
+    # stay apart by the collapse criterion 1 - corr > 1e-3 (theory: 0.06 and 0.70).
     final = float(np.median(result.stats["corr"][:, -1]))
-    expect = {"ordered": 1 - final < 1e-6, "edge": 0.85 < final < 0.99,
-              "chaotic": 0.15 < final < 0.45}
-    assert expect[name], (name, final)
+    if name == "ordered":
+        assert 1 - final < 1e-6, (name, final)
+    else:
+        assert 1 - final > 1e-3, (name, final)
 
 
 def test_summary_and_figure_carry_the_correlation(measured, tmp_path):
