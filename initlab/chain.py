@@ -15,7 +15,11 @@ How it computes:
 * **Specs that differ only in scheme and activation share a pass**
   (``run_many``): a ``GroupLayout`` puts their columns side by side, each
   layer's base matrices are drawn once for all of them, and observers
-  (``initlab.observers``) reduce every layer as it goes.
+  (``initlab.observers``) reduce every layer as it goes, on the device, and copy
+  to NumPy once per chunk.
+* **Draws without per-trial loops on CUDA**: there the streams are keyed by
+  blocks of trials (``initlab.draws``, blocked mode): one launch per block and
+  layer.
 """
 
 from __future__ import annotations
@@ -167,15 +171,18 @@ def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
     if progress is not None:
         observers.append(Progress(progress, k))
     grads = GradientStats(k, ref.trials, ref.depth) if ref.gradients else None
-    keep = keep_budget(layout.device) if keep is None else keep
+    keep = keep_budget(layout.device, ref.keep_fraction) if keep is None else keep
     with torch.no_grad():
         for trials in layout.chunks():
             # The weights first: the largest allocation fails before any work is done.
             mats = layout.new_weights(trials)
             kept = {} if grads is not None and layout.kept_bytes(trials) <= keep else None
             x0, pre, gains, mats = _forward(layout, mats, trials, observers, kept)
+            for obs in observers:  # the chunk's statistics to NumPy: one copy each
+                obs.finish(trials)
             if grads is not None:
                 backward(layout, mats, trials, x0, pre, gains, grads, kept)
+                grads.finish(trials)
     results: list[ChainResult | None] = [None] * k
     for pos, index in enumerate(layout.order):
         results[index] = ChainResult(
@@ -208,13 +215,13 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
     """
     ref = layout.ref
     t, n, k, b = len(trials), ref.width, layout.configs, ref.batch
-    x0 = draw_inputs(ref, trials, layout.device).repeat(1, 1, k)  # same x_0 for all
+    x0 = draw_inputs(ref, trials, layout.device, layout.mode).repeat(1, 1, k)  # same x_0
     for obs in observers:
         obs.layer(0, trials, x0)
     redraw = ref.weights == "fresh"
     scales = torch.tensor([d.scale for d in layout.recipes], dtype=ref.torch_dtype,
                           device=layout.device)
-    biased = [pos for pos, bias in enumerate(layout.biases) if bias.base != "zero"]
+    coefs = _bias_coefficients(layout)
     lsuv = [pos for pos, draw in enumerate(layout.recipes) if draw.normalize]
     x, pre, gains, bias = x0, [], [], None
     for layer in range(1, ref.depth + 1):
@@ -222,7 +229,7 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
             if kept is not None and layer > 1:  # keep the previous layer's, draw afresh
                 kept[layer - 1], mats = mats, layout.new_weights(trials)
             layout.draw_weights(mats, layer, trials)
-            bias = _layer_bias(layout, layer, trials, biased)
+            bias = _layer_bias(layout, layer, trials, coefs)
         # (scale * W) @ x computed as W @ (scale * x): width*batch products instead of
         # width^2, and the product overflows or underflows where (scale * W) @ x would
         # (up to one rounding).
@@ -247,8 +254,16 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
     return x0, pre, gains, mats
 
 
+def _bias_coefficients(layout: GroupLayout) -> dict[str, torch.Tensor]:
+    """Per bias base, each config's scale (0 for a config on another base), on the device:
+    built once per chunk, not per layer (a host-to-device copy each)."""
+    return {base: torch.tensor([r.scale if r.base == base else 0.0 for r in layout.biases],
+                               dtype=layout.ref.torch_dtype, device=layout.device)
+            for base in layout.bias_bases}
+
+
 def _layer_bias(layout: GroupLayout, layer: int, trials: range,
-                biased: list[int]) -> torch.Tensor | None:
+                coefs: dict[str, torch.Tensor]) -> torch.Tensor | None:
     """Every config's bias for ``layer``, (trials, width, configs); None when none has one."""
     vecs = layout.draw_biases(layer, trials)
     if vecs is None:
@@ -257,8 +272,5 @@ def _layer_bias(layout: GroupLayout, layer: int, trials: range,
     out = torch.zeros(len(trials), ref.width, layout.configs, dtype=ref.torch_dtype,
                       device=layout.device)
     for base, vec in vecs.items():  # one broadcast per base: each config's scale, 0 if other
-        coef = torch.tensor([r.scale if pos in biased and r.base == base else 0.0
-                             for pos, r in enumerate(layout.biases)],
-                            dtype=ref.torch_dtype, device=layout.device)
-        out.addcmul_(vec.unsqueeze(-1), coef)
+        out.addcmul_(vec.unsqueeze(-1), coefs[base])
     return out

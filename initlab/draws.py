@@ -13,13 +13,32 @@ Every base distribution comes from one N(0, 1) draw by ``from_normal_``:
 is the Q of its QR. ``fill_base_`` (one tensor, one generator: ``init_``) and
 ``fill_layer_`` (one layer of the engine, every base of a group, keyed streams)
 both go through it.
+
+Two drawing modes, the same distributions, each with every promise of its own
+(same seed, same numbers; prefixes; shared draws), not the same numbers:
+
+* ``trial`` (CPU): one generator and one ``normal_`` per trial, from the
+  (seed, layer, trial) streams above, trials spread over Python threads.
+* ``blocked`` (CUDA, any accelerator): trials in fixed blocks of ``BLOCK``
+  (block b = trials [b BLOCK, (b + 1) BLOCK)), one generator seeded by the
+  (seed, layer, block) stream and ONE ``normal_`` of shape (BLOCK, ...) per
+  block, so a layer of T trials is ceil(T / BLOCK) launches instead of T (100,000
+  launches at 1000 trials x 100 layers become 1,600). A block is always drawn
+  whole (a block cut by the end of a run or chunk is drawn into a scratch
+  buffer and its rows copied), so a trial's numbers depend only on its block's
+  key, never on the chunk or the trial count: prefixes hold.
+
+``draw_mode(device)`` picks the mode; ``forced_mode`` overrides it (tests run
+the blocked path on CPU with it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -37,6 +56,36 @@ _WEIGHT_STREAM = 0x5EED0F17
 _GRAD_STREAM = 0x6EAD1E57
 _BIAS_STREAM = 0xB1A5B1A5
 _COMMON_INPUT = 1  # second key of the input stream: the shared part of correlated inputs
+_BLOCKED = 0xB10C4ED5  # first key of every blocked-mode stream: apart from every trial stream
+
+#: Trials per block in the blocked mode: one generator and one ``normal_`` launch per block
+#: and layer. 64 makes a launch write 64 x width^2 numbers (64 MB at width 512, float32),
+#: far past a launch's fixed cost, while a run of 100 trials draws at most 28 unused.
+BLOCK = 64
+#: The drawing modes (module docstring): per-trial keyed streams, or blocks of trials.
+MODES = ("trial", "blocked")
+_FORCED_MODE: ContextVar[str | None] = ContextVar("initlab_draw_mode", default=None)
+
+
+def draw_mode(device: Any = "cpu") -> str:
+    """``blocked`` on any device but the CPU (a launch per trial is the cost there), ``trial``
+    on the CPU (threads over trials use every core); ``forced_mode`` overrides both."""
+    forced = _FORCED_MODE.get()
+    if forced is not None:
+        return forced
+    return "trial" if torch.device(device).type == "cpu" else "blocked"
+
+
+@contextmanager
+def forced_mode(mode: str) -> Iterator[None]:
+    """Draw in ``mode`` on every device inside the block (tests of the blocked path on CPU)."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not allowed; allowed: {', '.join(MODES)}")
+    token = _FORCED_MODE.set(mode)
+    try:
+        yield
+    finally:
+        _FORCED_MODE.reset(token)
 
 
 def _splitmix64(z: int) -> int:
@@ -77,6 +126,59 @@ def gradient_seed(seed: int, trial: int) -> int:
 def bias_seed(seed: int, layer: int, trial: int) -> int:
     """Seed of the bias vector b_layer (1-based) in ``trial``."""
     return stream_seed(seed, _BIAS_STREAM, layer, trial)
+
+
+def weight_block_seed(seed: int, layer: int, block: int) -> int:
+    """Seed of the base matrices of ``layer`` for the trials of ``block`` (blocked mode)."""
+    return stream_seed(seed, _BLOCKED, _WEIGHT_STREAM, layer, block)
+
+
+def bias_block_seed(seed: int, layer: int, block: int) -> int:
+    """Seed of the bias vectors of ``layer`` for the trials of ``block`` (blocked mode)."""
+    return stream_seed(seed, _BLOCKED, _BIAS_STREAM, layer, block)
+
+
+def input_block_seed(seed: int, block: int) -> int:
+    """Seed of the inputs x_0 of the trials of ``block`` (blocked mode)."""
+    return stream_seed(seed, _BLOCKED, _INPUT_STREAM, block)
+
+
+def common_input_block_seed(seed: int, block: int) -> int:
+    """Seed of the shared input columns of the trials of ``block`` (blocked mode)."""
+    return stream_seed(seed, _BLOCKED, _INPUT_STREAM, block, _COMMON_INPUT)
+
+
+def gradient_block_seed(seed: int, block: int) -> int:
+    """Seed of the output gradients g_L of the trials of ``block`` (blocked mode)."""
+    return stream_seed(seed, _BLOCKED, _GRAD_STREAM, block)
+
+
+def fill_blocked_(out: torch.Tensor, trials: range, seed_of: Callable[[int], int]) -> None:
+    """N(0, 1) into ``out`` (len(trials), ...), row i for trial ``trials[i]``, block by block.
+
+    Block b is one ``normal_`` of shape (BLOCK, ...) from a generator seeded
+    ``seed_of(b)``: straight into ``out``'s rows when the chunk holds the whole
+    block (a contiguous slice: the very numbers a fresh (BLOCK, ...) tensor gets),
+    else into a scratch block whose rows are copied. Either way trial
+    ``b BLOCK + r`` is row r of block b's draw, whatever ``trials`` is.
+    """
+    if trials.step != 1:
+        raise ValueError(f"trials={trials!r}: blocked draws need consecutive trials")
+    if not trials:
+        return
+    gen = torch.Generator(device=out.device)
+    scratch: torch.Tensor | None = None
+    for block in range(trials.start // BLOCK, (trials.stop - 1) // BLOCK + 1):
+        lo, hi = max(trials.start, block * BLOCK), min(trials.stop, (block + 1) * BLOCK)
+        rows = out[lo - trials.start : hi - trials.start]
+        gen.manual_seed(seed_of(block))
+        if hi - lo == BLOCK and rows.is_contiguous():
+            rows.normal_(generator=gen)
+            continue
+        if scratch is None:
+            scratch = torch.empty(BLOCK, *out.shape[1:], dtype=out.dtype, device=out.device)
+        scratch.normal_(generator=gen)
+        rows.copy_(scratch[lo - block * BLOCK : hi - block * BLOCK])
 
 
 def uniform_from_normal_(tensor: torch.Tensor) -> torch.Tensor:
@@ -128,29 +230,37 @@ def fill_base_(tensor: torch.Tensor, base: str, generator: torch.Generator | Non
 
 
 def fill_layer_(mats: dict[str, torch.Tensor], seed: int, layer: int, trials: range,
-                fill: Callable[..., Any] | None = None) -> None:
+                fill: Callable[..., Any] | None = None, mode: str | None = None) -> None:
     """Draw one layer's base matrices, ``mats[base]`` of shape (len(trials), out, in).
 
-    One N(0, 1) draw per trial from its (seed, layer, trial) stream feeds every
-    base of ``NORMAL_FAMILY`` present; a plug-in (``custom``) fills its own
-    from the same stream; ``constant`` is ones. ``zero`` needs no buffer.
+    One N(0, 1) draw feeds every base of ``NORMAL_FAMILY`` present: per trial
+    from its (seed, layer, trial) stream, or in the blocked ``mode`` per block
+    of trials from its (seed, layer, block) stream (``fill_blocked_``). A plug-in
+    (``custom``) fills its own matrix per trial from the trial's stream in either
+    mode (it takes one matrix and a generator); ``constant`` is ones. ``zero``
+    needs no buffer. ``mode`` None: ``draw_mode`` of the buffers' device.
     """
     if "constant" in mats:
         mats["constant"].fill_(1.0)
     family = [base for base in NORMAL_FAMILY if base in mats]
     if family or "custom" in mats:
         device = next(iter(mats.values())).device
+        blocked = (mode or draw_mode(device)) == "blocked"
+        if family and blocked:
+            fill_blocked_(mats[family[0]], trials, lambda b: weight_block_seed(seed, layer, b))
+        per_trial = family if not blocked else []
 
         def draw(part: range) -> None:  # trials part (positions in the chunk), own generator
             gen = torch.Generator(device=device)
             for i in part:
                 key = weight_seed(seed, layer, trials[i])
-                if family:
-                    mats[family[0]][i].normal_(generator=gen.manual_seed(key))
+                if per_trial:
+                    mats[per_trial[0]][i].normal_(generator=gen.manual_seed(key))
                 if "custom" in mats:
                     fill(mats["custom"][i], gen.manual_seed(key))
 
-        _on_every_core(draw, len(trials), device, custom="custom" in mats)
+        if per_trial or "custom" in mats:
+            _on_every_core(draw, len(trials), device, custom="custom" in mats)
     if family:
         z = mats[family[0]]
         for base in family[1:]:  # derived first, while z is still the normal draw
@@ -185,12 +295,15 @@ def _on_every_core(draw: Callable[[range], None], count: int, device: torch.devi
             done.result()  # re-raise a thread's error here
 
 
-def fill_biases_(vecs: dict[str, torch.Tensor], seed: int, layer: int, trials: range) -> None:
+def fill_biases_(vecs: dict[str, torch.Tensor], seed: int, layer: int, trials: range,
+                 mode: str | None = None) -> None:
     """Draw one layer's bias bases, ``vecs[base]`` of shape (len(trials), width).
 
     As for weights: one N(0, 1) vector per trial from its (seed, layer, trial)
-    bias stream feeds ``normal`` and ``uniform`` (its erf), so every bias scheme
-    scales the same draw (paired comparisons); ``constant`` is ones.
+    bias stream (in the blocked ``mode``: one (BLOCK, width) draw per block from
+    its (seed, layer, block) stream) feeds ``normal`` and ``uniform`` (its erf),
+    so every bias scheme scales the same draw (paired comparisons); ``constant``
+    is ones.
     """
     if "constant" in vecs:
         vecs["constant"].fill_(1.0)
@@ -198,25 +311,30 @@ def fill_biases_(vecs: dict[str, torch.Tensor], seed: int, layer: int, trials: r
     if not family:
         return
     z = vecs[family[0]]
-    gen = torch.Generator(device=z.device)
-    for i, trial in enumerate(trials):
-        z[i].normal_(generator=gen.manual_seed(bias_seed(seed, layer, trial)))
+    if (mode or draw_mode(z.device)) == "blocked":
+        fill_blocked_(z, trials, lambda b: bias_block_seed(seed, layer, b))
+    else:
+        gen = torch.Generator(device=z.device)
+        for i, trial in enumerate(trials):
+            z[i].normal_(generator=gen.manual_seed(bias_seed(seed, layer, trial)))
     for base in family[1:]:
         from_normal_(z, base, out=vecs[base])
     from_normal_(z, family[0])
 
 
-def layer_biases(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu") -> torch.Tensor:
+def layer_biases(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu",
+                 mode: str | None = None) -> torch.Tensor:
     """The biases b_layer (len(trials), width) that the engine adds for ``layer``."""
     recipe = spec.bias_recipe()
     source = 1 if spec.weights == "shared" else layer
     b = torch.zeros(len(trials), spec.width, dtype=spec.torch_dtype, device=device)
     if recipe.base != "zero":
-        fill_biases_({recipe.base: b}, spec.seed, source, trials)
+        fill_biases_({recipe.base: b}, spec.seed, source, trials, mode)
     return b.mul_(recipe.scale)
 
 
-def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu") -> torch.Tensor:
+def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu",
+                  mode: str | None = None) -> torch.Tensor:
     """The weights W_layer (len(trials), width, width) that the engine uses for ``layer``.
 
     Drawn by ``fill_layer_``, then scaled: what the engine multiplies, without
@@ -226,34 +344,44 @@ def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu
     source = 1 if spec.weights == "shared" else layer
     w = torch.zeros(len(trials), spec.width, spec.width, dtype=spec.torch_dtype, device=device)
     if draw.base != "zero":
-        fill_layer_({draw.base: w}, spec.seed, source, trials, draw.fill)
+        fill_layer_({draw.base: w}, spec.seed, source, trials, draw.fill, mode)
     return w.mul_(draw.scale)
 
 
-def _normal_columns(spec: ChainSpec, trials: range, device: Any,
-                    seed_of: Callable[[int, int], int], batch: int | None = None) -> torch.Tensor:
+def _normal_columns(spec: ChainSpec, trials: range, device: Any, mode: str | None,
+                    seeds: tuple[Callable[[int, int], int], Callable[[int, int], int]],
+                    batch: int | None = None) -> torch.Tensor:
+    """N(0, 1) (len(trials), width, batch): per trial from ``seeds[0](seed, trial)``, or in
+    the blocked mode per block from ``seeds[1](seed, block)``."""
     x = torch.empty(len(trials), spec.width, spec.batch if batch is None else batch,
                     dtype=spec.torch_dtype, device=device)
+    per_trial, per_block = seeds
+    if (mode or draw_mode(x.device)) == "blocked":
+        fill_blocked_(x, trials, lambda block: per_block(spec.seed, block))
+        return x
     gen = torch.Generator(device=x.device)
     for i, trial in enumerate(trials):
-        x[i].normal_(generator=gen.manual_seed(seed_of(spec.seed, trial)))
+        x[i].normal_(generator=gen.manual_seed(per_trial(spec.seed, trial)))
     return x
 
 
-def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
+def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu",
+                mode: str | None = None) -> torch.Tensor:
     """Inputs x_0, shape (len(trials), width, batch): N(0, I) columns, or with
     ``spec.input_correlation`` = c0 > 0 ``sqrt(1 - c0) z_b + sqrt(c0) z`` with one
     shared column z per trial (from its own stream), so every unit has variance 1
     and two inputs of a trial have correlation c0. c0 = 0 draws exactly the
     independent inputs of before."""
-    x = _normal_columns(spec, trials, device, input_seed)
+    x = _normal_columns(spec, trials, device, mode, (input_seed, input_block_seed))
     c0 = float(spec.input_correlation)
     if c0 > 0:
-        common = _normal_columns(spec, trials, device, common_input_seed, batch=1)
+        common = _normal_columns(spec, trials, device, mode,
+                                 (common_input_seed, common_input_block_seed), batch=1)
         x.mul_(math.sqrt(1.0 - c0)).add_(common, alpha=math.sqrt(c0))
     return x
 
 
-def output_gradient(spec: ChainSpec, trials: range, device: Any = "cpu") -> torch.Tensor:
+def output_gradient(spec: ChainSpec, trials: range, device: Any = "cpu",
+                    mode: str | None = None) -> torch.Tensor:
     """g_L ~ N(0, I), shape (len(trials), width, batch): the loss is <g_L, x_L>."""
-    return _normal_columns(spec, trials, device, gradient_seed)
+    return _normal_columns(spec, trials, device, mode, (gradient_seed, gradient_block_seed))

@@ -4,6 +4,10 @@
 shared by the forward and backward pass) puts their columns side by side so
 one ``torch.bmm`` per base distribution serves them all; ``trial_chunk`` and
 ``keep_budget`` size the trial chunks and the weights kept for the backward pass.
+
+In the blocked drawing mode (``initlab.draws``: CUDA) chunks are whole blocks of
+``BLOCK`` trials, so no block is drawn twice (its numbers would not change: a
+block cut by a chunk is drawn whole and its rows copied; it would only cost).
 """
 
 from __future__ import annotations
@@ -17,20 +21,25 @@ import torch
 
 from initlab.activations import get_activation
 from initlab.biases import BiasRecipe
-from initlab.draws import fill_biases_, fill_layer_
+from initlab.draws import BLOCK, draw_mode, fill_biases_, fill_layer_
 from initlab.schemes import WeightRecipe
-from initlab.spec import ChainSpec, resolve_device
+from initlab.spec import KEEP_FRACTION, ChainSpec, resolve_device
 
-#: Bytes of weights (one layer, all trials of a chunk) held at once.
+#: Bytes of weights (one layer, all trials of a chunk) held at once (in the blocked mode
+#: at least one block of ``BLOCK`` trials, whatever the budget).
 MEMORY_BUDGET = 512 * 2**20
-#: With gradients, the forward pass's weights are kept for the backward pass (instead of
-#: drawn again) when all of a chunk's fit in this fraction of the free memory (the free
-#: GPU memory on CUDA); otherwise they are redrawn and memory stays flat in depth.
-KEEP_FRACTION = 0.25
 
 
-def keep_budget(device: torch.device) -> int:
-    """Bytes the kept weights may take: ``KEEP_FRACTION`` of the free memory (0: unknown)."""
+def keep_budget(device: torch.device, fraction: float = KEEP_FRACTION) -> int:
+    """Bytes the kept weights may take: ``fraction`` of the free memory (the free GPU memory
+    on CUDA), the spec's ``keep_fraction``; 0 when the free memory is unknown.
+
+    With gradients, the forward pass's weights are kept for the backward pass (instead
+    of drawn again) when all of a chunk's fit in it; otherwise they are redrawn and
+    memory stays flat in depth. Kept or redrawn, the same numbers (keyed streams).
+    """
+    if fraction <= 0:
+        return 0
     try:
         if device.type == "cuda":
             free = torch.cuda.mem_get_info(device)[0]
@@ -38,7 +47,7 @@ def keep_budget(device: torch.device) -> int:
             free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError, RuntimeError):
         return 0
-    return int(KEEP_FRACTION * free)
+    return int(fraction * free)
 
 #: ChainSpec fields a group's configs may differ in; every other field is the group's key.
 PER_CONFIG_FIELDS = ("init", "init_params", "activation", "activation_params", "bias",
@@ -50,6 +59,7 @@ def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET, configs: int = 1,
     """How many trials run together so that one layer's weights fit in ``budget`` bytes.
 
     ``configs`` specs share each trial's ``matrices`` weight matrices (``run_many``).
+    Not rounded to blocks: ``GroupLayout.build`` does that in the blocked mode.
     """
     item = torch.finfo(spec.torch_dtype).bits // 8
     per_trial = matrices * spec.width * spec.width * item
@@ -63,7 +73,11 @@ def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET, configs: int = 1,
 def group_key(spec: ChainSpec) -> tuple:
     """Specs with the same key run as one pass (``run_many``): every ChainSpec field but
     ``PER_CONFIG_FIELDS``. A plug-in scheme draws its own matrices (which may depend on
-    the activation), so its specs share a pass only with identical specs."""
+    the activation), so its specs share a pass only with identical specs.
+
+    ``keep_fraction`` stays in the key although it changes no number: a pass has one
+    budget for kept weights, so specs asking for different ones run apart (merging them
+    would have to pick one; a sweep over it is rare)."""
     key = tuple((f.name, repr(getattr(spec, f.name))) for f in dataclasses.fields(spec)
                 if f.name not in PER_CONFIG_FIELDS)
     if spec.weight_recipe().base == "custom":
@@ -96,6 +110,8 @@ class GroupLayout:
     blocks: dict[str, slice]
     chunk: int
     device: torch.device
+    #: ``initlab.draws`` drawing mode of every draw of the pass (``trial`` | ``blocked``)
+    mode: str = "trial"
 
     @classmethod
     def build(cls, specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET) -> GroupLayout:
@@ -123,12 +139,16 @@ class GroupLayout:
                 start = blocks[base].start if base in blocks else columns[pos].start
                 blocks[base] = slice(start, columns[pos].stop)
         ref = specs[0]
+        device = resolve_device(ref.device)
+        mode = draw_mode(device)
         chunk = trial_chunk(ref, budget, configs=len(specs), matrices=max(1, len(blocks)))
+        if mode == "blocked" and chunk < ref.trials:  # whole blocks: none drawn twice
+            chunk = max(BLOCK, chunk // BLOCK * BLOCK)
         return cls(specs=tuple(specs[k] for k in order), order=order,
                    recipes=tuple(draws[k] for k in order),
                    biases=tuple(specs[k].bias_recipe() for k in order),
                    acts=acts, columns=columns, act_runs=tuple(runs), blocks=blocks, chunk=chunk,
-                   device=resolve_device(ref.device))
+                   device=device, mode=mode)
 
     @property
     def ref(self) -> ChainSpec:
@@ -162,7 +182,7 @@ class GroupLayout:
         """Fill the buffers with ``layer``'s base matrices (layer 1's under shared weights)."""
         custom = next((d.fill for d in self.recipes if d.base == "custom"), None)
         source = 1 if self.ref.weights == "shared" else layer
-        fill_layer_(mats, self.ref.seed, source, trials, custom)
+        fill_layer_(mats, self.ref.seed, source, trials, custom, mode=self.mode)
 
     @property
     def bias_bases(self) -> tuple[str, ...]:
@@ -174,7 +194,8 @@ class GroupLayout:
             return None
         vecs = {base: torch.empty(len(trials), self.ref.width, dtype=self.ref.torch_dtype,
                                   device=self.device) for base in self.bias_bases}
-        fill_biases_(vecs, self.ref.seed, 1 if self.ref.weights == "shared" else layer, trials)
+        fill_biases_(vecs, self.ref.seed, 1 if self.ref.weights == "shared" else layer, trials,
+                     mode=self.mode)
         return vecs
 
     def matmul(self, mats: dict[str, torch.Tensor], x: torch.Tensor,

@@ -22,11 +22,15 @@ DTYPES = ("float32", "float64")
 WEIGHTS = ("fresh", "shared")
 #: Seeds are fed to torch generators, which take a signed 64-bit integer.
 SEED_LIMIT = 2**63
+#: Default ``keep_fraction``: with gradients, the forward pass's weights are kept for the
+#: backward pass when a chunk's fit in this fraction of the free memory. A quarter leaves
+#: room for the rest of the pass and for other processes (a sweep's joblib workers).
+KEEP_FRACTION = 0.25
 #: The spec's fields that are not a scheme or an activation: plain settings, one per
 #: command-line key, in this order in ``describe()`` (the command line's schema
 #: ``initlab.config.Config`` is built from them).
 ENGINE_SETTINGS = ("depth", "width", "trials", "batch", "input_correlation", "seed", "dtype",
-                   "weights", "device", "gradients")
+                   "weights", "device", "gradients", "keep_fraction")
 #: The fields naming a scheme, an activation and a bias scheme with their parameters.
 SCHEME_SETTINGS = ("init", "init_params", "activation", "activation_params", "bias",
                    "bias_params")
@@ -83,6 +87,10 @@ class ChainSpec:
     [0, 1)); ``weights='shared'`` reuses one matrix (and bias) for every layer
     (fast.ai course style) instead of a fresh draw per layer. ``bias`` names a
     scheme of ``initlab.biases`` (``zero``: the seeds' bias-free chain).
+    ``keep_fraction`` in [0, 1]: with gradients, the forward pass's weights are
+    kept for the backward pass when they fit in this fraction of the free memory,
+    else drawn again (0: always drawn again, memory flat in depth); the numbers
+    are the same either way, only time and memory change.
     """
 
     init: str = "kaiming"
@@ -101,6 +109,7 @@ class ChainSpec:
     dtype: str = "float32"
     weights: str = "fresh"
     gradients: bool = True
+    keep_fraction: float = KEEP_FRACTION
 
     def __post_init__(self) -> None:
         if self.init not in SCHEMES:
@@ -128,6 +137,10 @@ class ChainSpec:
         if not isinstance(self.gradients, bool):
             raise SpecError(f"gradients={self.gradients!r} is not allowed; "
                             "gradients must be true or false")
+        f = self.keep_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= 1:
+            raise SpecError(f"keep_fraction={f!r} is not allowed; keep_fraction must be a "
+                            "number with 0 <= keep_fraction <= 1 (0: always redraw)")
         c0 = self.input_correlation
         if isinstance(c0, bool) or not isinstance(c0, (int, float)) or not 0 <= c0 < 1:
             raise SpecError(f"input_correlation={c0!r} is not allowed; input_correlation must "

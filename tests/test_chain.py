@@ -166,7 +166,8 @@ def test_group_key_is_every_setting_but_scheme_and_activation():
     assert group_key(base) == group_key(cpu(init="xavier", init_params={"gain": 2.0},
                                             activation="tanh", width=16, depth=4, trials=2))
     for change in ({"width": 32}, {"depth": 5}, {"trials": 3}, {"batch": 2}, {"seed": 1},
-                   {"dtype": "float64"}, {"weights": "shared"}, {"gradients": True}):
+                   {"dtype": "float64"}, {"weights": "shared"}, {"gradients": True},
+                   {"keep_fraction": 0.5}):  # one budget for kept weights per pass
         other = cpu(**{"init": "kaiming", "width": 16, "depth": 4, "trials": 2, **change})
         assert group_key(other) != group_key(base), change
 
@@ -189,9 +190,9 @@ def test_backward_pass_redraws_weights_instead_of_keeping_them(monkeypatch):
     fills, allocated = [], []
     real_fill, real_empty = layout.fill_layer_, torch.empty
 
-    def counting_fill(mats, seed, layer, trials, fill=None):
+    def counting_fill(mats, seed, layer, trials, fill=None, mode=None):
         fills.append((layer, {id(m) for m in mats.values()}))
-        return real_fill(mats, seed, layer, trials, fill)
+        return real_fill(mats, seed, layer, trials, fill, mode)
 
     def counting_empty(*shape, **kw):
         tensor = real_empty(*shape, **kw)
@@ -346,9 +347,9 @@ def test_kept_weights_give_the_redrawn_numbers(monkeypatch):
     fills = []
     real_fill = layout.fill_layer_
 
-    def counting_fill(mats, seed, layer, trials, fill=None):
+    def counting_fill(mats, seed, layer, trials, fill=None, mode=None):
         fills.append(layer)
-        return real_fill(mats, seed, layer, trials, fill)
+        return real_fill(mats, seed, layer, trials, fill, mode)
 
     monkeypatch.setattr(layout, "fill_layer_", counting_fill)
     kept = chain.run_chain(spec, keep=2**40)

@@ -119,7 +119,7 @@ def test_every_engine_setting_reaches_the_spec():
     """spec_from_config carries each setting: set every one to a non-default value."""
     changed = {"depth": 3, "width": 5, "trials": 2, "batch": 4, "input_correlation": 0.25,
                "seed": 7, "dtype": "float64",
-               "weights": "shared", "device": "cpu", "gradients": False}
+               "weights": "shared", "device": "cpu", "gradients": False, "keep_fraction": 0.5}
     assert set(changed) == set(ENGINE_SETTINGS)  # a new setting must be added here too
     defaults = ChainSpec(trials=16, gradients=True, device="auto")
     assert all(getattr(defaults, k) != v for k, v in changed.items())
