@@ -19,18 +19,39 @@ after ``initlab`` (``"init=normal", "init.std=0.01"``, ``"experiments=..."``).
 They are composed through the same Hydra configs, so thresholds, presets and
 plug-ins behave as on the command line. A failure says what was expected and
 what the chain did: verdict, layer, trial counts and the std there.
+
+The same helpers take a model instead (first argument an ``nn.Module`` or a
+zero-argument factory, second its example inputs) and judge it with the probe
+(``initlab.probe.probe``), over ``trials`` weight draws::
+
+    def test_my_block_stays_stable_under_its_default_init():
+        assert_stable(make_block, (64, 16, 16), trials=8)           # its own init
+        assert_explodes(make_block, (64, 16, 16), init="normal")   # N(0, 1) weights
+        assert_stable(make_net, images, init="kaiming", depth_window=(1, "head"))
+
+``inputs``: a batch-first tensor, a per-sample shape (Gaussian N(0, I) inputs of
+``batch`` samples, ``initlab.probe.gaussian_inputs``) or ``(generator) -> batch``.
+``depth_window``: which layers the verdict judges (``initlab.probe.judge``).
+Keyword arguments are the probe's (``init``, ``bias``, ``trials``, ``seed``,
+``include``, ...) and the thresholds ``explode_std``/``vanish_std`` (the command
+line's defaults). A failure names the model, its init, the module where the
+signal went wrong and the median std there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from initlab import config
 from initlab.chain import ChainResult, run_chain
+from initlab.probe import ProbeResult, gaussian_inputs, probe
+from initlab.probe import judge as J
 from initlab.validate import UsageError, check_args, compose_overrides
-from initlab.verdict import overall, trial_verdicts
+from initlab.verdict import Thresholds, overall, trial_verdicts
 
 __all__ = ["assert_correlation", "assert_explodes", "assert_no_collapse", "assert_stable",
            "assert_vanishes", "chain"]
@@ -67,21 +88,32 @@ def _describe(result: ChainResult, verdict: dict[str, Any]) -> str:
             f"final median std {std[-1]:.3g}")
 
 
-def assert_stable(*overrides: str, **settings: Any) -> ChainResult:
-    """The chain neither explodes nor vanishes (most trials stable)."""
+def assert_stable(*overrides: Any, **settings: Any) -> ChainResult | ProbeResult:
+    """The chain (or a model, see the module docstring) neither explodes nor vanishes
+    (most trials stable)."""
+    if _is_model(overrides):
+        return _model_verdict("stable", None, *overrides, **settings)
     result, verdict = chain(*overrides, **settings)
     if verdict["verdict"] != "stable":
         raise AssertionError(f"expected stable, but {_describe(result, verdict)}")
     return result
 
 
-def assert_vanishes(*overrides: str, by_layer: int | None = None, **settings: Any) -> ChainResult:
-    """The chain vanishes (most trials), at or before ``by_layer`` when given."""
+def assert_vanishes(*overrides: Any, by_layer: int | str | None = None,
+                    **settings: Any) -> ChainResult | ProbeResult:
+    """The chain (or a model) vanishes (most trials), at or before ``by_layer`` when given
+    (for a model: a layer index or a module name)."""
+    if _is_model(overrides):
+        return _model_verdict("vanished", by_layer, *overrides, **settings)
     return _assert_fails("vanished", by_layer, overrides, settings)
 
 
-def assert_explodes(*overrides: str, by_layer: int | None = None, **settings: Any) -> ChainResult:
-    """The chain explodes (most trials), at or before ``by_layer`` when given."""
+def assert_explodes(*overrides: Any, by_layer: int | str | None = None,
+                    **settings: Any) -> ChainResult | ProbeResult:
+    """The chain (or a model) explodes (most trials), at or before ``by_layer`` when given
+    (for a model: a layer index or a module name)."""
+    if _is_model(overrides):
+        return _model_verdict("exploded", by_layer, *overrides, **settings)
     return _assert_fails("exploded", by_layer, overrides, settings)
 
 
@@ -139,15 +171,20 @@ def _describe_corr(result: ChainResult, verdict: dict[str, Any], layer: int, med
             f"{q10:.4g} .. {q90:.4g}{theory}); variance verdict {verdict['verdict']}")
 
 
-def assert_correlation(*overrides: str, at_layer: int | None = None, above: float | None = None,
-                       below: float | None = None, **settings: Any) -> ChainResult:
+def assert_correlation(*overrides: Any, at_layer: int | str | None = None,
+                       above: float | None = None, below: float | None = None,
+                       **settings: Any) -> ChainResult | ProbeResult:
     """The median over trials of ``corr`` (cosine of two inputs' pre-activations) at
     ``at_layer`` (default: the last) lies strictly between ``above`` and ``below``.
 
-    Runs with batch=2, input_correlation=0.5 and gradients=false unless given.
+    Runs with batch=2, input_correlation=0.5 and gradients=false unless given. On a
+    model: ``corr`` of the hooked module's output between the samples of the batch;
+    inputs given as a shape are drawn with batch=2, correlation=0.5 unless given.
     """
     if above is None and below is None:
         raise ValueError("assert_correlation needs above=, below= or both")
+    if _is_model(overrides):
+        return _model_correlation(overrides, settings, at_layer, above, below)
     result, verdict = _corr_chain(overrides, settings)
     layer, med, q10, q90 = _corr_at(result, at_layer)
     ok = (above is None or med > above) and (below is None or med < below)
@@ -159,8 +196,9 @@ def assert_correlation(*overrides: str, at_layer: int | None = None, above: floa
     return result
 
 
-def assert_no_collapse(*overrides: str, at_layer: int | None = None, collapse: float = 1e-3,
-                       decorrelate: float = 0.05, **settings: Any) -> ChainResult:
+def assert_no_collapse(*overrides: Any, at_layer: int | str | None = None,
+                       collapse: float = 1e-3, decorrelate: float = 0.05,
+                       **settings: Any) -> ChainResult | ProbeResult:
     """Two inputs neither collapse nor decorrelate by ``at_layer`` (default: the last).
 
     *Collapsed* (the ordered phase: the chain forgets which input it saw): the median
@@ -169,27 +207,37 @@ def assert_no_collapse(*overrides: str, at_layer: int | None = None, collapse: f
     fixed point c* < 1 of the mean-field correlation map (``initlab.theory.phase_params``;
     c* = 0 where the theory does not apply). A chain whose variance explodes or
     vanishes fails too (its corr means nothing). Runs with batch=2,
-    input_correlation=0.5 and gradients=false unless given.
+    input_correlation=0.5 and gradients=false unless given. On a model (as
+    ``assert_correlation``): c* = 0 (no theory for an arbitrary model), and the
+    variance verdict is taken on ``depth_window``.
     """
+    if _is_model(overrides):
+        return _model_no_collapse(overrides, settings, at_layer, collapse, decorrelate)
     result, verdict = _corr_chain(overrides, settings)
     layer, med, q10, q90 = _corr_at(result, at_layer)
     c_star = _chaotic_c_star(result)
-    problem = None
-    if verdict["verdict"] != "stable":
-        problem = "the variance did not stay stable"
-    elif not np.isfinite(med):
-        problem = "corr is not finite"
-    elif 1 - med < collapse:
-        problem = f"collapsed (1 - corr = {1 - med:.3g} < {collapse:g})"
-    elif c_star is not None and abs(med - c_star) < decorrelate:
-        problem = (f"decorrelated (|corr - c*| = {abs(med - c_star):.3g} < {decorrelate:g}, "
-                   f"c* = {c_star:.4g})")
+    problem = _collapse_problem(verdict, med, c_star, collapse, decorrelate)
     if problem:
         raise AssertionError(
             f"expected two inputs to stay apart but not forget their similarity by layer "
             f"{layer} (1 - corr >= {collapse:g}, |corr - c*| >= {decorrelate:g}), but they "
             f"{problem}: {_describe_corr(result, verdict, layer, med, q10, q90)}")
     return result
+
+
+def _collapse_problem(verdict: dict[str, Any], med: float, c_star: float | None,
+                      collapse: float, decorrelate: float) -> str | None:
+    """Why two inputs did not stay apart (None when they did)."""
+    if verdict["verdict"] != "stable":
+        return "the variance did not stay stable"
+    if not np.isfinite(med):
+        return "corr is not finite"
+    if 1 - med < collapse:
+        return f"collapsed (1 - corr = {1 - med:.3g} < {collapse:g})"
+    if c_star is not None and abs(med - c_star) < decorrelate:
+        return (f"decorrelated (|corr - c*| = {abs(med - c_star):.3g} < {decorrelate:g}, "
+                f"c* = {c_star:.4g})")
+    return None
 
 
 def _chaotic_c_star(result: ChainResult) -> float | None:
@@ -202,3 +250,93 @@ def _chaotic_c_star(result: ChainResult) -> float | None:
         return 0.0
     c_star = phase["c_star"]
     return c_star if c_star is not None and c_star < 1 else None
+
+
+# --- models: the same verdicts through the probe -------------------------------------------
+
+def _is_model(args: tuple) -> bool:
+    """A model call: the first positional argument is not an override string."""
+    return bool(args) and not isinstance(args[0], str)
+
+
+def _inputs(inputs: Any, batch: int, correlation: float):
+    """A tensor or a callable as given; a per-sample shape -> Gaussian inputs."""
+    if isinstance(inputs, torch.Tensor) or callable(inputs):
+        return inputs
+    if (isinstance(inputs, Sequence) and not isinstance(inputs, str) and inputs
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in inputs)):
+        return gaussian_inputs(inputs, batch, correlation=correlation)
+    raise ValueError(f"inputs={inputs!r} is not allowed; pass a batch-first tensor, a "
+                     "per-sample shape such as (3, 32, 32), or a function (generator) -> batch")
+
+
+def _probe_model(model: Any, inputs: Any, *, init: str = "model", init_params: dict | None = None,
+                 bias: str = "model", bias_params: dict | None = None, trials: int = 8,
+                 seed: int = 0, batch: int = 4, correlation: float = 0.0,
+                 gradients: bool = False, include: Sequence[str] | None = None,
+                 exclude: Sequence[str] | None = None, device: Any = None,
+                 depth_window: J.Window = None, explode_std: float = Thresholds.explode_std,
+                 vanish_std: float = Thresholds.vanish_std,
+                 ) -> tuple[ProbeResult, list[int], dict[str, Any]]:
+    """Probe the model (no histogram: the verdicts do not read it) and judge its window."""
+    thresholds = Thresholds(explode_std=explode_std, vanish_std=vanish_std)
+    result = probe(model, _inputs(inputs, batch, correlation), init=init,
+                   init_params=init_params, bias=bias, bias_params=bias_params, trials=trials,
+                   seed=seed, gradients=gradients, include=include, exclude=exclude,
+                   device=device, histogram=False)
+    if result.depth < 1:
+        raise ValueError("the probe hooked no module of this model; name some with include=")
+    layers = J.window_layers(result, depth_window)
+    return result, layers, J.window_verdict(result, layers, thresholds)
+
+
+def _model_verdict(expected: str, by_layer: int | str | None, *args: Any,
+                   **settings: Any) -> ProbeResult:
+    result, layers, verdict = _probe_model(*args, **settings)
+    limit = None if by_layer is None else J.layer_index(result, by_layer, "by_layer", last=True)
+    late = limit is not None and verdict["verdict_layer"] is not None and (
+        verdict["verdict_layer"] > limit)
+    if verdict["verdict"] != expected or late:
+        when = "" if limit is None else f" by layer {limit} '{result.modules[limit]}'"
+        raise AssertionError(f"expected {expected}{when}, but "
+                             f"{J.describe(result, verdict, layers)}")
+    return result
+
+
+def _model_corr(args: tuple, settings: dict, at_layer: int | str | None):
+    """Probe for a correlation (batch 2, correlation 0.5 unless given); the layer and the
+    median and 10-90 % of ``corr`` there."""
+    settings = {"batch": 2, "correlation": 0.5, **settings}
+    result, layers, verdict = _probe_model(*args, **settings)
+    if result.settings["batch"] < 2:
+        raise ValueError(f"batch={result.settings['batch']} is not allowed here; a correlation "
+                         "between inputs needs batch >= 2")
+    layer = layers[-1] if at_layer is None else J.layer_index(result, at_layer, "at_layer")
+    with np.errstate(invalid="ignore"):
+        q10, med, q90 = np.quantile(result.stats["corr"][:, layer], [0.1, 0.5, 0.9])
+    s = result.settings
+    text = (f"{J.model_label(result)}: median corr at layer {layer} '{result.modules[layer]}' "
+            f"({result.module_types[layer]}) {med:.6g} (10-90 % of {s['trials']} trials: "
+            f"{q10:.4g} .. {q90:.4g}; inputs {result.stats['corr'][:, 0].mean():.3g}); "
+            f"variance verdict {verdict['verdict']}")
+    return result, verdict, layer, float(med), text
+
+
+def _model_correlation(args, settings, at_layer, above, below) -> ProbeResult:
+    result, _, layer, med, text = _model_corr(args, settings, at_layer)
+    if not ((above is None or med > above) and (below is None or med < below)):
+        bounds = " and ".join(t for t in (f"above {above:g}" if above is not None else "",
+                                          f"below {below:g}" if below is not None else "") if t)
+        raise AssertionError(f"expected the median corr at layer {layer} {bounds}, but {text}")
+    return result
+
+
+def _model_no_collapse(args, settings, at_layer, collapse, decorrelate) -> ProbeResult:
+    result, verdict, layer, med, text = _model_corr(args, settings, at_layer)
+    problem = _collapse_problem(verdict, med, 0.0, collapse, decorrelate)
+    if problem:
+        raise AssertionError(
+            f"expected two inputs to stay apart but not forget their similarity by layer "
+            f"{layer} (1 - corr >= {collapse:g}, |corr| >= {decorrelate:g}: no theory for a "
+            f"model, c* = 0), but they {problem}: {text}")
+    return result

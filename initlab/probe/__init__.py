@@ -5,7 +5,8 @@
     result.frame()  # one row per (trial, layer), with the module's name and type
 
 Modules: ``core`` (the trial loop), ``record`` (hooks -> statistics),
-``weights`` (per-trial initialization), ``result`` (``ProbeResult``).
+``weights`` (per-trial initialization), ``result`` (``ProbeResult``), ``batched`` (all
+trials at once), ``judge`` (verdicts on a window of layers, for ``initlab.testing``).
 """
 
 from initlab.probe.core import gaussian_inputs, probe

@@ -33,17 +33,27 @@ _RUN_STREAM = 0x0F0E_D00D  # the global generators during a trial's passes (drop
 
 
 def gaussian_inputs(shape: Sequence[int], batch: int = 1, dtype: torch.dtype = torch.float32,
-                    ) -> Callable[[torch.Generator], torch.Tensor]:
+                    correlation: float = 0.0) -> Callable[[torch.Generator], torch.Tensor]:
     """Inputs x ~ N(0, I) of per-sample ``shape``: a callable ``(generator) -> (batch, *shape)``.
 
     Drawn as a (features, batch) matrix and transposed, so for a vector input
     trial t's batch is the chain engine's x_0 of trial t (``draw_inputs``).
+    ``correlation`` = c0 > 0: x_b = sqrt(1 - c0) z_b + sqrt(c0) z with one shared z
+    (drawn after the z_b), so every value has variance 1 and two samples correlation
+    c0, as the chain's ``input_correlation``; c0 = 0 draws exactly the inputs above.
     """
     shape = tuple(int(s) for s in shape)
     features = math.prod(shape)
+    c0 = float(correlation)
+    if not 0 <= c0 < 1:
+        raise ValueError(f"correlation={correlation!r} is not allowed; correlation must be a "
+                         "number with 0 <= correlation < 1")
 
     def make(generator: torch.Generator) -> torch.Tensor:
         z = torch.empty(features, batch).normal_(generator=generator)
+        if c0 > 0:
+            common = torch.empty(features, 1).normal_(generator=generator)
+            z.mul_(math.sqrt(1.0 - c0)).add_(common, alpha=math.sqrt(c0))
         return z.T.reshape(batch, *shape).to(dtype)
 
     return make
