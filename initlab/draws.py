@@ -128,6 +128,12 @@ def bias_seed(seed: int, layer: int, trial: int) -> int:
     return stream_seed(seed, _BIAS_STREAM, layer, trial)
 
 
+def block_chunk(chunk: int, trials: int) -> int:
+    """``chunk`` trials cut to whole blocks (at least one) when the run has more than a chunk,
+    so chunks start on block boundaries and no block is drawn twice."""
+    return chunk if chunk >= trials else max(BLOCK, chunk // BLOCK * BLOCK)
+
+
 def weight_block_seed(seed: int, layer: int, block: int) -> int:
     """Seed of the base matrices of ``layer`` for the trials of ``block`` (blocked mode)."""
     return stream_seed(seed, _BLOCKED, _WEIGHT_STREAM, layer, block)

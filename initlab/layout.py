@@ -21,7 +21,7 @@ import torch
 
 from initlab.activations import get_activation
 from initlab.biases import BiasRecipe
-from initlab.draws import BLOCK, draw_mode, fill_biases_, fill_layer_
+from initlab.draws import block_chunk, draw_mode, fill_biases_, fill_layer_
 from initlab.schemes import WeightRecipe
 from initlab.spec import KEEP_FRACTION, ChainSpec, resolve_device
 
@@ -142,8 +142,8 @@ class GroupLayout:
         device = resolve_device(ref.device)
         mode = draw_mode(device)
         chunk = trial_chunk(ref, budget, configs=len(specs), matrices=max(1, len(blocks)))
-        if mode == "blocked" and chunk < ref.trials:  # whole blocks: none drawn twice
-            chunk = max(BLOCK, chunk // BLOCK * BLOCK)
+        if mode == "blocked":  # whole blocks: none drawn twice
+            chunk = block_chunk(chunk, ref.trials)
         return cls(specs=tuple(specs[k] for k in order), order=order,
                    recipes=tuple(draws[k] for k in order),
                    biases=tuple(specs[k].bias_recipe() for k in order),
