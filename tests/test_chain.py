@@ -358,3 +358,53 @@ def test_kept_weights_give_the_redrawn_numbers(monkeypatch):
         np.testing.assert_array_equal(kept.stats[name], redrawn.stats[name])
     for name in kept.grads:
         np.testing.assert_array_equal(kept.grads[name], redrawn.grads[name])
+
+
+def test_keep_fraction_zero_redraws_and_changes_no_number(monkeypatch):
+    """keep_fraction=0: the backward pass draws every layer again (depth - 1 more fills);
+    the default keeps them here (a few KB of weights fit in a quarter of any free memory).
+    The numbers are the same either way."""
+    import initlab.chain as chain
+    import initlab.layout as layout
+
+    fills = []
+    real_fill = layout.fill_layer_
+
+    def counting_fill(mats, seed, layer, trials, fill=None, mode=None):
+        fills.append(layer)
+        return real_fill(mats, seed, layer, trials, fill, mode)
+
+    monkeypatch.setattr(layout, "fill_layer_", counting_fill)
+    kw = dict(width=16, depth=6, trials=2, gradients=True, init="xavier", activation="tanh")
+    redrawn = chain.run_chain(cpu(keep_fraction=0, **kw))
+    assert fills == [*range(1, 7), *range(5, 0, -1)]
+    fills.clear()
+    kept = chain.run_chain(cpu(**kw))
+    assert fills == list(range(1, 7))
+    for name in kept.grads:
+        np.testing.assert_array_equal(kept.grads[name], redrawn.grads[name])
+    for name in kept.stats:
+        np.testing.assert_array_equal(kept.stats[name], redrawn.stats[name])
+
+
+def test_statistics_are_copied_to_numpy_once_per_chunk_not_per_layer(monkeypatch):
+    """Observers reduce on the device and copy at the end of each chunk: the number of
+    device-to-host copies (``Tensor.cpu``; on CUDA, synchronizations) does not grow with
+    the depth: one per observer holding data (stats, histogram, gradients) per chunk."""
+    copies = []
+    real_cpu = torch.Tensor.cpu
+
+    def counting_cpu(self, *args, **kw):
+        copies.append(tuple(self.shape))
+        return real_cpu(self, *args, **kw)
+
+    monkeypatch.setattr(torch.Tensor, "cpu", counting_cpu)
+    counts = []
+    for depth in (3, 12):
+        copies.clear()
+        spec = cpu(width=16, depth=depth, trials=3, gradients=True)
+        assert len(GroupLayout.build([spec], budget=1).chunks()) == 3
+        result = run_chain(spec, budget=1)
+        counts.append(len(copies))
+        assert np.isfinite(result.grads["grad_x_std"]).all()
+    assert counts == [3 * 3, 3 * 3]

@@ -119,3 +119,16 @@ def test_an_exploding_theory_prints_no_warning(recwarn):
                      gradients=False, device="cpu")
     for_chain(spec, spec.weight_recipe())
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("fraction,allowed", [(0, True), (0.0, True), (0.25, True), (1, True),
+                                              (1.5, False), (-0.1, False), (float("nan"), False),
+                                              (True, False), ("half", False)])
+def test_keep_fraction_is_a_number_in_0_1(fraction, allowed):
+    if allowed:
+        assert ChainSpec(**TINY, keep_fraction=fraction).keep_fraction == fraction
+        return
+    with pytest.raises(SpecError) as info:
+        ChainSpec(**TINY, keep_fraction=fraction)
+    assert str(info.value) == (f"keep_fraction={fraction!r} is not allowed; keep_fraction must "
+                               "be a number with 0 <= keep_fraction <= 1 (0: always redraw)")
