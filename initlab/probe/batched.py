@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from initlab.stats import layer_stats, log_histogram
+from initlab.stats import layer_stats, log_histogram, mean_std
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _FREE = (nn.Flatten, nn.Identity)
@@ -68,8 +68,8 @@ def _reduce(x: torch.Tensor, hist_dtype: str | None) -> tuple[dict, torch.Tensor
 
 def _grad(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per trial mean and std of a (trials, ...) gradient over all its values."""
-    stats = layer_stats(g.detach().reshape(g.shape[0], -1, 1))
-    return stats["mean"][:, 0], stats["std"][:, 0]
+    mean, std = mean_std(g.detach().reshape(g.shape[0], -1, 1))
+    return mean[:, 0], std[:, 0]
 
 
 def run_chunk(template: nn.Sequential, params: list[dict[str, torch.Tensor]],

@@ -113,9 +113,9 @@ def _backward(rec: Recorder, x0: torch.Tensor, out: Any, seed: int, trial: int) 
     g = None if y.dim() == 0 else _output_gradient(y, rec.batch, seed, trial)
     got = torch.autograd.grad(y, leaves + params, grad_outputs=g, allow_unused=True)
     if leaves and got[0] is not None:
-        rec.grads[0] = grad_stats(got[0], rec.batch)
+        rec.grads[0] = grad_stats(got[0])
     wgrads = got[len(leaves):]
-    return {index: grad_stats(wgrads[pos], -1) for index, pos in where.items()
+    return {index: grad_stats(wgrads[pos]) for index, pos in where.items()
             if wgrads[pos] is not None}
 
 

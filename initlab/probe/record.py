@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from initlab.stats import layer_stats, log_histogram
+from initlab.stats import layer_stats, log_histogram, mean_std
 
 
 def first_tensor(value: Any) -> torch.Tensor | None:
@@ -52,10 +52,12 @@ def signal_stats(x: torch.Tensor, batch: int,
     return stats, None if hist_dtype is None else log_histogram(cols, hist_dtype)[0]
 
 
-def grad_stats(g: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std (unbiased, over every value) of a gradient, in float64."""
-    stats = layer_stats(as_columns(g, batch))
-    return stats["mean"][0, 0], stats["std"][0, 0]
+def grad_stats(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std (unbiased, over every value) of a gradient, in float64: ``mean_std``,
+    the two statistics the gradient columns hold (the full ``layer_stats`` of a 512x512
+    weight gradient cost 5x as much, 2/3 of a 20-layer MLP's trial)."""
+    mean, std = mean_std(g.detach().reshape(1, -1, 1))
+    return mean[0, 0], std[0, 0]
 
 
 def _matches(labels: tuple[str, str], patterns: Sequence[str]) -> bool:
@@ -127,4 +129,4 @@ class Recorder:
             x.register_hook(lambda g, i=index: self._grad(i, g))
 
     def _grad(self, index: int, g: torch.Tensor) -> None:
-        self.grads[index] = grad_stats(g, self.batch)
+        self.grads[index] = grad_stats(g)
