@@ -6,6 +6,12 @@ layer's weights come from the forward pass when it kept them (they fit in
 trial) stream (``GroupLayout.draw_weights``), so memory holds one layer's
 weights whatever the depth; the pre-activations come from the forward pass.
 Statistics of dL/dx_l and dL/dW_l go to a ``GradientStats`` observer.
+
+Per layer the work is one matrix product per base distribution (W^T g, the
+cost that matters), one activation and one derivative call per run of configs
+sharing an activation (``layout.act_runs``; closed form for the built-ins,
+``initlab.activations.derivative``, autograd for a plug-in) and one batched
+reduction over all configs for the dL/dW statistics.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from initlab.activations import derivative
 from initlab.draws import output_gradient
 
 if TYPE_CHECKING:
@@ -22,29 +29,72 @@ if TYPE_CHECKING:
     from initlab.observers import GradientStats
 
 
-def _activation_vjp(act: Callable, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """g * act'(h), by autograd (so any activation, a plug-in too, works)."""
-    with torch.enable_grad():
-        hh = h.detach().requires_grad_(True)
-        (out,) = torch.autograd.grad(act(hh), hh, g)
-    return out
+def _autograd_slope(act: Callable) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """act'(h) by autograd, for a plug-in activation (any elementwise function works):
+    the vector-Jacobian product with ones is the diagonal of the Jacobian."""
+
+    def slope(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            hh = h.detach().requires_grad_(True)
+            out = act(hh)
+            (grad,) = torch.autograd.grad(out, hh, torch.ones_like(out))
+        return grad
+
+    return slope
 
 
-def _weight_grad_stats(g_h: torch.Tensor, x_prev: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Mean and std over entries of dL/dW = g_h @ x_prev^T (per trial), without forming it.
+def activation_slopes(layout: GroupLayout) -> list[Callable]:
+    """For each of ``layout.act_runs``: ``d(h, y) = act'(h)`` (y = act(h))."""
+    return [derivative(act) or _autograd_slope(act) for _, act in layout.act_runs]
 
-    sum_ij G_ij = sum_b (1.g_b)(1.x_b) and sum_ij G_ij^2 = sum_bb' (g_b.g_b')(x_b.x_b').
+
+def activate(layout: GroupLayout, h: torch.Tensor) -> torch.Tensor:
+    """act(h) for every config, one call per run of configs sharing an activation."""
+    y = torch.empty_like(h)
+    for cols, act in layout.act_runs:
+        y[:, :, cols] = act(h[:, :, cols])
+    return y
+
+
+def weight_grad_stats(g_h: torch.Tensor, x_prev: torch.Tensor,
+                      configs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std over the entries of dL/dW = g_h x_prev^T per trial and config, without
+    forming it: (trials, width, configs * batch) twice -> (trials, configs) twice, float64.
+
+    With g_b, x_b the batch columns of one config, sum_ij G_ij = sum_b (1.g_b)(1.x_b) and
+    sum_ij G_ij^2 = sum_bb' (g_b.g_b')(x_b.x_b'): two batch x batch Gram matrices per
+    config, one batched product for all configs. Float64 because the squares of a float32
+    signal near 3.4e38 overflow float32, as in ``initlab.stats``.
     """
-    g64, x64 = g_h.to(torch.float64), x_prev.to(torch.float64)
-    n_out, n_in = g64.shape[1], x64.shape[1]
+    trials, n_out, columns = g_h.shape
+    n_in, batch = x_prev.shape[1], columns // configs
+    g4 = g_h.to(torch.float64).view(trials, n_out, configs, batch).permute(0, 2, 3, 1)
+    x4 = x_prev.to(torch.float64).view(trials, n_in, configs, batch).permute(0, 2, 3, 1)
     count = n_out * n_in
-    total = (g64.sum(dim=1) * x64.sum(dim=1)).sum(dim=1)
-    gram_g = torch.bmm(g64.transpose(1, 2), g64)
-    gram_x = torch.bmm(x64.transpose(1, 2), x64)
-    squares = (gram_g * gram_x).sum(dim=(1, 2))
+    total = (g4.sum(dim=3) * x4.sum(dim=3)).sum(dim=2)
+    if batch == 1:  # 1 x 1 Grams: the squared norms
+        squares = g4.square().sum(dim=(2, 3)) * x4.square().sum(dim=(2, 3))
+    else:
+        gram_g = torch.matmul(g4, g4.transpose(2, 3))
+        gram_x = torch.matmul(x4, x4.transpose(2, 3))
+        squares = (gram_g * gram_x).sum(dim=(2, 3))
     mean = total / count
     var = (squares - count * mean**2) / (count - 1)
     return mean, var.clamp_min(0).sqrt()
+
+
+def transposed_matmul(layout: GroupLayout, mats: dict[str, torch.Tensor],
+                      g: torch.Tensor) -> torch.Tensor:
+    """base^T @ g block by block (zero where the base is zero), as (g^T base)^T.
+
+    The same products as ``bmm(base^T, g)``, but with the few columns of g as the rows
+    of a row-major product that streams each matrix once: on CPU for batch 1 that form
+    runs at memory speed, several times faster than the transposed one.
+    """
+    out = torch.zeros_like(g)
+    for base, block in layout.blocks.items():
+        out[:, :, block] = torch.bmm(g[:, :, block].transpose(1, 2), mats[base]).transpose(1, 2)
+    return out
 
 
 def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
@@ -52,24 +102,34 @@ def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
              kept: dict[int, dict[str, torch.Tensor]] | None = None) -> None:
     """Back-propagate g_L through every config of a group. Layer L's base matrices are
     still in hand from the forward pass; the others come from ``kept`` when the forward
-    pass kept them, else they are drawn again from their keyed streams."""
+    pass kept them, else they are drawn again from their keyed streams.
+
+    With h_l the pre-activation, x_l = act(h_l) and W_l = gain_l * base_l:
+    dL/dh_l = dL/dx_l * act'(h_l), dL/dW_l = dL/dh_l x_{l-1}^T,
+    dL/dx_{l-1} = base_l^T (gain_l * dL/dh_l).
+    """
     ref = layout.ref
-    g = output_gradient(ref, trials, x0.device).repeat(1, 1, layout.configs)
+    t, n, k, b = len(trials), ref.width, layout.configs, ref.batch
+    slopes = activation_slopes(layout)
+    g = output_gradient(ref, trials, x0.device).repeat(1, 1, k)
     grads.layer(ref.depth, trials, g)
+    y = activate(layout, pre[-1])  # x_L: the top layer's activation
     for layer in range(ref.depth, 0, -1):
         h = pre[layer - 1]
-        g_h = torch.empty_like(g)
-        for pos, (cols, act) in enumerate(zip(layout.columns, layout.acts, strict=True)):
-            g_h[:, :, cols] = _activation_vjp(act, h[:, :, cols], g[:, :, cols])  # dL/dh_l
-            x_prev = x0[:, :, cols] if layer == 1 else act(pre[layer - 2][:, :, cols])
-            grads.weights(layer, trials, pos, *_weight_grad_stats(g_h[:, :, cols], x_prev))
+        g_h = torch.empty_like(g)  # dL/dh_l
+        for (cols, _), slope in zip(layout.act_runs, slopes, strict=True):
+            g_h[:, :, cols] = g[:, :, cols] * slope(h[:, :, cols], y[:, :, cols])
+        x_prev = x0 if layer == 1 else activate(layout, pre[layer - 2])
+        mean, std = weight_grad_stats(g_h, x_prev, k)
+        for pos in range(k):
+            grads.weights(layer, trials, pos, mean[:, pos], std[:, pos])
         if ref.weights == "fresh" and layer < ref.depth:
             if kept is not None:
                 mats = kept.pop(layer)  # and let it go: memory shrinks as the pass goes
             else:
                 layout.draw_weights(mats, layer, trials)
-        # dL/dx_{l-1} = W_l^T g_h = base^T (gain * g_h), gain per trial under LSUV
-        for pos, cols in enumerate(layout.columns):
-            g_h[:, :, cols] *= gains[layer - 1][:, pos].to(g_h.dtype).view(-1, 1, 1)
-        g = layout.matmul(mats, g_h, transpose=True)
+        # gain per trial and config (LSUV makes it per trial)
+        g_h.view(t, n, k, b).mul_(gains[layer - 1].to(g_h.dtype).view(t, 1, k, 1))
+        g = transposed_matmul(layout, mats, g_h)
         grads.layer(layer - 1, trials, g)
+        y = x_prev
