@@ -62,12 +62,7 @@ def write_job(plan: JobPlan, result: ChainResult, seconds: dict[str, Any]) -> di
     store.write_layers(out_dir, layers_frame(result, curves))
     store.write_histogram(out_dir, result.hist_frame())
     if plan.make_plots:
-        plots.plot_std(result, out_dir / plots.STD_PNG, curves)
-        plots.plot_mean(result, out_dir / plots.MEAN_PNG, curves)
-        if result.grads is not None:
-            plots.plot_grad(result, out_dir / plots.GRAD_PNG, curves)
-        if result.spec.batch >= 2:
-            plots.plot_corr(result, out_dir / plots.CORR_PNG, curves)
+        plots.draw_view(plots.JobView.of(result, curves), out_dir)
     summary = {"status": "ok", **summarize(result, plan.thresholds, plan.reference, curves)}
     engine = seconds["engine"]
     summary["seconds"] = {**seconds, "engine": round(engine, 4),
@@ -189,6 +184,13 @@ def run_jobs(plans: Sequence[JobPlan],
             except Exception as exc:  # e.g. PermissionError, a file in the way
                 summaries[i] = _fail(plans[i], exc, "writing its directory")
     return summaries
+
+
+def wants_plots(setting: Any, sweep: bool) -> bool:
+    """``plots`` = auto | true | false: auto draws a single run's figures, not a sweep's
+    (the sweep's report draws every job; ``initlab-plot`` draws a job's from its files)."""
+    mode = str(setting).lower()
+    return mode == "true" or (mode == "auto" and not sweep)
 
 
 def batch_trial_layers(plans: Sequence[JobPlan]) -> int:

@@ -39,8 +39,8 @@ from initlab import schemes
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).parent / "initlab"
-JOB_FILES = ("layers.csv", "layers.parquet", "summary.json", "histogram.csv", "std_by_layer.png",
-             "mean_by_layer.png")
+JOB_FILES = ("layers.csv", "layers.parquet", "summary.json", "histogram.csv")
+FIGURES = ("std_by_layer.png", "mean_by_layer.png")  # a single run's (plots=auto), not a sweep's
 SUMMARY_KEYS = ("init", "activation", "depth", "width", "trials", "seed", "device", "dtype",
                 "verdict", "verdict_layer", "first_nonfinite_layer", "final_mean", "final_std",
                 "verdict_counts", "settings")
@@ -79,8 +79,7 @@ def test_multirun_job_files(sweep_jobs):
         for name in JOB_FILES:
             path = job / name
             assert path.is_file() and path.stat().st_size > 0, f"missing {path}"
-        for png in ("std_by_layer.png", "mean_by_layer.png"):
-            assert (job / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert not list(job.glob("*.png"))  # plots=auto: a sweep's report draws every job
 
 
 def test_multirun_leaves_no_temp_files(tiny_sweep):
@@ -164,6 +163,21 @@ def test_single_run_lands_under_outputs_runs(tmp_path, monkeypatch, capsys):
     assert tmp_files(tmp_path) == []
 
 
+@pytest.mark.parametrize("args,drawn", [([], True), (["-m", "plots=true"], True),
+                                        (["-m"], False), (["plots=false"], False)])
+def test_plots_auto_draws_a_single_runs_figures_not_a_sweeps(tmp_path, monkeypatch, capsys,
+                                                             args, drawn):
+    monkeypatch.chdir(tmp_path)
+    code, err = main_in_process([*args, "depth=2", f"width={WIDTH}", "trials=1",
+                                 "report=false"], capsys)
+    assert code == 0, err
+    (summary,) = (tmp_path / "outputs").glob("*/*/**/summary.json")
+    for png in FIGURES:
+        path = summary.parent / png
+        assert path.exists() == drawn, path
+        assert not drawn or path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.slow
 def test_same_command_gives_identical_tables(tmp_path):
     """Determinism, through both entry points (the console script and ``python -m``)."""
@@ -224,7 +238,7 @@ BAD_INPUT = {
     "+foo=1": ["+foo", "settings are"],
     "-m thresholds.explode_std=100,1 thresholds.vanish_std=1e-4,10 depth=2 width=8": [
         "vanish_std=10.0", "explode_std=1"],
-    "plots=maybe": ["plots='maybe'", "true or false"],
+    "plots=maybe": ["plots='maybe'", "auto, true, false"],
     "init=xavier init.gain=-1": ["init.gain=-1", "> 0"],
     # Faults found by the adversarial pass (issue 8, section 2).
     "seed=18446744073709551616": ["seed=18446744073709551616", "seed", "2**63"],

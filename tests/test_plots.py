@@ -64,3 +64,56 @@ def test_bands_are_numpys_quantiles_of_the_finite_trials():
         # the same linear interpolation on the same finite values: equal up to an ulp
         np.testing.assert_allclose([med[layer], lo[layer], hi[layer]], ref, rtol=4e-16)
     assert np.isnan([med[2], lo[2], hi[2]]).all()  # every trial overflowed: NaN, no warning
+
+
+def _finished_job(tmp_path, **settings):
+    from initlab.job import run_job
+    from initlab.verdict import Thresholds
+
+    spec = ChainSpec(**{"init": "kaiming", "activation": "relu", "width": 16, "depth": 6,
+                        "trials": 3, "batch": 2, "device": "cpu", **settings})
+    out = tmp_path / "job"
+    run_job(spec, Thresholds(), out, make_plots=False)
+    return spec, out
+
+
+def test_a_jobs_figures_drawn_from_its_files_show_what_the_engine_computed(tmp_path):
+    """initlab-plot draws from layers.parquet + summary.json: the view read back from the
+    files must hold the engine's arrays and theory (Parquet keeps float64 exactly)."""
+    spec, out = _finished_job(tmp_path)
+    result = run_chain(spec)
+    read, held = plots.JobView.read(out), plots.JobView.of(result)
+    assert read.title == held.title and read.batch == held.batch == 2
+    for name in ("mean", "std", "corr", "grad_x_std", "grad_w_std"):
+        np.testing.assert_array_equal(read.stats[name], held.stats[name], err_msg=name)
+    for name in plots.THEORY_COLUMNS:
+        np.testing.assert_array_equal(read.curve(name), held.curve(name), err_msg=name)
+    drawn = plots.job_figures(out)
+    assert [p.name for p in drawn] == [plots.STD_PNG, plots.MEAN_PNG, plots.GRAD_PNG,
+                                       plots.CORR_PNG]
+    assert all(png_size(p)[0] > 300 for p in drawn)
+
+
+def test_a_job_without_theory_says_so_instead_of_drawing_a_line(tmp_path):
+    _, out = _finished_job(tmp_path, init="constant", gradients=False, batch=1)
+    view = plots.JobView.read(out)
+    assert np.isnan(view.curve("std")).all()
+    assert view.no_theory == "no mean-field theory for this scheme"
+    assert [p.name for p in plots.job_figures(out)] == [plots.STD_PNG, plots.MEAN_PNG]
+
+
+def test_initlab_plot_draws_every_finished_job_and_names_each_one_it_cannot(tmp_path, capsys):
+    from initlab.plotcli import main
+
+    _, good = _finished_job(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "summary.json").write_text('{"status": "failed", "error": "x"}')
+    why = f"{broken}: the job did not finish (status 'failed'); nothing to draw"
+    assert main([str(tmp_path)]) == 0  # neither is a job dir itself: the sweep's jobs
+    assert plots.job_dirs(tmp_path) == [broken, good]
+    assert capsys.readouterr().err.splitlines() == [f"initlab-plot: skipped {why}"]
+    assert main([str(good), str(broken)]) == 1  # named by the user: an error
+    assert capsys.readouterr().err.splitlines() == [f"initlab-plot: error: {why}"]
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "no job directory" in capsys.readouterr().err
