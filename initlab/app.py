@@ -50,12 +50,14 @@ def _share_cores(hydra_cfg) -> None:
 @hydra.main(version_base="1.3", config_path=str(paths.conf_dir()), config_name="config")
 def task(cfg: DictConfig) -> dict | None:
     """One Hydra job: build the spec, run it, write the files of the contract."""
-    from initlab.job import log_line, progress_bar, run_job  # pandas, matplotlib
+    from initlab.job import log_line, progress_bar, run_job, wants_plots  # pandas, mpl
     from initlab.summary import fmt
 
     hydra_cfg = HydraConfig.get()
     out_dir = hydra_cfg.runtime.output_dir
     _share_cores(hydra_cfg)
+    if config.is_model(cfg):  # model=conv_chain, simple_cnn, a user's: the probe
+        return _model_task(cfg, hydra_cfg, out_dir)
     try:
         spec = config.spec_from_config(cfg)
         thresholds = config.thresholds_from_config(cfg)
@@ -69,10 +71,11 @@ def task(cfg: DictConfig) -> dict | None:
         _record_failure(out_dir, {**known, "settings": known}, exc)
         return None
     reference = OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference else None
+    plots = wants_plots(cfg.plots, sweep=hydra_cfg.mode == RunMode.MULTIRUN)
     bar = progress_bar(cfg.progress, spec.trials * (spec.depth + 1),
                        f"{spec.init}/{spec.activation}")
     try:
-        summary = run_job(spec, thresholds, out_dir, reference=reference, make_plots=cfg.plots,
+        summary = run_job(spec, thresholds, out_dir, reference=reference, make_plots=plots,
                           progress=bar.update if bar else None)
     except (Exception, SystemExit) as exc:  # recorded for the report; the sweep goes on
         # SystemExit: a plug-in that calls sys.exit fails its job, not the sweep.
@@ -90,6 +93,41 @@ def task(cfg: DictConfig) -> dict | None:
     for row in summary.get("reference", {}).get("rows", []):
         log.info("  %s: seed says %s, measured %s", row["quantity"], fmt(row["seed"]),
                  fmt(row["measured"]))
+    log.info("wrote %s", out_dir)
+    return summary
+
+
+def _model_task(cfg: DictConfig, hydra_cfg, out_dir: str) -> dict | None:
+    """``task`` for a model (``initlab.modeljob``): the same failure rules as a chain job."""
+    from initlab import job
+    from initlab.modeljob import known_settings, run_model_job
+
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        spec = config.model_spec_from_config(cfg)
+        thresholds = config.thresholds_from_config(cfg)
+    except (SpecError, ValueError) as exc:
+        print(f"initlab: error: {exc}", file=sys.stderr)
+        if not sweep:
+            raise SystemExit(2) from None
+        known = known_settings(cfg)
+        _record_failure(out_dir, {**known, "settings": known}, exc)
+        return None
+    reference = OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference else None
+    wants = getattr(job, "wants_plots", None)
+    plots = wants(cfg.plots, sweep=sweep) if wants else bool(cfg.plots)
+    try:
+        summary = run_model_job(spec, thresholds, out_dir, reference=reference,
+                                make_plots=plots)
+    except (Exception, SystemExit) as exc:  # recorded for the report; the sweep goes on
+        _record_failure(out_dir, {**spec.describe(), "settings": spec.describe()}, exc)
+        problem = _problem(exc)
+        if not sweep:
+            print(f"initlab: error: {problem}", file=sys.stderr)
+            raise SystemExit(1) from None
+        log.error("%s (recorded in %s/summary.json)", problem, out_dir)
+        return None
+    log.info(job.log_line(summary))
     log.info("wrote %s", out_dir)
     return summary
 

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from initlab import config, paths
 from initlab.spec import SpecError, resolve_device
 
-GROUPS = ("init", "activation", "bias", "experiments")
+GROUPS = ("init", "activation", "bias", "model", "experiments")
 _SETTINGS = tuple(f.name for f in fields(config.Config))
 PROGRESS = ("auto", "true", "false")
 
@@ -298,10 +298,14 @@ def _check_spec(cfg) -> None:
     if str(cfg.progress).lower() not in PROGRESS:
         allowed = ", ".join(PROGRESS)
         raise UsageError(f"progress={cfg.progress!r} is not allowed; allowed: {allowed}")
+    if str(cfg.plots).lower() not in PROGRESS:
+        allowed = ", ".join(PROGRESS)
+        raise UsageError(f"plots={cfg.plots!r} is not allowed; allowed: {allowed}")
     try:
         spec = config.spec_from_config(cfg)
         config.thresholds_from_config(cfg)
         resolve_device(spec.device)
+        config.check_model(cfg)  # model=...: what applies to it (initlab.modeljob)
     except (SpecError, ValueError) as exc:
         raise UsageError(_one_line(exc)) from None
 

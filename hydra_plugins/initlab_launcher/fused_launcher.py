@@ -75,16 +75,21 @@ def _mark(cfg: DictConfig) -> None:
 
 
 def plan_job(cfg: DictConfig):
-    """The job's ``JobPlan``, or None when its config does not build (the app's task says why)."""
+    """The job's ``JobPlan``, or None when its config does not build (the app's task says why)
+    or runs a model (``model`` not ``chain``: the app's task probes it, ``initlab.modeljob``)."""
     from initlab import config
-    from initlab.job import JobPlan
+
+    if config.is_model(cfg):
+        return None
+    from initlab.job import JobPlan, wants_plots
 
     try:
         spec = config.spec_from_config(cfg)
         thresholds = config.thresholds_from_config(cfg)
         reference = (OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference
                      else None)
-        return JobPlan(spec, thresholds, job_dir(cfg), reference, bool(cfg.plots))
+        return JobPlan(spec, thresholds, job_dir(cfg), reference,
+                       wants_plots(cfg.plots, sweep=True))
     except Exception:  # noqa: BLE001  the app's task reports and records it
         return None
 
@@ -109,9 +114,39 @@ def logging_task(summary: dict[str, Any] | None):
     return task
 
 
+def compose_once(loader) -> None:
+    """Let a job's config be composed once where Hydra composes it twice.
+
+    Hydra's sweeper composes every job's config to validate the batch, then hands the
+    overrides to the launcher, which composes each again (about 0.15 s each: a third of
+    a 15-job sweep's overhead). The config the validation composed is kept and handed,
+    once, to the launcher's call with the same overrides; nothing else changes.
+    """
+    if getattr(loader, "_initlab_compose_once", False):
+        return
+    compose = loader.load_sweep_config
+    kept: dict[tuple[str, ...], DictConfig] = {}
+
+    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        key = tuple(sweep_overrides)
+        if key in kept:
+            return kept.pop(key)
+        cfg = compose(master_config, sweep_overrides)
+        kept[key] = cfg
+        return cfg
+
+    loader.load_sweep_config = load_sweep_config
+    loader._initlab_compose_once = True
+    loader._initlab_kept = kept  # emptied after each batch (``FusedLauncher.launch``)
+
+
 class FusedLauncher(BasicLauncher):
     def __init__(self) -> None:
         super().__init__()
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        compose_once(hydra_context.config_loader)
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -130,6 +165,7 @@ class FusedLauncher(BasicLauncher):
                 cfg.hydra.job.id = idx
                 cfg.hydra.job.num = idx
             configs.append(cfg)
+        getattr(self.hydra_context.config_loader, "_initlab_kept", {}).clear()
         for cfg in configs:
             _mark(cfg)
         written = self._run_planned(configs)

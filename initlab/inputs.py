@@ -1,0 +1,97 @@
+"""A probed model's inputs: Gaussian N(0, I), or real images (scikit-learn's 8x8 digits).
+
+Each is a callable ``(generator) -> (batch, *shape)`` tensor, as ``initlab.probe``
+takes it (trial t's generator is seeded from the run's seed and t).
+
+* ``gaussian``: x ~ N(0, I) per sample (``initlab.probe.gaussian_inputs``); with
+  ``correlation`` c0 > 0, x_b = sqrt(1 - c0) z_b + sqrt(c0) z (one z shared by the
+  trial's batch), so two inputs have cosine c0 in expectation, as the chain's inputs.
+* ``digits``: scikit-learn's 8x8 handwritten digits (``sklearn.datasets.load_digits``,
+  1797 images that ship inside the wheel: no download). Pixels 0..16 are divided by
+  the set's root mean square (7.75), so E[x^2] = 1 over the 8x8 set as for N(0, I)
+  inputs, but **not centred**: the mean is 0.63 and every pixel is >= 0, the point of
+  real inputs (what LSUV and data-dependent init are about). Each image is resized
+  bilinearly (``F.interpolate``, align_corners=False) to the model's height x width
+  (which moves E[x^2] by a few per cent: the theory starts from the measured value),
+  and its one channel is repeated to the model's channels. A trial's batch is drawn
+  without replacement from the 1797 images by the trial's generator.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+INPUTS = ("gaussian", "digits")
+#: pip's words for getting scikit-learn, for the one-line error
+INSTALL = "pip install 'initlab[digits]' (or pip install scikit-learn)"
+
+Make = Callable[[torch.Generator], torch.Tensor]
+
+
+def check(name: str, shape: Sequence[int] | None = None, batch: int = 1) -> None:
+    """ValueError (one line) unless inputs ``name`` can feed a model of per-sample ``shape``."""
+    if name not in INPUTS:
+        raise ValueError(f"inputs={name!r} is not allowed; allowed: {', '.join(INPUTS)}")
+    if name != "digits":
+        return
+    if importlib.util.find_spec("sklearn") is None:
+        raise ValueError(f"inputs=digits needs scikit-learn, which is not installed: {INSTALL}")
+    if shape is not None and len(shape) != 3:
+        raise ValueError(f"inputs=digits needs an image input shape [channels, height, width]; "
+                         f"this model takes {list(shape)}")
+    if batch > 1797:
+        raise ValueError(f"batch={batch} is not allowed with inputs=digits; the set has 1797 "
+                         "images (batch <= 1797)")
+
+
+def gaussian(shape: Sequence[int], batch: int = 1, correlation: float = 0.0,
+             dtype: torch.dtype = torch.float32) -> Make:
+    """x ~ N(0, I) of per-sample ``shape``; pairwise correlation ``correlation`` (the probe's
+    ``gaussian_inputs``: for a vector input, trial t's batch is the chain's x_0 of trial t)."""
+    from initlab.probe import gaussian_inputs
+
+    if correlation:
+        return gaussian_inputs(shape, batch, dtype=dtype, correlation=float(correlation))
+    return gaussian_inputs(shape, batch, dtype=dtype)
+
+
+@lru_cache(maxsize=1)
+def digit_images() -> torch.Tensor:
+    """The 1797 digits as (1797, 1, 8, 8) float32, scaled to E[x^2] = 1 over the set."""
+    from sklearn.datasets import load_digits
+
+    images = torch.as_tensor(load_digits().images, dtype=torch.float64)
+    images = images / images.square().mean().sqrt()
+    return images.to(torch.float32).unsqueeze(1)
+
+
+def digits(shape: Sequence[int], batch: int = 1, dtype: torch.dtype = torch.float32) -> Make:
+    """``batch`` digits per trial, resized bilinearly to ``shape`` = (channels, height, width)."""
+    check("digits", shape, batch)
+    channels, height, width = (int(s) for s in shape)
+    images = digit_images()
+
+    def make(generator: torch.Generator) -> torch.Tensor:
+        pick = torch.randperm(len(images), generator=generator)[:batch]
+        x = F.interpolate(images[pick], size=(height, width), mode="bilinear",
+                          align_corners=False)
+        return x.expand(batch, channels, height, width).contiguous().to(dtype)
+
+    return make
+
+
+def make_inputs(name: str, shape: Sequence[int], batch: int = 1, correlation: float = 0.0,
+                dtype: torch.dtype = torch.float32) -> Make:
+    """The inputs ``name`` (``INPUTS``) for a model of per-sample ``shape``."""
+    check(name, shape, batch)
+    if name == "digits":
+        if correlation:
+            raise ValueError(f"input_correlation={correlation} applies to gaussian inputs only; "
+                             "digits are what they are")
+        return digits(shape, batch, dtype)
+    return gaussian(shape, batch, correlation, dtype)
