@@ -350,3 +350,32 @@ def test_inplace_activation_after_a_hooked_layer_keeps_its_gradient():
     for name in ("grad_x_std", "grad_w_std"):
         np.testing.assert_allclose(b.grads[name], a.grads[name], rtol=1e-12)
     np.testing.assert_allclose(b.stats["std"], a.stats["std"], rtol=1e-12)
+
+
+def test_by_default_a_small_model_runs_batched_on_a_cpu_with_the_loops_numbers():
+    # batched=None picks the path by size (initlab.probe.batched.small); either way the
+    # draws are the same, so the statistics agree up to rounding: a bmm instead of an mm,
+    # per layer relative error <= n eps sqrt(n) (n = 32, as in the pairing test), 5 layers.
+    from initlab.probe import batched as B
+
+    def small_mlp():
+        return nn.Sequential(*[m for _ in range(5) for m in (nn.Linear(32, 32), nn.Tanh())])
+
+    kwargs = dict(init="kaiming", bias="normal", trials=4, seed=2, gradients=True)
+    inputs = gaussian_inputs((32,), 16)
+    auto = probe(small_mlp, inputs, **kwargs)
+    loop = probe(small_mlp, inputs, batched=False, **kwargs)
+    assert (auto.timing["path"], loop.timing["path"]) == ("batched", "loop")
+    rtol = 5 * 32 * EPS32 * math.sqrt(32)
+    for name in ("mean", "std", "rms", "abs_max", "corr"):
+        np.testing.assert_allclose(auto.stats[name], loop.stats[name], rtol=rtol, atol=1e-12)
+    for name in ("grad_x_std", "grad_w_std"):
+        np.testing.assert_allclose(auto.grads[name], loop.grads[name], rtol=rtol)
+    # Past either limit the loop runs: 3 x Linear(300) has 270 k > 2^18 = 262 k weights; a
+    # batch of 2^16 + 1 input values is too many values.
+    assert 3 * 300 * 300 > B.SMALL_PARAMS
+    wide = probe(relu_mlp(3, 300), gaussian_inputs((300,), 2), init="kaiming", trials=1)
+    assert wide.timing["path"] == "loop"
+    many = probe(small_mlp, gaussian_inputs((32,), B.SMALL_VALUES // 32 + 1), trials=1,
+                 gradients=False)
+    assert many.timing["path"] == "loop"

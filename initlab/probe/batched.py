@@ -11,13 +11,19 @@ reduced per trial from the (trials, features, batch) signal, as the chain does.
 Trials are cut into chunks to bound the memory (``budget``): the signals kept for
 the backward pass, or one layer's signal without gradients.
 
-Measured on this project's 2-core CPU (shared, OMP_NUM_THREADS=1, 16 trials, kaiming,
-no histogram; CPU ms per trial, loop / batched): 20 x Linear(512) + ReLU, batch 8:
-49 / 61 forward, 139 / 239 with gradients; conv_chain (16 channels, 199x199, batch 1):
-380 / 562 forward, 1049 / 1587 with gradients; simple_cnn, batch 64: 15 / 14 forward,
-31 / 23 with gradients. So ``probe`` takes this path by default only on CUDA, where
-one launch per layer instead of one per trial and layer is the point (not measured:
-no GPU was lent).
+Measured on this project's 2-core CPU (shared, one torch thread, kaiming, no
+histogram; ms per trial, loop / batched, best of 3; ``benchmarks/probe_bench.py``
+for the large ones): small MLPs (Linear + Tanh, 64 trials) are overhead-bound on
+the loop: width 32 x 5 layers, batch 16: 7.3 / 1.7 forward, 15.7 / 2.6 with
+gradients; 64 x 10, batch 16: 28 / 5.2 and 19 / 5.2; 128 x 10, batch 32: 15 / 7.3
+and 18 / 12; 256 x 10, batch 32: 27 / 15 and 26 / 52. Large ones are not:
+20 x Linear(512) + ReLU, batch 8 (RNG-bound: 5.2 M weights a trial), 1.1-1.9x slower
+batched; conv_chain (16 channels, 199x199, compute- and reduction-bound), 1.3-1.8x
+slower; simple_cnn, batch 64 (200 k signal values a trial), 0.85-1.4x. So ``probe``
+takes this path by default on CUDA, where one launch per layer instead of one per
+trial and layer is the point (not measured: no GPU was lent), and on a CPU when the
+model is ``small``: at most ``SMALL_PARAMS`` parameters and ``SMALL_VALUES`` signal
+values (the input and every hooked output, one trial).
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _FREE = (nn.Flatten, nn.Identity)
 #: Bytes the signals of one chunk may take.
 BUDGET = 1 << 30
+#: A model this small takes the batched path on a CPU too (see the measurements above:
+#: 128 x 10 Linear, 165 k parameters and 45 k values, is faster batched; 256 x 10, 658 k
+#: parameters, is slower with gradients; simple_cnn, 200 k values, is not faster).
+SMALL_PARAMS = 1 << 18
+SMALL_VALUES = 1 << 16
 
 
 def eligible(model: nn.Module) -> bool:
@@ -52,6 +63,25 @@ def eligible(model: nn.Module) -> bool:
                   or type(child).__module__ == "torch.nn.modules.activation"):
             return False
     return True
+
+
+def small(model: nn.Sequential, x0: torch.Tensor, hooked: list[int]) -> bool:
+    """Whether one trial of ``model`` on ``x0`` is small enough that the batched path is
+    the faster one on a CPU: parameters <= ``SMALL_PARAMS`` and values of the input and
+    of the hooked children's outputs <= ``SMALL_VALUES`` (counted by one forward pass
+    without gradients, stopped as soon as the count passes the limit)."""
+    if sum(p.numel() for p in model.parameters()) > SMALL_PARAMS:
+        return False
+    values = x0.numel()
+    x = x0
+    with torch.no_grad():
+        for i, child in enumerate(model):
+            if values > SMALL_VALUES:
+                return False
+            x = child(x)
+            if i in hooked:
+                values += x.numel()
+    return values <= SMALL_VALUES
 
 
 def _columns(x: torch.Tensor) -> torch.Tensor:

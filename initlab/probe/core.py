@@ -168,9 +168,12 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
     model goes (an instance stays where it is); the inputs follow the model.
     ``histogram=False`` skips the log10|x| histogram (``result.hist`` is None): it costs
     more than every other statistic together on a large signal. ``batched``: run all
-    trials of a plain ``nn.Sequential`` at once (``initlab.probe.batched``); None: on
-    CUDA when the model qualifies, False: never (one trial at a time, hooks), True:
-    whenever the model qualifies, else raise.
+    trials of a plain ``nn.Sequential`` at once (``initlab.probe.batched``); None: when
+    the model qualifies, on CUDA, and on a CPU when it is small (``batched.small``: there
+    the per-layer overhead of a trial outweighs its compute), False: never (one trial at
+    a time, hooks), True: whenever the model qualifies, else raise. Both paths draw the
+    same weights, inputs and output gradients: their statistics agree up to rounding
+    (``result.timing["path"]`` says which ran).
     """
     _check(init, init_params, bias, bias_params, trials, seed)
     source = model
@@ -203,10 +206,12 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
         wide = x00.dtype == torch.float64 or any(
             p.dtype == torch.float64 for p in m0.parameters())
         hist_dtype = ("float64" if wide else "float32") if histogram else None
-        # On a CPU the batched path measured no faster (benchmarks in the module docstring
-        # of initlab.probe.batched): by default it runs on CUDA only.
-        wanted = batched if batched is not None else where.type == "cuda"
-        plan = _batched_plan(m0, include, exclude) if wanted else None
+        # By default the batched path runs on CUDA, and on a CPU for small models only,
+        # where it measured faster (initlab.probe.batched.small, benchmarks/probe_bench.py).
+        plan = _batched_plan(m0, include, exclude) if batched is not False else None
+        if (batched is None and plan is not None and where.type != "cuda"
+                and not B.small(m0, x00, plan)):
+            plan = None
         if batched and plan is None:
             raise ValueError("batched=True needs a plain nn.Sequential of Linear/ConvNd layers "
                              "and parameter-free activations; use batched=None or False")
