@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ from initlab.spec import SpecError, resolve_device
 GROUPS = ("init", "activation", "bias", "model", "experiments")
 _SETTINGS = tuple(f.name for f in fields(config.Config))
 PROGRESS = ("auto", "true", "false")
+#: Groups whose options set only their own node: a sweep over several of them is checked
+#: by composing each option once and swapping the nodes, not by composing every combination.
+SEPARABLE = ("init", "activation", "bias")
 
 
 class UsageError(Exception):
@@ -109,21 +113,22 @@ def check_args(argv: list[str]) -> None:
         _check_types(o.key_or_group, values)
 
     # Every combination of swept groups (a scheme with its parameters, say) is
-    # composed once; then every swept scalar value is tried on each.
-    combos = list(itertools.product(*[vals for _, vals in groups]))[:MAX_COMBINATIONS]
+    # checked; then every swept scalar value is tried on each.
     first_scalars = [f"{o.get_key_element()}={_text(vals[0])}" for o, vals in scalars]
     with _composer() as compose_with:
-        for combo in combos:
-            chosen = [
-                f"{o.get_key_element()}={_text(v)}"
-                for (o, _), v in zip(groups, combo, strict=True)
-            ]
+
+        def composed(choice: Sequence[Any]):
+            chosen = [f"{o.get_key_element()}={_text(v)}"
+                      for (o, _), v in zip(groups, choice, strict=True)]
             try:
                 cfg = compose_with([*chosen, *fixed, *first_scalars])
             except Exception as exc:
                 raise UsageError(_tidy(exc, overrides)) from None
             for key, value in unknown:
                 raise UsageError(_no_such_parameter(cfg, key, value))
+            return cfg
+
+        for cfg in _combinations(groups, composed):
             _check_spec(cfg)
             points = itertools.product(*[vals for _, vals in scalars])
             for point in itertools.islice(points, MAX_COMBINATIONS):
@@ -131,6 +136,38 @@ def check_args(argv: list[str]) -> None:
                 for (o, _), v in zip(scalars, point, strict=True):
                     OmegaConf.update(trial, o.key_or_group, v, merge=True)
                 _check_spec(trial)
+
+
+def _combinations(groups: list, composed: Callable[[Sequence[Any]], Any]) -> Iterator[Any]:
+    """The config of every combination of the swept groups' values (up to MAX_COMBINATIONS).
+
+    Each combination is composed, unless every swept group is ``SEPARABLE``: then
+    each value is composed once (the other groups at their first value) and each
+    combination is the first config with the chosen groups' nodes swapped in — the
+    same config for 5 + 3 composes instead of 5 x 3 (about 0.15 s each).
+    """
+    combos = list(itertools.product(*[range(len(vals)) for _, vals in groups]))
+    combos = combos[:MAX_COMBINATIONS]
+    choice = [[vals[i] for (_, vals), i in zip(groups, combo, strict=True)] for combo in combos]
+    keys = [o.key_or_group for o, _ in groups]
+    if len(groups) < 2 or not set(keys) <= set(SEPARABLE) or len(set(keys)) < len(keys):
+        for values in choice:
+            yield composed(values)
+        return
+    firsts = [vals[0] for _, vals in groups]
+    nodes: list[list[Any]] = []
+    base = None
+    for g, (_, vals) in enumerate(groups):
+        nodes.append([])
+        for v in vals:
+            cfg = composed([*firsts[:g], v, *firsts[g + 1:]])
+            base = cfg if base is None else base
+            nodes[g].append(cfg[keys[g]])
+    for combo in combos:
+        cfg = base.copy()
+        for g, i in enumerate(combo):
+            OmegaConf.update(cfg, keys[g], nodes[g][i], merge=False)
+        yield cfg
 
 
 def _unknown_parameter(key: str) -> bool:
