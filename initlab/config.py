@@ -70,7 +70,11 @@ class ModelConfig:
     a user's model is ``_target_`` (an importable function returning an ``nn.Module``,
     called with ``params``) and ``input_shape`` (one sample's shape, batch excluded).
     ``include``/``exclude``: fnmatch patterns naming the modules to hook (default: every
-    leaf module with parameters). ``None``: the model's default. ``initlab.modeljob``.
+    leaf module with parameters; a conv chain hooks its own pairs). ``None``: the model's
+    default. A ``model.*`` setting that the chosen model does not take is ignored, so one
+    sweep can cover several models (``-m model=conv_chain,simple_cnn model.depth=10``);
+    the chain's own width, depth and weights are refused with a model
+    (``model_spec_from_config``). ``initlab.modeljob``.
     """
 
     name: str = "chain"
@@ -226,10 +230,6 @@ def model_spec_from_config(cfg: DictConfig) -> ModelSpec:
             raise SpecError(f"activation={activation} does not apply to a user's model (it "
                             "has its own activations); leave activation out")
         activation, activation_params = "model", {}
-    for key in ("channels", "depth", "size"):
-        if name != "conv_chain" and m.get(key) is not None:
-            raise SpecError(f"model.{key}={m.get(key)} does not apply to model={name}; it is a "
-                            "setting of model=conv_chain")
     spec = ModelSpec(
         model=name, init=chain.init, init_params=dict(chain.init_params), activation=activation,
         activation_params=activation_params, bias=chain.bias, bias_params=dict(chain.bias_params),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -60,12 +61,32 @@ def gaussian(shape: Sequence[int], batch: int = 1, correlation: float = 0.0,
     return gaussian_inputs(shape, batch, dtype=dtype)
 
 
+def _digits_file() -> Path | None:
+    """scikit-learn's own copy of the digits (what ``load_digits`` reads), if present."""
+    spec = importlib.util.find_spec("sklearn")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            return path
+    return None
+
+
 @lru_cache(maxsize=1)
 def digit_images() -> torch.Tensor:
-    """The 1797 digits as (1797, 1, 8, 8) float32, scaled to E[x^2] = 1 over the set."""
-    from sklearn.datasets import load_digits
+    """The 1797 digits as (1797, 1, 8, 8) float32, scaled to E[x^2] = 1 over the set.
 
-    images = torch.as_tensor(load_digits().images, dtype=torch.float64)
+    Read from the wheel's data file (64 pixels and the label per row) without importing
+    scikit-learn, which would import SciPy (seconds); ``load_digits`` when it has moved."""
+    path = _digits_file()
+    if path is not None:
+        import numpy as np
+
+        pixels = np.loadtxt(path, delimiter=",", dtype=np.float64)[:, :64]
+    else:
+        from sklearn.datasets import load_digits
+
+        pixels = load_digits().data
+    images = torch.as_tensor(pixels, dtype=torch.float64).reshape(-1, 8, 8)
     images = images / images.square().mean().sqrt()
     return images.to(torch.float32).unsqueeze(1)
 
