@@ -80,3 +80,40 @@ def test_conv_chain_kaiming_follows_the_finite_width_drift_and_normal_explodes()
     # crossed within a few layers.
     verdict = overall(*trial_verdicts(normal.stats, Thresholds()))
     assert verdict["verdict"] == "exploded" and verdict["verdict_layer"] <= 6
+
+
+def test_conv_gains_use_torchs_conv_fan_in():
+    """sigma_w2 = fan_in * Var(W) with fan_in = C * 9 (torch's, for a Conv2d). The reference
+    is torch itself: nn.Conv2d's own default draw (kaiming_uniform_(a=sqrt(5)): Var = 1 /
+    (3 fan_in)) over 64 * 64 * 9 = 36,864 weights; a uniform's sample variance has relative
+    standard error sqrt(0.8 / n) = 0.47 %, so 5 standard errors is 2.3 %."""
+    from initlab.theory.conv import conv_gains
+
+    assert conv_gains("kaiming", {}, "zero", {}, 16) == pytest.approx((2.0, 0.0))
+    assert conv_gains("xavier", {}, "zero", {}, 16) == pytest.approx((1.0, 0.0))
+    assert conv_gains("normal", {"std": 0.1}, "zero", {}, 4) == pytest.approx((36 * 0.01, 0.0))
+    assert conv_gains("constant", {}, "zero", {}, 4) is None  # not zero-mean: no theory
+    sigma_w2, sigma_b2 = conv_gains("torch_default", {}, "torch_default", {}, 64)
+    torch.manual_seed(0)
+    conv = nn.Conv2d(64, 64, 3)
+    measured = conv.weight.detach().double().var().item() * 64 * 9
+    assert measured == pytest.approx(sigma_w2, rel=0.023)
+    assert sigma_w2 == pytest.approx(1 / 3)
+    assert sigma_b2 == pytest.approx(1 / (3 * 64 * 9))  # U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+
+
+def test_model_spec_builds_in_its_dtype_and_describes_its_settings():
+    from initlab.models import ModelSpec
+
+    spec = ModelSpec(model="conv_chain", init="kaiming", activation="tanh", bias="zero",
+                     trials=2, batch=1, seed=0, device="cpu", dtype="float64", gradients=False,
+                     channels=3, depth=2, size=7)
+    model = spec.factory()()
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert [m.bias for m in model if isinstance(m, nn.Conv2d)] == [None, None]  # bias=zero
+    assert spec.shape() == (3, 7, 7)
+    described = spec.describe(depth=2, width=3)
+    assert {k: described[k] for k in ("model", "model_channels", "model_size", "activation",
+                                      "depth", "width")} == {
+        "model": "conv_chain", "model_channels": 3, "model_size": 7, "activation": "tanh",
+        "depth": 2, "width": 3}
