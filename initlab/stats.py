@@ -9,6 +9,8 @@ still has a finite std; NaN and inf in the signal are recorded, never raised.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 #: statistic -> meaning; the columns of the tidy per-layer table, in order.
@@ -48,11 +50,11 @@ def batch_cosine(x: torch.Tensor, groups: int = 1) -> torch.Tensor:
 def mean_std(x: torch.Tensor, groups: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """``layer_stats``' mean and std alone (the backward pass's per-layer need)."""
     trials, width, columns = x.shape
-    flat = (x.to(torch.float64).reshape(trials, width, groups, columns // groups)
-            .permute(0, 2, 1, 3).reshape(trials, groups, -1))
-    std = (flat.std(dim=2, correction=1) if flat.shape[2] > 1
-           else torch.full(flat.shape[:2], float("nan"), dtype=torch.float64, device=x.device))
-    return flat.mean(dim=2), std
+    x4 = x.to(torch.float64).reshape(trials, width, groups, columns // groups)
+    mean = x4.mean(dim=(1, 3))
+    if width * (columns // groups) > 1:
+        return mean, x4.std(dim=(1, 3), correction=1)
+    return mean, torch.full_like(mean, float("nan"))
 
 
 def layer_stats(x: torch.Tensor, groups: int = 1,
@@ -63,24 +65,31 @@ def layer_stats(x: torch.Tensor, groups: int = 1,
     columns each (``initlab.chain.run_many``); every statistic is taken per
     trial and group. ``corr`` is taken on ``pre`` (the layer's pre-activation,
     same shape) when given, else on ``x``.
+
+    Few passes over the signal, each reducing over (width, batch) of the
+    (trials, width, groups, batch) view, since each is a parallel region on CPU
+    (costly when the cores are shared): mean, std,
+    rms = |x|_2 / sqrt(N), abs_max = |x|_inf (NaN if any value is NaN),
+    ``finite`` read off abs_max (finite exactly when no value is NaN or inf),
+    ``zero_frac`` = 1 - nonzeros / N, and the std over units of each column.
     """
     trials, width, columns = x.shape
     batch = columns // groups
+    count = width * batch
     x4 = x.to(torch.float64).reshape(trials, width, groups, batch)
-    flat = x4.permute(0, 2, 1, 3).reshape(trials, groups, width * batch)
-    mean = flat.mean(dim=2)
-    if width * batch > 1:
-        std = flat.std(dim=2, correction=1)
-    else:
-        std = torch.full_like(mean, float("nan"))
+    dims = (1, 3)
+    mean = x4.mean(dim=dims)  # a sum: exact cancellation where std_mean's running mean is not
+    std = (x4.std(dim=dims, correction=1) if count > 1
+           else torch.full_like(mean, float("nan")))
+    abs_max = torch.linalg.vector_norm(x4, ord=float("inf"), dim=dims)
     return {
         "mean": mean,
         "std": std,
         "unit_std": x4.std(dim=1, correction=1).mean(dim=2),
-        "rms": flat.square().mean(dim=2).sqrt(),
-        "zero_frac": (flat == 0).to(torch.float64).mean(dim=2),
-        "abs_max": flat.abs().amax(dim=2),
-        "finite": torch.isfinite(flat).all(dim=2),
+        "rms": torch.linalg.vector_norm(x4, dim=dims) / math.sqrt(count),
+        "zero_frac": (count - torch.count_nonzero(x4, dim=dims)).to(torch.float64) / count,
+        "abs_max": abs_max,
+        "finite": torch.isfinite(abs_max),
         "corr": batch_cosine(x if pre is None else pre, groups),
     }
 
@@ -97,6 +106,14 @@ def hist_edges(dtype: str) -> torch.Tensor:
     return torch.arange(lo, hi + HIST_STEP / 2, HIST_STEP, dtype=torch.float64)
 
 
+def _covers(dtype: str, values: torch.dtype) -> bool:
+    """Whether ``HIST_RANGE[dtype]`` holds log10|x| of every finite nonzero ``values`` number,
+    from the smallest subnormal (tiny * eps) to the largest."""
+    lo, hi = HIST_RANGE[dtype]
+    info = torch.finfo(values)
+    return lo <= math.log10(info.tiny * info.eps) and math.log10(info.max) < hi
+
+
 def log_histogram(x: torch.Tensor, dtype: str, groups: int = 1) -> torch.Tensor:
     """Counts over all trials of one layer, per group: (groups, 2 + bins) holding
     ``[zeros, non-finite, bin_0, ..., bin_k]``.
@@ -105,17 +122,24 @@ def log_histogram(x: torch.Tensor, dtype: str, groups: int = 1) -> torch.Tensor:
     layer and every job line up. Exact zeros and non-finite values get their
     own counts, since log10|x| has no place for them. One ``bincount`` serves
     every group.
+
+    The bin of a finite nonzero x is floor((log10|x| - lo) / step), clamped to
+    the range; log10 maps 0 to -inf and keeps inf and NaN, so one ``nan_to_num``
+    sends zeros to index 0 and non-finite values to index 1 (no per-element
+    branch, few passes: each pass over the signal is a parallel region on CPU).
     """
     trials, width, columns = x.shape
     lo, hi = HIST_RANGE[dtype]
     bins = round((hi - lo) / HIST_STEP)
-    values = x.to(torch.float64)
-    finite = torch.isfinite(values)
-    zero = values == 0
-    logs = values.abs().log10().nan_to_num(nan=lo, posinf=hi, neginf=lo)
-    index = ((logs.clamp(lo, hi) - lo) / HIST_STEP).floor().clamp(0, bins - 1).to(torch.int64) + 2
-    index = torch.where(zero, 0, torch.where(finite, index, 1))
-    group = (torch.arange(columns, device=x.device) // (columns // groups)).view(1, 1, -1)
-    code = (group * (bins + 2) + index).reshape(-1)
+    logs = torch.abs(x).to(torch.float64).log10_()  # abs first: never x itself in place
+    if not _covers(dtype, x.dtype):  # finite values beyond the range go to the end bins
+        logs = torch.where(torch.isfinite(logs), logs.clamp(lo, hi), logs)
+    # (log10|x| - lo) / step >= 0 for finite x: its floor is the truncation to int64
+    index = (logs.sub_(lo).div_(HIST_STEP)
+             .nan_to_num_(nan=-1.0, posinf=-1.0, neginf=-2.0).clamp_(max=bins - 1))
+    # + 2 past the zero and non-finite counts, + each column's group block of codes
+    offset = (torch.arange(columns, device=x.device, dtype=torch.float64)
+              // (columns // groups)) * (bins + 2) + 2
+    code = index.add_(offset.view(1, 1, -1)).to(torch.int64).reshape(-1)
     counts = torch.bincount(code, minlength=groups * (bins + 2))
     return counts.view(groups, bins + 2)
