@@ -285,3 +285,27 @@ def test_digits_feed_a_conv_chain_with_theory_from_the_measured_inputs(capsys, t
     x0 = frame[frame.layer == 0]
     assert first["theory_corr"].iloc[0] == pytest.approx(x0["corr"].mean(), rel=1e-9)
     assert np.isfinite(first["theory_std"]).all()
+
+
+def test_ctrl_c_in_a_model_job_stops_with_one_line_and_status_130(capsys, tmp_path,
+                                                                  monkeypatch):
+    (tmp_path / "m1_interrupted_model.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+        class Interrupted(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+
+            def forward(self, x):
+                raise KeyboardInterrupt
+
+        def make():
+            return Interrupted()
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, err = main_in_process(["model._target_=m1_interrupted_model.make",
+                                 "model.input_shape=[4]", "trials=1", *QUIET], capsys)
+    assert code == 130
+    assert one_line(err).startswith("initlab: interrupted; 0 of 1 job finished; results: ")
+    sys.modules.pop("m1_interrupted_model", None)
