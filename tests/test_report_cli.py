@@ -109,15 +109,27 @@ def test_console_script_bad_directory_is_one_line(tmp_path):
 # ---------------------------------------------------------------- real sweeps
 
 
+def _plan_of(path: Path) -> list | None:
+    from omegaconf import OmegaConf
+
+    from initlab.report.load import planned_overrides
+
+    try:
+        return planned_overrides(OmegaConf.load(path))
+    except Exception:  # noqa: BLE001  still being written
+        return None
+
+
 def test_killed_sweep_lists_every_planned_job(tmp_path):
-    """SIGKILL as soon as Hydra has written multirun.yaml: the report knows all 6 jobs."""
+    """SIGKILL as soon as Hydra has written multirun.yaml (whole: Hydra writes it in place,
+    so the test waits until it reads back as a plan): the report knows all 6 jobs."""
     args = [sys.executable, "-m", "initlab", "-m", "init=scaled,kaiming,xavier",
             "activation=tanh,relu", "report=false", *SIZE]
     proc = subprocess.Popen(args, cwd=tmp_path, env=clean_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     try:
-        while not list(tmp_path.glob("outputs/multiruns/*/multirun.yaml")):
+        while not any(_plan_of(p) for p in tmp_path.glob("outputs/multiruns/*/multirun.yaml")):
             assert proc.poll() is None, "the sweep ended before it could be killed"
             assert time.monotonic() < deadline, "no multirun.yaml after 120 s"
             time.sleep(0.02)

@@ -191,3 +191,19 @@ def test_a_failed_jobs_settings_come_from_its_overrides(sweep_copy, tmp_path):
     assert "Swept: init.std (0.5, 2.0)." in md and "Swept: init (" not in md
     assert "Fixed: init=normal, activation=relu" in md and "report=" not in md
     assert "| init.std | verdict |" in md
+
+
+def test_a_multirun_yaml_cut_short_as_hydra_wrote_it_is_no_plan():
+    """Hydra writes multirun.yaml in place; read before it is whole, it has no
+    hydra.overrides.task, and must not pass for a one-job sweep without overrides."""
+    from omegaconf import OmegaConf
+
+    from initlab.report.load import planned_overrides
+
+    whole = OmegaConf.create({"hydra": {"sweeper": {"params": None},
+                                        "overrides": {"task": ["init=scaled,kaiming"]}}})
+    assert planned_overrides(whole) == [["init=scaled"], ["init=kaiming"]]
+    cut = OmegaConf.create({"hydra": {"run": {"dir": "x"}}})
+    assert planned_overrides(cut) is None
+    alone = OmegaConf.create({"hydra": {"overrides": {"task": []}}})  # initlab -m, no overrides
+    assert planned_overrides(alone) == [[]]

@@ -30,8 +30,14 @@ LINEAR = ("mean", "corr")  # stats drawn on a linear-ish axis (0 and negatives a
 
 
 def save(fig: Figure, path: Path) -> Path:
-    """PNG with no timestamp or version in it, so a rerun gives the same bytes."""
-    fig.savefig(path, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    """PNG with no timestamp or version in it, so a rerun gives the same bytes.
+
+    A figure with a layout engine (constrained, tight) already fits its labels: it is
+    saved as laid out, drawn once. Only a figure without one gets the tight bounding
+    box, which costs a second full draw (half of a report's time went there).
+    """
+    tight = "tight" if fig.get_layout_engine() is None else None
+    fig.savefig(path, format="png", dpi=100, bbox_inches=tight, metadata={"Software": None})
     return path
 
 
@@ -174,7 +180,7 @@ def color_dim(job: JobRecord) -> Figure:
         else:
             idx = min(nbins - 1, max(0, round((row.log10_lo - lo) / step)))
             grid[1 + idx, row.layer] += row.count
-    fig = Figure(figsize=(8, 4.8))
+    fig = Figure(figsize=(8, 4.8), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(np.log1p(grid), origin="lower", aspect="auto", cmap="viridis",
                       extent=(-0.5, depth + 0.5, -0.5, nbins + 1.5), interpolation="nearest")

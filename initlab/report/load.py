@@ -164,14 +164,17 @@ def planned_jobs(directory: Path) -> list[list[str]] | None:
 def planned_overrides(cfg) -> list[list[str]] | None:
     """Every job's overrides of a sweep config (``multirun.yaml``, or the live config a
     Hydra callback gets), in Hydra's job order; None for a sweep the basic sweeper rejects
-    or a config it cannot read."""
+    or a config it cannot read (one cut short as Hydra wrote it: no ``hydra.overrides.task``)."""
     try:
         from hydra.core.override_parser.overrides_parser import OverridesParser
         from omegaconf import OmegaConf
 
+        task = OmegaConf.select(cfg, "hydra.overrides.task")
+        if task is None:  # written in part (Hydra does not write it whole): no plan known
+            return None
         params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
         lines = [f"{k}={v}" for k, v in params.items()]
-        lines += [str(o) for o in OmegaConf.select(cfg, "hydra.overrides.task") or []]
+        lines += [str(o) for o in task]
         choices: dict[str, list[str]] = {}  # a later override of a key replaces it in place
         for o in OverridesParser.create().parse_overrides(lines):
             key = o.get_key_element()

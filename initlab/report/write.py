@@ -19,7 +19,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from initlab import store
-from initlab.report import document, figures, phase, render
+from initlab.report import document, figures, parallel, phase, render
 from initlab.report.load import JobRecord, ReportError, ReportIOError, find_jobs
 from initlab.report.phase_figure import phase_diagram
 from initlab.report.tables import Summary, tabulate
@@ -91,13 +91,10 @@ def _draw(table: Summary, folder: Path, job: str | None,
     """Draw the figures; returns {key: file}, notes on those not drawn, the lines' note."""
     drawn: dict[str, str] = {}
     notes: list[str] = []
+    tasks: list[parallel.Task] = []
 
     def draw(key: str, make: Callable[[], Figure]) -> None:
-        try:
-            figures.save(make(), folder / FIGURES[key])
-            drawn[key] = FIGURES[key]
-        except Exception as exc:  # one odd file must not cost the whole report
-            notes.append(f"{FIGURES[key]} could not be drawn: {type(exc).__name__}: {exc}")
+        tasks.append((key, make, folder / FIGURES[key]))
 
     chosen = choose_job(table, job)  # a bad --job fails before anything is drawn
     ok = table.ok
@@ -118,6 +115,11 @@ def _draw(table: Summary, folder: Path, job: str | None,
         draw("grad", lambda: figures.by_layer(table, "grad_x_std", with_grads, note))
     if chosen is not None:
         draw("color_dim", lambda: figures.color_dim(chosen))
+    for (key, _, _), error in zip(tasks, parallel.draw_all(tasks), strict=True):
+        if error is None:  # one odd figure must not cost the whole report
+            drawn[key] = FIGURES[key]
+        else:
+            notes.append(f"{FIGURES[key]} could not be drawn: {error}")
     return drawn, notes, note
 
 
