@@ -68,13 +68,16 @@ def weight_grad_stats(g_h: torch.Tensor, x_prev: torch.Tensor,
     """
     trials, n_out, columns = g_h.shape
     n_in, batch = x_prev.shape[1], columns // configs
-    g4 = g_h.to(torch.float64).view(trials, n_out, configs, batch).permute(0, 2, 3, 1)
-    x4 = x_prev.to(torch.float64).view(trials, n_in, configs, batch).permute(0, 2, 3, 1)
     count = n_out * n_in
-    total = (g4.sum(dim=3) * x4.sum(dim=3)).sum(dim=2)
-    if batch == 1:  # 1 x 1 Grams: the squared norms
-        squares = g4.square().sum(dim=(2, 3)) * x4.square().sum(dim=(2, 3))
+    f64 = torch.float64
+    if batch == 1:  # 1 x 1 Grams: the squared norms; sums accumulated in float64
+        total = g_h.sum(dim=1, dtype=f64) * x_prev.sum(dim=1, dtype=f64)
+        squares = (torch.linalg.vector_norm(g_h, dim=1, dtype=f64).square()
+                   * torch.linalg.vector_norm(x_prev, dim=1, dtype=f64).square())
     else:
+        g4 = g_h.to(f64).view(trials, n_out, configs, batch).permute(0, 2, 3, 1)
+        x4 = x_prev.to(f64).view(trials, n_in, configs, batch).permute(0, 2, 3, 1)
+        total = (g4.sum(dim=3) * x4.sum(dim=3)).sum(dim=2)
         gram_g = torch.matmul(g4, g4.transpose(2, 3))
         gram_x = torch.matmul(x4, x4.transpose(2, 3))
         squares = (gram_g * gram_x).sum(dim=(2, 3))
@@ -118,7 +121,7 @@ def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
         h = pre[layer - 1]
         g_h = torch.empty_like(g)  # dL/dh_l
         for (cols, _), slope in zip(layout.act_runs, slopes, strict=True):
-            g_h[:, :, cols] = g[:, :, cols] * slope(h[:, :, cols], y[:, :, cols])
+            torch.mul(g[:, :, cols], slope(h[:, :, cols], y[:, :, cols]), out=g_h[:, :, cols])
         x_prev = x0 if layer == 1 else activate(layout, pre[layer - 2])
         mean, std = weight_grad_stats(g_h, x_prev, k)
         for pos in range(k):
