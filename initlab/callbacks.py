@@ -10,6 +10,7 @@ needs nothing but the directory.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ class ReportCallback(Callback):
             return
         from initlab.report import ReportError, write_report
 
+        start = time.perf_counter()
         try:
             out = write_report(Path(directory))
-            log.info("report: %s", out / "report.html")
+            log.info("report: %s (%.2f s)", out / "report.html", time.perf_counter() - start)
         except ReportError as exc:
             log.warning("no report: %s", exc)
         except Exception as exc:  # a report must never cost the results

@@ -18,6 +18,7 @@ its own. Hydra looks for launchers in ``hydra_plugins``.
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,12 +170,17 @@ class FusedLauncher(BasicLauncher):
         for cfg in configs:
             _mark(cfg)
         written = self._run_planned(configs)
+        start = time.perf_counter()
         runs = []
         for cfg, (planned, summary) in zip(configs, written, strict=True):
             task = logging_task(summary) if planned else self.task_function
             runs.append(self._hydra_job(cfg, task, already_failed=planned and (
                 summary is None or summary.get("status") != "ok")))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        unplanned = sum(not planned for planned, _ in written)
+        log.info(f"Hydra's job bookkeeping: {time.perf_counter() - start:.2f} s for "
+                 f"{len(configs)} jobs" + (f" ({unplanned} run by the app's task)"
+                                           if unplanned else ""))
         return runs
 
     def _run_planned(self, configs: list) -> list:
@@ -190,11 +196,18 @@ class FusedLauncher(BasicLauncher):
                  f"{'es' if passes != 1 else ''}")
         bar = progress_bar(configs[0].get("progress", "auto"), batch_trial_layers(batch),
                            "fused sweep")
+        start = time.perf_counter()
         try:
-            summaries = iter(run_jobs(batch, progress=bar.update if bar else None))
+            done = run_jobs(batch, progress=bar.update if bar else None)
         finally:
             if bar is not None:
                 bar.close()
+        seconds = time.perf_counter() - start
+        files = sum(s["seconds"]["total"] - s["seconds"]["engine"] for s in done
+                    if s.get("status") == "ok")
+        log.info(f"Ran {len(batch)} jobs in {seconds:.2f} s: engine {seconds - files:.2f} s, "
+                 f"job files {files:.2f} s")
+        summaries = iter(done)
         return [(p is not None, next(summaries) if p is not None else None) for p in plans]
 
     def _hydra_job(self, cfg: DictConfig, task, already_failed: bool) -> JobReturn:
