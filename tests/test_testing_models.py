@@ -49,6 +49,10 @@ def test_a_kaiming_relu_mlp_is_stable_in_three_lines():
     result = assert_stable(lambda: chain_of(128, 20, nn.ReLU), (128,), init="kaiming")
     assert result.depth == 20 and result.module_types[1:] == ["Linear"] * 20
     assert 0.3 < np.median(result.final("std")) < 3
+    model = chain_of(128, 20, nn.ReLU)  # an instance: redrawn per trial, then given back
+    before = model[0].weight.detach().clone()
+    assert_stable(model, torch.randn(4, 128), init="kaiming")
+    assert torch.equal(model[0].weight, before)
 
 
 def test_a_linear_chain_explodes_exactly_where_the_closed_form_says():
