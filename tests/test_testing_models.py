@@ -192,5 +192,9 @@ def test_inputs_and_windows_are_checked_in_one_line():
         assert_stable(make, (8,), depth_window=slice(5, None))
     with pytest.raises(ValueError, match=r"batch=1 is not allowed here"):
         assert_correlation(make, (8,), batch=1, above=0)
+    with pytest.raises(ValueError, match=r"^batch=0 is not allowed; batch must be an integer"):
+        assert_stable(make, (8,), batch=0)
+    with pytest.raises(ValueError, match=r"^correlation=1\.0 is not allowed"):
+        assert_correlation(make, (8,), correlation=1.0, above=0)
     x = torch.randn(4, 8)  # a tensor: the same batch every trial
     assert assert_stable(make, x, init="orthogonal", trials=2).settings["batch"] == 4

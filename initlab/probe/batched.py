@@ -23,7 +23,10 @@ slower; simple_cnn, batch 64 (200 k signal values a trial), 0.85-1.4x. So ``prob
 takes this path by default on CUDA, where one launch per layer instead of one per
 trial and layer is the point (not measured: no GPU was lent), and on a CPU when the
 model is ``small``: at most ``SMALL_PARAMS`` parameters and ``SMALL_VALUES`` signal
-values (the input and every hooked output, one trial).
+values (the input and every hooked output, one trial). Such a model's sizes are known
+before it runs, so its first chunk holds every trial that fits, not one: 5 x Linear(32)
++ Tanh, batch 16, runs in 0.25 (forward) / 0.19 (gradients) of the loop's time at 16
+trials and 0.9 / 0.6 at 2 trials (``probe_bench.py --models mlp_5x32``).
 """
 
 from __future__ import annotations

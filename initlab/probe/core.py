@@ -10,6 +10,7 @@ passed in gets its parameters and buffers back as they were.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +43,11 @@ def gaussian_inputs(shape: Sequence[int], batch: int = 1, dtype: torch.dtype = t
     (drawn after the z_b), so every value has variance 1 and two samples correlation
     c0, as the chain's ``input_correlation``; c0 = 0 draws exactly the inputs above.
     """
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch={batch!r} is not allowed; batch must be an integer >= 1")
     shape = tuple(int(s) for s in shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"shape={shape!r} is not allowed; a per-sample shape has sizes >= 1")
     features = math.prod(shape)
     c0 = float(correlation)
     if not 0 <= c0 < 1:
@@ -209,13 +214,17 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
         # By default the batched path runs on CUDA, and on a CPU for small models only,
         # where it measured faster (initlab.probe.batched.small, benchmarks/probe_bench.py).
         plan = _batched_plan(m0, include, exclude) if batched is not False else None
-        if (batched is None and plan is not None and where.type != "cuda"
-                and not B.small(m0, x00, plan)):
-            plan = None
+        first = 1  # the first chunk measures the signals' sizes, unless they are known
+        if batched is None and plan is not None and where.type != "cuda":
+            if B.small(m0, x00, plan):  # all signals of a trial <= SMALL_VALUES values
+                first = B.chunk_size(trials, [B.SMALL_VALUES * x00.element_size()], gradients)
+            else:
+                plan = None
         if batched and plan is None:
             raise ValueError("batched=True needs a plain nn.Sequential of Linear/ConvNd layers "
                              "and parameter-free activations; use batched=None or False")
-        run = _run_batched if plan is not None else _run_loop
+        run = (functools.partial(_run_batched, first=first) if plan is not None
+               else _run_loop)
         tables, types, shapes = run(model, m0, x00, batch_of, plan, prep, trials=trials,
                                     seed=seed, gradients=gradients, include=include,
                                     exclude=exclude, hist_dtype=hist_dtype)
@@ -299,10 +308,10 @@ def _batched_plan(m: nn.Module, include, exclude) -> list[int] | None:
 
 
 def _run_batched(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradients, include,
-                 exclude, hist_dtype):
+                 exclude, hist_dtype, first=1):
     where, batch = x00.device, x00.shape[0]
     tables = _Tables([(str(i), 0) for i in plan], trials, gradients, None)
-    start, chunk = 0, 1  # the first chunk (one trial) measures the signals' sizes
+    start, chunk = 0, first  # the first chunk's signals give the sizes of the next ones
     while start < trials:
         rows = range(start, min(trials, start + chunk))
         params = [{n: p.new_empty((len(rows), *p.shape)) for n, p in c.named_parameters()}
