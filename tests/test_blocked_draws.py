@@ -315,3 +315,22 @@ def test_cuda_blocked_draws_are_standard_normal():
     assert math.sqrt(n) * d < 2.7
     assert abs(values.mean().item()) < 5 / math.sqrt(n)
     assert abs(values.var().item() - 1) < 5 * math.sqrt(2 / n)
+
+
+def test_the_gpu_benchmark_runs_blocked_on_cuda_and_measures_nothing_without():
+    """benchmarks/gpu_bench.py (called by bench.py): [] without CUDA; on CUDA one row per
+    trial count, drawn blocked, every statistic finite, chunks of whole blocks."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_bench.py"
+    spec = importlib.util.spec_from_file_location("gpu_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.gpu_trials_per_second((70,), depth=3, width=16, budget=1)
+    if not torch.cuda.is_available():
+        assert rows == []
+        return
+    (row,) = rows
+    assert (row["mode"], row["chunk"], row["chunks"], row["finite"]) == ("blocked", 64, 2, True)
+    assert row["trials_per_s"] > 0 and row["peak_gpu_mb"] > 0
