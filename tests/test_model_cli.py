@@ -9,6 +9,7 @@ few seconds.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import textwrap
@@ -304,8 +305,11 @@ def test_ctrl_c_in_a_model_job_stops_with_one_line_and_status_130(capsys, tmp_pa
             return Interrupted()
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    code, err = main_in_process(["model._target_=m1_interrupted_model.make",
-                                 "model.input_shape=[4]", "trials=1", *QUIET], capsys)
+    try:
+        code, err = main_in_process(["model._target_=m1_interrupted_model.make",
+                                     "model.input_shape=[4]", "trials=1", *QUIET], capsys)
+    finally:
+        logging.disable(logging.NOTSET)  # the interrupt handler silences logging process-wide
     assert code == 130
     assert one_line(err).startswith("initlab: interrupted; 0 of 1 job finished; results: ")
     sys.modules.pop("m1_interrupted_model", None)
