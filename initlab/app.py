@@ -127,7 +127,7 @@ def _model_task(cfg: DictConfig, hydra_cfg, out_dir: str) -> dict | None:
             raise SystemExit(1) from None
         log.error("%s (recorded in %s/summary.json)", problem, out_dir)
         return None
-    log.info(job.log_line(summary))
+    log.info("model=%s %s", summary["model"], job.log_line(summary))
     log.info("wrote %s", out_dir)
     return summary
 
