@@ -322,7 +322,8 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_matches_cpu_statistics():
-    """Different RNG streams on the GPU: compare distributions, not numbers."""
+    """Different RNG streams on the GPU (blocks of trials keyed (seed, layer, block), CUDA's
+    generator; the CPU draws per trial): compare distributions, not numbers."""
     kw = dict(init="kaiming", activation="relu", width=256, depth=50, trials=64, gradients=False)
     cpu_run = run_chain(ChainSpec(device="cpu", **kw))
     gpu_run = run_chain(ChainSpec(device="cuda", **kw))
