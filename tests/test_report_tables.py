@@ -94,3 +94,22 @@ def test_summary_frame_of_the_tiny_sweep_matches_each_summary_json(tiny_sweep):
     # the file the callback wrote in the sweep's own process is this frame
     written = pd.read_csv(tiny_sweep / "report" / "summary.csv")
     pd.testing.assert_frame_equal(written, pd.read_csv(io.StringIO(frame.to_csv(index=False))))
+
+
+def test_a_model_sweep_has_the_model_as_an_axis_not_the_depth_and_width_it_implies():
+    """initlab -m model=chain,conv_chain,simple_cnn init=kaiming,torch_default: each model
+    brings its own layer count and widest layer, which are shown per job, not swept."""
+    jobs = []
+    for model, depth, width in (("conv_chain", 99, 16), ("simple_cnn", 5, 64), (None, 100, 512)):
+        for init in ("kaiming", "torch_default"):
+            extra = {} if model is None else {"model": model}  # chain jobs name no model
+            jobs.append(_job(f"{len(jobs)}", init=init, activation="relu", depth=depth,
+                             width=width, trials=3, **extra))
+    table = tabulate(jobs)
+    assert table.axes == ["model", "init"]
+    assert table.values["model"] == ["conv_chain", "simple_cnn", "chain"]
+    assert "depth" not in table.fixed and "width" not in table.fixed
+    assert list(table.frame["depth"]) == [99, 99, 5, 5, 100, 100]
+    md = _markdown(jobs)
+    assert "Swept: model (conv_chain, simple_cnn, chain); init (kaiming, torch_default)." in md
+    assert "| job | model | init | depth | width | verdict |" in md

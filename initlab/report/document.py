@@ -133,7 +133,8 @@ def seed_table(table: Summary) -> Section:
 
 def jobs_table(table: Summary) -> Section:
     frame = table.frame
-    cols = [c for c in ["job", *table.axes, *JOB_COLUMNS] if c in frame.columns]
+    derived = ["depth", "width"] if "model" in table.axes else []  # each model's own
+    cols = [c for c in ["job", *table.axes, *derived, *JOB_COLUMNS] if c in frame.columns]
     shown = frame[cols].astype(object).where(frame[cols].notna(), None)
     if "verdict_layer" in shown:
         shown["verdict_layer"] = ["—" if v is None else str(int(v))

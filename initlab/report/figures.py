@@ -96,16 +96,23 @@ def heatmap(table: Summary) -> Figure:
     return fig
 
 
+def by_layer_panels(table: Summary) -> list[str]:
+    """The axes the by-layer figures draw a panel for: a swept model (models have their own
+    layers: one panel each) and a swept activation; the other axes are lines."""
+    return [a for a in ("model", "activation") if a in table.axes]
+
+
 def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
              note: str = "") -> Figure:
-    """Median and 10-90 % band of ``stat`` per layer; a line per setting, a panel per activation.
+    """Median and 10-90 % band of ``stat`` per layer; a line per setting, a panel per
+    activation (and per model, when models are swept).
 
     ``jobs`` (default: every finished one) are the lines drawn; ``note`` says which when
     they are a selection, under the title."""
     from initlab.plots import bands
 
     ok = [j for j in (table.ok if jobs is None else jobs) if j.layers is not None]
-    panels = ["activation"] if "activation" in table.axes else []
+    panels = by_layer_panels(table)
     lines = [a for a in table.axes if a not in panels]
     keys = panel_keys(table, panels)
     ncols = min(3, len(keys))
@@ -116,6 +123,7 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
     colors = matplotlib.colormaps["tab10" if len(line_keys) <= 10 else "tab20"]
     for n, key in enumerate(keys):
         ax = axs[n // ncols][n % ncols]
+        theory_drawn = False
         for job in ok:
             if not in_panel(table, job, panels, key):
                 continue
@@ -137,6 +145,11 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
                 if stat not in LINEAR:
                     curve = np.where(curve > 0, curve, np.nan)
                 ax.plot(np.arange(len(curve)), curve, color=color, lw=0.9, ls="--")
+                theory_drawn = theory_drawn or bool(np.isfinite(curve).any())
+        if not theory_drawn:  # say so rather than leave the reader looking for a dashed line
+            model = dict(zip(panels, key, strict=True)).get("model", table.fixed.get("model"))
+            ax.plot([], [], " ", label=f"no theory line for model {model}" if model not in
+                    (None, "chain", "conv_chain") else "no mean-field theory here")
         if stat == "corr":
             ax.axhline(1, color="k", lw=0.5)
         elif stat != "mean":

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Settings families: the name plus its ``<family>_<param>`` keys.
-FAMILIES = ("init", "activation", "bias")
+#: Settings families: the name plus its ``<family>_<param>`` keys. ``model`` (a model job's
+#: ``model_channels``, ...; chain jobs have none) comes first: a swept model is the first axis.
+FAMILIES = ("model", "init", "activation", "bias")
+#: Settings a model other than the chain derives from itself (its layer count, its widest
+#: layer): shown per job, never an axis of their own.
+DERIVED = ("depth", "width")
 #: Plain settings, in the order they are preferred as axes; unknown ones follow, sorted.
 PLAIN = ("depth", "width", "dtype", "weights", "gradients", "trials", "batch", "input_correlation",
          "seed", "device")

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from initlab.report.load import JobRecord
-from initlab.report.settings import FAMILIES, PLAIN, label, params
+from initlab.report.settings import DERIVED, FAMILIES, PLAIN, label, params
 
 #: summary.json fields copied into summary.csv after the verdict.
 SUMMARY_COLUMNS = ("final_mean", "final_mean_q10", "final_mean_q90", "final_std",
@@ -90,6 +90,11 @@ def tabulate(jobs: list[JobRecord]) -> Summary:
     coords: dict[str, dict[str, Any]] = {j.name: {} for j in jobs}
     fixed: dict[str, Any] = {}
     axes: list[str] = []
+    derived: set[str] = set()
+    if any(j.settings.get("model", "chain") != "chain" for j in jobs):
+        derived = set(DERIVED)  # a model's depth and width come with it, not from a sweep
+        for j in jobs:  # a chain job beside models: the model is the chain
+            j.settings.setdefault("model", "chain")
     for family in FAMILIES:
         axes += _family_axes(jobs, family, coords, fixed)
     known = {k for j in jobs for k in j.settings}
@@ -97,6 +102,8 @@ def tabulate(jobs: list[JobRecord]) -> Summary:
     plain += sorted(k for k in known - set(plain) - set(FAMILIES)
                     if not any(k.startswith(f + "_") for f in FAMILIES))
     for key in plain:
+        if key in derived:
+            continue
         values = _distinct([j.settings.get(key) for j in jobs])
         if len(values) > 1:
             axes.append(key)
@@ -113,12 +120,15 @@ def tabulate(jobs: list[JobRecord]) -> Summary:
 def summary_frame(summary: Summary) -> pd.DataFrame:
     """One row per job (summary.csv): status, coordinates, verdict and final numbers."""
     shown = summary.axes or [a for a in ("init", "activation", "depth") if a in summary.fixed]
+    if "model" in summary.axes:  # each model's own layer count and widest layer
+        shown = [*shown, *DERIVED]
     rows = []
     for job in summary.jobs:
         s = job.summary if job.status in ("ok", "failed") else {}
         row: dict[str, Any] = {"job": job.name, "status": job.status, "problem": job.problem}
         for axis in shown:
-            row[axis] = summary.coords[job.name].get(axis, summary.fixed.get(axis))
+            row[axis] = summary.coords[job.name].get(axis, summary.fixed.get(axis,
+                                                                          job.settings.get(axis)))
         counts = s.get("verdict_counts") or {}
         row.update(verdict=s.get("verdict"), verdict_layer=s.get("verdict_layer"),
                    exploded=counts.get("exploded"), vanished=counts.get("vanished"),

@@ -47,9 +47,9 @@ def lines_shown(table: Summary,
     ok = table.ok
     grids = [grids] if isinstance(grids, phase.PhaseGrid) else list(grids or [])
     panels: dict[object, list[JobRecord]] = {}  # a panel per activation (figures.by_layer)
+    axes = figures.by_layer_panels(table)
     for job in ok:
-        key = table.at(job, "activation") if "activation" in table.axes else None
-        panels.setdefault(key, []).append(job)
+        panels.setdefault(tuple(table.at(job, a) for a in axes), []).append(job)
     if max((len(p) for p in panels.values()), default=0) <= MAX_LINES:
         return ok, ""
     if grids:
