@@ -20,6 +20,11 @@ each figure is the best of ``--repeat`` runs, interleaved so that load hits them
 script does not own: ``row`` computes the forward product as (x^T W^T)^T (the form
 ``backward.transposed_matmul`` uses), ``huge`` asks for transparent huge pages on the
 forward pass's fresh weight buffers (``madvise``), ``both`` does both.
+
+Measured 2026-11-23 on the shared 2-core machine (load 5-10, so every figure is noisy):
+gradients / forward 1.96 -> 1.22 (this round's backward pass), forward / floor
+2.63 -> 1.91, and 1.48 with ``--what-if both``; huge pages made fresh buffers slower
+under that load (direct compaction), the row form is what helps.
 """
 
 from __future__ import annotations
@@ -140,9 +145,11 @@ def parts(trials: int, repeat: int) -> dict[str, float]:
         "layer_stats": per_layer(lambda: st.layer_stats(x, 1, h)),
         "log_histogram": per_layer(lambda: st.log_histogram(x, "float32", 1)),
         "mean_std (backward, per layer)": per_layer(lambda: st.mean_std(h, 1)),
-        "slope + dL/dW stats (backward)": per_layer(
-            lambda: bw.weight_grad_stats(h * bw.activation_slopes(layout)[0](h, x), x, 1)),
     }
+    if hasattr(bw, "weight_grad_stats"):  # this backward pass's own pieces
+        slope = bw.activation_slopes(layout)[0]
+        out["slope + dL/dW stats (backward)"] = per_layer(
+            lambda: bw.weight_grad_stats(h * slope(h, x), x, 1))
     return out
 
 
