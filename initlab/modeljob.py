@@ -21,8 +21,9 @@ Settings: ``trials``, ``seed``, ``batch``, ``device``, ``dtype``, ``gradients``,
 ``width``, ``depth`` and ``weights`` do not: set to anything but their defaults with
 a model, they are refused (``initlab.config.check_model``); ``model.channels``,
 ``model.depth`` and ``model.size`` shape a conv chain. ``keep_fraction`` (a memory knob
-of the chain engine) and ``progress`` are not used (no bar for a model). A user's model keeps its own activations: ``activation``
-other than the default is refused and the job records ``activation: model``.
+of the chain engine) and ``progress`` are not used (no bar for a model). A user's
+model keeps its own activations: ``activation`` other than the default is refused and
+the job records ``activation: model``.
 """
 
 from __future__ import annotations
