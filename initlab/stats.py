@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 #: statistic -> meaning; the columns of the tidy per-layer table, in order.
@@ -114,6 +115,11 @@ def _covers(dtype: str, values: torch.dtype) -> bool:
     return lo <= math.log10(info.tiny * info.eps) and math.log10(info.max) < hi
 
 
+#: Values up to which a CPU histogram runs in NumPy on one thread (beyond it torch's
+#: parallel log10 pays for its start: ~1 ms of one core's work at 2^18 values).
+SERIAL_LIMIT = 2**18
+
+
 def log_histogram(x: torch.Tensor, dtype: str, groups: int = 1) -> torch.Tensor:
     """Counts over all trials of one layer, per group: (groups, 2 + bins) holding
     ``[zeros, non-finite, bin_0, ..., bin_k]``.
@@ -126,20 +132,58 @@ def log_histogram(x: torch.Tensor, dtype: str, groups: int = 1) -> torch.Tensor:
     The bin of a finite nonzero x is floor((log10|x| - lo) / step), clamped to
     the range; log10 maps 0 to -inf and keeps inf and NaN, so one ``nan_to_num``
     sends zeros to index 0 and non-finite values to index 1 (no per-element
-    branch, few passes: each pass over the signal is a parallel region on CPU).
+    branch). On CPU the same steps run in NumPy, on the calling thread: torch's
+    CPU log10 is MKL's, which starts a parallel region for any size, and a
+    parallel region costs ~10 us on idle cores but ~8 ms when other processes
+    share them (benchmarks/engine_profile.py), the largest cost of a layer's
+    statistics then (up to ``SERIAL_LIMIT`` values). Both compute log10 to within
+    an ulp, so their counts differ only for a value within an ulp of a bin edge.
     """
-    trials, width, columns = x.shape
+    if x.device.type == "cpu" and x.numel() <= SERIAL_LIMIT:
+        return _log_histogram_numpy(x, dtype, groups)
+    return _log_histogram_torch(x, dtype, groups)
+
+
+def _bins(dtype: str) -> tuple[float, float, int]:
     lo, hi = HIST_RANGE[dtype]
-    bins = round((hi - lo) / HIST_STEP)
+    return lo, hi, round((hi - lo) / HIST_STEP)
+
+
+def _group_offsets(columns: int, groups: int, bins: int) -> np.ndarray:
+    """+ 2 past the zero and non-finite counts, + each column's group block of codes."""
+    return (np.arange(columns) // (columns // groups)) * (bins + 2) + 2.0
+
+
+def _log_histogram_numpy(x: torch.Tensor, dtype: str, groups: int) -> torch.Tensor:
+    trials, width, columns = x.shape
+    lo, hi, bins = _bins(dtype)
+    values = x.detach()
+    if values.dtype not in (torch.float16, torch.float32, torch.float64):
+        values = values.to(torch.float64)
+    logs = np.abs(values.numpy(), dtype=np.float64)  # a float64 copy: x is left alone
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.log10(logs, out=logs)
+    if not _covers(dtype, x.dtype):  # finite values beyond the range go to the end bins
+        logs = np.where(np.isfinite(logs), np.clip(logs, lo, hi), logs)
+    logs -= lo
+    logs /= HIST_STEP  # >= 0 for finite x: its floor is the truncation to int64
+    np.nan_to_num(logs, copy=False, nan=-1.0, posinf=-1.0, neginf=-2.0)
+    np.minimum(logs, bins - 1, out=logs)
+    logs += _group_offsets(columns, groups, bins)
+    counts = np.bincount(logs.astype(np.int64).ravel(), minlength=groups * (bins + 2))
+    return torch.from_numpy(counts.reshape(groups, bins + 2))
+
+
+def _log_histogram_torch(x: torch.Tensor, dtype: str, groups: int) -> torch.Tensor:
+    trials, width, columns = x.shape
+    lo, hi, bins = _bins(dtype)
     logs = torch.abs(x).to(torch.float64).log10_()  # abs first: never x itself in place
     if not _covers(dtype, x.dtype):  # finite values beyond the range go to the end bins
         logs = torch.where(torch.isfinite(logs), logs.clamp(lo, hi), logs)
     # (log10|x| - lo) / step >= 0 for finite x: its floor is the truncation to int64
     index = (logs.sub_(lo).div_(HIST_STEP)
              .nan_to_num_(nan=-1.0, posinf=-1.0, neginf=-2.0).clamp_(max=bins - 1))
-    # + 2 past the zero and non-finite counts, + each column's group block of codes
-    offset = (torch.arange(columns, device=x.device, dtype=torch.float64)
-              // (columns // groups)) * (bins + 2) + 2
+    offset = torch.from_numpy(_group_offsets(columns, groups, bins)).to(x.device)
     code = index.add_(offset.view(1, 1, -1)).to(torch.int64).reshape(-1)
     counts = torch.bincount(code, minlength=groups * (bins + 2))
     return counts.view(groups, bins + 2)
