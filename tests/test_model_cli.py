@@ -313,3 +313,13 @@ def test_ctrl_c_in_a_model_job_stops_with_one_line_and_status_130(capsys, tmp_pa
     assert code == 130
     assert one_line(err).startswith("initlab: interrupted; 0 of 1 job finished; results: ")
     sys.modules.pop("m1_interrupted_model", None)
+
+
+def test_model_include_hooks_the_named_modules(capsys, tmp_path):
+    """simple_cnn has an Activation after four of its five convolutions."""
+    code, err = main_in_process(["model=simple_cnn", "model.include=[Activation]", "trials=2",
+                                 *QUIET], capsys)
+    assert code == 0, err
+    summary, frame = read_job(run_dir(tmp_path))
+    assert summary["module_types"] == ["input"] + ["Activation"] * 4
+    assert frame[frame.layer > 0]["grad_w_std"].isna().all()  # an activation has no weight
