@@ -102,10 +102,13 @@ def transposed_matmul(layout: GroupLayout, mats: dict[str, torch.Tensor],
 
 def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
              x0: torch.Tensor, pre: list, gains: list, grads: GradientStats,
-             kept: dict[int, dict[str, torch.Tensor]] | None = None) -> None:
+             kept: dict[int, dict[str, torch.Tensor]] | None = None,
+             post: list | None = None) -> None:
     """Back-propagate g_L through every config of a group. Layer L's base matrices are
     still in hand from the forward pass; the others come from ``kept`` when the forward
-    pass kept them, else they are drawn again from their keyed streams.
+    pass kept them, else they are drawn again from their keyed streams. ``post``: the
+    forward pass's activations x_1..x_L when it kept them, else they are recomputed
+    from ``pre`` (one activation call per run of configs and layer).
 
     With h_l the pre-activation, x_l = act(h_l) and W_l = gain_l * base_l:
     dL/dh_l = dL/dx_l * act'(h_l), dL/dW_l = dL/dh_l x_{l-1}^T,
@@ -114,15 +117,19 @@ def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
     ref = layout.ref
     t, n, k, b = len(trials), ref.width, layout.configs, ref.batch
     slopes = activation_slopes(layout)
+
+    def activation(layer: int) -> torch.Tensor:  # x_layer, layer >= 1
+        return post[layer - 1] if post is not None else activate(layout, pre[layer - 1])
+
     g = output_gradient(ref, trials, x0.device).repeat(1, 1, k)
     grads.layer(ref.depth, trials, g)
-    y = activate(layout, pre[-1])  # x_L: the top layer's activation
+    y = activation(ref.depth)
     for layer in range(ref.depth, 0, -1):
         h = pre[layer - 1]
         g_h = torch.empty_like(g)  # dL/dh_l
         for (cols, _), slope in zip(layout.act_runs, slopes, strict=True):
             torch.mul(g[:, :, cols], slope(h[:, :, cols], y[:, :, cols]), out=g_h[:, :, cols])
-        x_prev = x0 if layer == 1 else activate(layout, pre[layer - 2])
+        x_prev = x0 if layer == 1 else activation(layer - 1)
         mean, std = weight_grad_stats(g_h, x_prev, k)
         for pos in range(k):
             grads.weights(layer, trials, pos, mean[:, pos], std[:, pos])

@@ -154,3 +154,30 @@ def test_the_default_chain_with_gradients_runs_alone_and_fused_alike():
     for name in ("grad_x_std", "grad_w_std"):
         np.testing.assert_allclose(fused.grads[name], alone.grads[name], rtol=rtol,
                                    equal_nan=True)
+
+
+def test_the_forward_passs_activations_give_the_recomputed_numbers(monkeypatch):
+    """``backward(..., post=)`` takes x_1..x_L from the forward pass instead of recomputing
+    act(h_l): the same elementwise function of the same numbers, so the same statistics
+    exactly (a shared pass of two activations, a bias and LSUV gains included)."""
+    import initlab.backward as bw
+    import initlab.chain as chain
+
+    specs = [ChainSpec(init=init, activation=act, width=16, depth=5, trials=2, batch=2,
+                       gradients=True, device="cpu", **extra)
+             for init, act, extra in (("kaiming", "relu", {"bias": "normal"}),
+                                      ("xavier", "tanh", {}), ("lsuv", "gelu", {}))]
+    recomputed = run_many(specs)
+    calls = []
+
+    def with_post(layout, mats, trials, x0, pre, gains, grads, kept=None):
+        calls.append(1)
+        post = [bw.activate(layout, h) for h in pre]
+        return bw.backward(layout, mats, trials, x0, pre, gains, grads, kept, post=post)
+
+    monkeypatch.setattr(chain, "backward", with_post)
+    given = run_many(specs)
+    assert calls
+    for a, b in zip(given, recomputed, strict=True):
+        for name in b.grads:
+            np.testing.assert_array_equal(a.grads[name], b.grads[name])
