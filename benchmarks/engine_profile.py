@@ -21,10 +21,11 @@ script does not own: ``row`` computes the forward product as (x^T W^T)^T (the fo
 ``backward.transposed_matmul`` uses), ``huge`` asks for transparent huge pages on the
 forward pass's fresh weight buffers (``madvise``), ``both`` does both.
 
-Measured 2026-11-23 on the shared 2-core machine (load 5-10, so every figure is noisy):
-gradients / forward 1.96 -> 1.22 (this round's backward pass), forward / floor
-2.63 -> 1.91, and 1.48 with ``--what-if both``; huge pages made fresh buffers slower
-under that load (direct compaction), the row form is what helps.
+Measured 2026-11-23 on the shared 2-core EPYC (alternating processes of the tree before and
+after this round, load ~2): gradients / forward 1.51-1.69 -> 1.32-1.39; the backward pass
+itself 0.5 s of it, keeping the weights (3.2 GB of fresh pages) ~0.7-1.0 s of the forward.
+forward / floor ~1.5 either way, ~1.2 with ``--what-if row``. Huge pages made the kept
+weights' forward slower (direct compaction: +4.9 s): the row form is what helps.
 """
 
 from __future__ import annotations
