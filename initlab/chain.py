@@ -177,11 +177,11 @@ def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
             # The weights first: the largest allocation fails before any work is done.
             mats = layout.new_weights(trials)
             kept = {} if grads is not None and layout.kept_bytes(trials) <= keep else None
-            x0, pre, gains, mats = _forward(layout, mats, trials, observers, kept)
+            x0, pre, post, gains, mats = _forward(layout, mats, trials, observers, kept)
             for obs in observers:  # the chunk's statistics to NumPy: one copy each
                 obs.finish(trials)
             if grads is not None:
-                backward(layout, mats, trials, x0, pre, gains, grads, kept)
+                backward(layout, mats, trials, x0, pre, gains, grads, kept, post=post)
                 grads.finish(trials)
     results: list[ChainResult | None] = [None] * k
     for pos, index in enumerate(layout.order):
@@ -204,9 +204,10 @@ def _unit_std(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
              observers: Sequence[Any], kept: dict[int, dict] | None = None
-             ) -> tuple[torch.Tensor, list, list, dict[str, torch.Tensor]]:
+             ) -> tuple[torch.Tensor, list, list, list, dict[str, torch.Tensor]]:
     """The chain for one chunk of trials, every config at once; each layer goes to the
-    observers. Returns x_0, the pre-activations and gains (when gradients follow) and the
+    observers. Returns x_0, the pre- and post-activations and gains (when gradients
+    follow) and the
     last layer's weights; ``kept``, when given, receives layers 1..depth-1's weights.
 
     Per-config work is done on the (trials, width, configs, batch) view with one
@@ -223,7 +224,7 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
                           device=layout.device)
     coefs = _bias_coefficients(layout)
     lsuv = [pos for pos, draw in enumerate(layout.recipes) if draw.normalize]
-    x, pre, gains, bias = x0, [], [], None
+    x, pre, post, gains, bias = x0, [], [], [], None
     for layer in range(1, ref.depth + 1):
         if layer == 1 or redraw:
             if kept is not None and layer > 1:  # keep the previous layer's, draw afresh
@@ -250,8 +251,9 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
             obs.layer(layer, trials, x, h)
         if ref.gradients:
             pre.append(h)
+            post.append(x)
             gains.append(gain)
-    return x0, pre, gains, mats
+    return x0, pre, post, gains, mats
 
 
 def _bias_coefficients(layout: GroupLayout) -> dict[str, torch.Tensor]:

@@ -66,7 +66,7 @@ def trial_chunk(spec: ChainSpec, budget: int = MEMORY_BUDGET, configs: int = 1,
     columns = configs * spec.width * spec.batch
     per_trial += 4 * columns * 8  # signal, activation, float64 copy for stats
     if spec.gradients:  # pre-activations kept for the backward pass
-        per_trial += spec.depth * columns * item
+        per_trial += 2 * spec.depth * columns * item  # pre- and post-activations
     return max(1, min(spec.trials, budget // per_trial))
 
 
@@ -200,9 +200,14 @@ class GroupLayout:
 
     def matmul(self, mats: dict[str, torch.Tensor], x: torch.Tensor,
                transpose: bool = False) -> torch.Tensor:
-        """base @ x (or base^T @ x) block by block; zero where the base is zero."""
+        """base @ x (or base^T @ x) block by block; zero where the base is zero.
+
+        Computed as (x^T base^T)^T (or (x^T base)^T): the same products, with the few
+        columns of x as the rows of a row-major product that streams each matrix once;
+        on CPU for batch 1 several times faster than ``bmm(base, x)``.
+        """
         out = torch.zeros_like(x)
         for base, block in self.blocks.items():
-            w = mats[base].transpose(1, 2) if transpose else mats[base]
-            out[:, :, block] = torch.bmm(w, x[:, :, block])
+            w = mats[base] if transpose else mats[base].transpose(1, 2)
+            out[:, :, block] = torch.bmm(x[:, :, block].transpose(1, 2), w).transpose(1, 2)
         return out
