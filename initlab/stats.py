@@ -185,5 +185,15 @@ def _log_histogram_torch(x: torch.Tensor, dtype: str, groups: int) -> torch.Tens
              .nan_to_num_(nan=-1.0, posinf=-1.0, neginf=-2.0).clamp_(max=bins - 1))
     offset = torch.from_numpy(_group_offsets(columns, groups, bins)).to(x.device)
     code = index.add_(offset.view(1, 1, -1)).to(torch.int64).reshape(-1)
-    counts = torch.bincount(code, minlength=groups * (bins + 2))
+    counts = count_codes(code, groups * (bins + 2), on_host=x.device.type == "cpu")
     return counts.view(groups, bins + 2)
+
+
+def count_codes(code: torch.Tensor, size: int, on_host: bool = True) -> torch.Tensor:
+    """How often each of 0..size-1 occurs in ``code`` (int64). ``bincount`` on the host;
+    on a GPU ``index_add_`` of ones, since ``bincount`` reads the codes' range back to
+    the host (a sync per layer, where statistics are meant to stay on the device)."""
+    if on_host:
+        return torch.bincount(code, minlength=size)
+    counts = torch.zeros(size, dtype=torch.int64, device=code.device)
+    return counts.index_add_(0, code, torch.ones_like(code))

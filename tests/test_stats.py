@@ -153,3 +153,16 @@ def test_log_histogram_of_values_beyond_the_range_uses_the_end_bins(path):
     assert got[2 + round(-lo / HIST_STEP)] == 1  # |x| = 1: log10 = 0
     assert got.sum() == 5
     assert x[0, 0, 0].item() == 1e-60  # the signal itself is left alone
+
+
+def test_the_gpus_sync_free_count_is_bincounts_count():
+    """count_codes(on_host=False) (the CUDA path: index_add_ of ones, no read-back) counts
+    exactly what bincount counts: integers, so equal, not close."""
+    from initlab.stats import count_codes
+
+    gen = torch.Generator().manual_seed(3)
+    code = torch.randint(0, 40, (5000,), generator=gen)
+    code[:7] = 49  # the last code, and codes 40..48 absent
+    host, device = count_codes(code, 50), count_codes(code, 50, on_host=False)
+    assert host.dtype == device.dtype == torch.int64 and host.shape == (50,)
+    assert torch.equal(host, device) and int(host.sum()) == 5000
