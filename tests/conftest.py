@@ -130,3 +130,67 @@ def tiny_sweep(tmp_path_factory) -> Path:
 def sweep_copy(tiny_sweep, tmp_path) -> Path:
     """A private copy of ``tiny_sweep`` to break or extend."""
     return Path(shutil.copytree(tiny_sweep, tmp_path / tiny_sweep.name, symlinks=True))
+
+
+# --------------------------------------------------------------- engine test helpers
+
+
+def cpu(**kw):
+    """A spec with the engine settings a test must not inherit from the defaults."""
+    from initlab.spec import ChainSpec
+
+    kw.setdefault("gradients", False)
+    return ChainSpec(device="cpu", **kw)
+
+
+def same(a, b) -> None:
+    """Exactly the same numbers (the same computation ran)."""
+    import numpy as np
+
+    for name in a.stats:
+        np.testing.assert_array_equal(a.stats[name], b.stats[name], err_msg=name)
+    np.testing.assert_array_equal(a.hist, b.hist)
+    for name in a.grads or {}:
+        np.testing.assert_array_equal(a.grads[name], b.grads[name], err_msg=name)
+
+
+def assert_gradients_are_autograds(spec) -> None:
+    """The engine's gradient (and final forward) statistics of a float64 tanh ``spec``
+    against torch.autograd on the same chain, rebuilt from layer_weights / layer_biases /
+    draw_inputs / output_gradient (whatever drawing mode is in force).
+
+    Error argument: both sides compute the same products in possibly different orders
+    (bmm vs einsum): a width-term dot product errs by ~ width * eps relatively (worst
+    case), forward and backward over ``depth`` layers with gain ~ 1 each way (tanh near
+    the edge), so 2 * depth * width * eps per side; x2 for both sides, x10 for tails:
+    40 * depth * width * eps relative."""
+    import numpy as np
+    import torch
+
+    from initlab.chain import draw_inputs, layer_weights, output_gradient, run_chain
+    from initlab.draws import layer_biases
+
+    assert spec.dtype == "float64" and spec.activation == "tanh" and spec.gradients
+    depth, trials = spec.depth, spec.trials
+    result = run_chain(spec)
+    rtol = 40 * depth * spec.width * np.finfo(np.float64).eps
+    ws = [layer_weights(spec, layer, range(trials)).requires_grad_(True)
+          for layer in range(1, depth + 1)]
+    bs = [layer_biases(spec, layer, range(trials)) for layer in range(1, depth + 1)]
+    xs = [draw_inputs(spec, range(trials)).requires_grad_(True)]
+    for w, b in zip(ws, bs, strict=True):
+        xs.append(torch.tanh(torch.einsum("toi,tib->tob", w, xs[-1]) + b.unsqueeze(-1)))
+        xs[-1].retain_grad()
+    (xs[-1] * output_gradient(spec, range(trials))).sum().backward()
+    for layer in range(depth):  # dL/dx_layer: std over units and batch per trial (n - 1)
+        grad = xs[layer].grad.reshape(trials, -1)
+        np.testing.assert_allclose(result.grads["grad_x_std"][:, layer],
+                                   grad.std(dim=1, correction=1).numpy(), rtol=rtol, atol=0)
+    for layer, w in enumerate(ws, start=1):  # dL/dW_layer: std over entries per trial
+        np.testing.assert_allclose(result.grads["grad_w_std"][:, layer],
+                                   w.grad.reshape(trials, -1).std(dim=1, correction=1).numpy(),
+                                   rtol=rtol, atol=0)
+    # The forward statistics too: the bias is in the chain that produced them.
+    np.testing.assert_allclose(result.stats["std"][:, -1],
+                               xs[-1].detach().reshape(trials, -1).std(dim=1).numpy(),
+                               rtol=rtol, atol=0)

@@ -15,15 +15,10 @@ import torch
 
 from initlab.chain import draw_inputs, input_seed, layer_weights, run_chain, run_many
 from initlab.draws import common_input_seed, layer_biases
-from initlab.spec import ChainSpec
+from tests.conftest import assert_gradients_are_autograds, cpu
 
 EPS64 = np.finfo(np.float64).eps
 C_KS = 1.949  # Kolmogorov's c(alpha) for alpha = 0.001: sqrt(-ln(alpha / 2) / 2)
-
-
-def cpu(**kw) -> ChainSpec:
-    kw.setdefault("gradients", False)
-    return ChainSpec(device="cpu", **kw)
 
 
 def ks_two_sample(a: np.ndarray, b: np.ndarray) -> float:
@@ -133,44 +128,13 @@ def test_biases_are_paired_across_schemes():
 
 
 def test_the_backward_pass_with_a_bias_is_autograds():
-    """The engine's gradient statistics against torch.autograd on the same chain, rebuilt
-    from layer_weights / layer_biases / draw_inputs / output_gradient, in float64.
-
-    Error argument: both sides compute the same products in possibly different orders
-    (bmm vs mm): a width-term dot product errs by ~ width * eps relatively (worst case),
-    forward and backward over ``depth`` layers with gain ~ 1 each way (tanh near the edge),
-    so 2 * depth * width * eps per side; x2 for both sides, x10 for tails: 40 * depth *
-    width * eps = 2.8e-12 relative."""
-    from initlab.chain import output_gradient
-
-    depth, width, trials, batch = 6, 32, 2, 3
-    spec = cpu(init="scaled", init_params={"sigma_w2": 1.76}, activation="tanh", bias="normal",
-               bias_params={"sigma_b2": 0.3}, width=width, depth=depth, trials=trials,
-               batch=batch, input_correlation=0.5, dtype="float64", gradients=True)
-    result = run_chain(spec)
-    rtol = 40 * depth * width * EPS64
-    ws = [layer_weights(spec, layer, range(trials)).requires_grad_(True)
-          for layer in range(1, depth + 1)]
-    bs = [layer_biases(spec, layer, range(trials)) for layer in range(1, depth + 1)]
-    x0 = draw_inputs(spec, range(trials)).requires_grad_(True)
-    xs = [x0]
-    for w, b in zip(ws, bs, strict=True):
-        xs.append(torch.tanh(torch.einsum("toi,tib->tob", w, xs[-1]) + b.unsqueeze(-1)))
-        xs[-1].retain_grad()
-    g = output_gradient(spec, range(trials))
-    (xs[-1] * g).sum().backward()
-    for layer in range(depth):  # dL/dx_layer: std over units and batch per trial (n - 1)
-        grad = xs[layer].grad.reshape(trials, -1)
-        np.testing.assert_allclose(result.grads["grad_x_std"][:, layer],
-                                   grad.std(dim=1, correction=1).numpy(), rtol=rtol, atol=0)
-    for layer, w in enumerate(ws, start=1):  # dL/dW_layer: std over entries per trial
-        np.testing.assert_allclose(result.grads["grad_w_std"][:, layer],
-                                   w.grad.reshape(trials, -1).std(dim=1, correction=1).numpy(),
-                                   rtol=rtol, atol=0)
-    # The forward statistics too: the bias is in the chain that produced them.
-    np.testing.assert_allclose(result.stats["std"][:, -1],
-                               xs[-1].detach().reshape(trials, -1).std(dim=1).numpy(),
-                               rtol=rtol, atol=0)
+    """The engine's gradient statistics against torch.autograd on the same chain, with a
+    bias and correlated inputs, in float64 (``assert_gradients_are_autograds``: the
+    reference and its error argument, 40 * depth * width * eps = 2.8e-12 here)."""
+    assert_gradients_are_autograds(cpu(
+        init="scaled", init_params={"sigma_w2": 1.76}, activation="tanh", bias="normal",
+        bias_params={"sigma_b2": 0.3}, width=32, depth=6, trials=2, batch=3,
+        input_correlation=0.5, dtype="float64", gradients=True))
 
 
 def test_c0_zero_draws_exactly_the_independent_inputs_of_before():

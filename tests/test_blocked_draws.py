@@ -32,6 +32,7 @@ from initlab.draws import (
     weight_seed,
 )
 from initlab.spec import ChainSpec
+from tests.conftest import assert_gradients_are_autograds, cpu, same
 
 EPS64 = torch.finfo(torch.float64).eps
 F32 = np.finfo(np.float32).eps
@@ -45,18 +46,17 @@ def blocked(monkeypatch):
         yield 4
 
 
-def cpu(**kw) -> ChainSpec:
-    kw.setdefault("gradients", False)
-    return ChainSpec(device="cpu", **kw)
-
-
-def same(a, b) -> None:
-    """Exactly the same numbers (the same computation ran)."""
-    for name in a.stats:
-        np.testing.assert_array_equal(a.stats[name], b.stats[name], err_msg=name)
-    np.testing.assert_array_equal(a.hist, b.hist)
-    for name in a.grads or {}:
-        np.testing.assert_array_equal(a.grads[name], b.grads[name], err_msg=name)
+def assert_standard_normal(z: torch.Tensor) -> None:
+    """Kolmogorov-Smirnov against N(0, 1) (sqrt(n) D < 2.7: alpha ~ 1e-6) and the first two
+    moments within 5 standard errors, over every value of ``z`` (float64)."""
+    values = z.reshape(-1).sort().values
+    n = values.numel()
+    cdf = torch.special.ndtr(values)
+    upper = torch.arange(1, n + 1, dtype=torch.float64) / n
+    d = torch.maximum(upper - cdf, cdf - (upper - 1 / n)).max().item()
+    assert math.sqrt(n) * d < 2.7
+    assert abs(values.mean().item()) < 5 / math.sqrt(n)
+    assert abs(values.var().item() - 1) < 5 * math.sqrt(2 / n)
 
 
 def test_the_mode_follows_the_device_and_can_be_forced():
@@ -134,14 +134,7 @@ def test_blocked_draws_are_standard_normal_and_independent():
     with forced_mode("blocked"):
         z = layer_weights(cpu(init="normal", init_params={"std": 1.0}, width=16,
                               dtype="float64", trials=158), 5, range(158))
-    values = z.reshape(-1).sort().values
-    n = values.numel()
-    cdf = torch.special.ndtr(values)
-    upper = torch.arange(1, n + 1, dtype=torch.float64) / n
-    d = torch.maximum(upper - cdf, cdf - (upper - 1 / n)).max().item()
-    assert math.sqrt(n) * d < 2.7
-    assert abs(values.mean().item()) < 5 / math.sqrt(n)
-    assert abs(values.var().item() - 1) < 5 * math.sqrt(2 / n)
+    assert_standard_normal(z)
     flat = z.reshape(158, -1)
     assert torch.unique(flat[:, 0]).numel() == 158  # first entries already all differ
 
@@ -218,34 +211,13 @@ def test_kept_weights_give_the_redrawn_numbers(blocked):
 
 
 def test_the_backward_pass_is_autograds(blocked):
-    """test_bias_engine's autograd reference, blocked: the chain rebuilt from layer_weights
-    / layer_biases / draw_inputs / output_gradient (all blocked) over 3 blocks, float64.
-    Error argument as there: 40 * depth * width * eps relative."""
-    depth, width, trials, batch = 5, 16, 10, 3
-    spec = cpu(init="scaled", init_params={"sigma_w2": 1.76}, activation="tanh", bias="normal",
-               bias_params={"sigma_b2": 0.3}, width=width, depth=depth, trials=trials,
-               batch=batch, input_correlation=0.5, dtype="float64", gradients=True)
-    result = run_chain(spec)
-    rtol = 40 * depth * width * EPS64
-    ws = [layer_weights(spec, layer, range(trials)).requires_grad_(True)
-          for layer in range(1, depth + 1)]
-    bs = [layer_biases(spec, layer, range(trials)) for layer in range(1, depth + 1)]
-    xs = [draw_inputs(spec, range(trials)).requires_grad_(True)]
-    for w, b in zip(ws, bs, strict=True):
-        xs.append(torch.tanh(torch.einsum("toi,tib->tob", w, xs[-1]) + b.unsqueeze(-1)))
-        xs[-1].retain_grad()
-    (xs[-1] * output_gradient(spec, range(trials))).sum().backward()
-    for layer in range(depth):
-        np.testing.assert_allclose(result.grads["grad_x_std"][:, layer],
-                                   xs[layer].grad.reshape(trials, -1).std(dim=1).numpy(),
-                                   rtol=rtol, atol=0)
-    for layer, w in enumerate(ws, start=1):
-        np.testing.assert_allclose(result.grads["grad_w_std"][:, layer],
-                                   w.grad.reshape(trials, -1).std(dim=1).numpy(),
-                                   rtol=rtol, atol=0)
-    np.testing.assert_allclose(result.stats["std"][:, -1],
-                               xs[-1].detach().reshape(trials, -1).std(dim=1).numpy(),
-                               rtol=rtol, atol=0)
+    """test_bias_engine's autograd reference (``assert_gradients_are_autograds``, its
+    error argument beside it), blocked: every draw of the rebuilt chain blocked too, over
+    3 blocks of 4 trials (the last one cut)."""
+    assert_gradients_are_autograds(cpu(
+        init="scaled", init_params={"sigma_w2": 1.76}, activation="tanh", bias="normal",
+        bias_params={"sigma_b2": 0.3}, width=16, depth=5, trials=10, batch=3,
+        input_correlation=0.5, dtype="float64", gradients=True))
 
 
 def test_blocked_and_per_trial_modes_agree_in_distribution():
@@ -307,14 +279,7 @@ def test_cuda_blocked_draws_are_standard_normal():
     values; float32 rounding moves the CDF by ~1e-7, far below the 0.013 allowed)."""
     z = layer_weights(ChainSpec(init="normal", init_params={"std": 1.0}, width=16,
                                 trials=158, device="cuda"), 5, range(158), device="cuda")
-    values = z.reshape(-1).double().sort().values.cpu()
-    n = values.numel()
-    cdf = torch.special.ndtr(values)
-    upper = torch.arange(1, n + 1, dtype=torch.float64) / n
-    d = torch.maximum(upper - cdf, cdf - (upper - 1 / n)).max().item()
-    assert math.sqrt(n) * d < 2.7
-    assert abs(values.mean().item()) < 5 / math.sqrt(n)
-    assert abs(values.var().item() - 1) < 5 * math.sqrt(2 / n)
+    assert_standard_normal(z.double().cpu())
 
 
 def test_the_gpu_benchmark_runs_blocked_on_cuda_and_measures_nothing_without():

@@ -14,6 +14,7 @@ import torch
 from initlab.chain import GroupLayout, group_key, input_seed, run_chain, run_many, weight_seed
 from initlab.spec import ChainSpec, SpecError
 from initlab.stats import STATS
+from tests.conftest import cpu, same
 
 REPO = Path(__file__).resolve().parents[1]
 F32 = np.finfo(np.float32).eps
@@ -28,21 +29,6 @@ TORCH_INIT = {
     "kaiming": lambda w, g: torch.nn.init.kaiming_normal_(w, nonlinearity="relu", generator=g),
 }
 ACT = {"none": lambda x: x, "tanh": torch.tanh, "relu": lambda x: x.clamp_min(0.0)}
-
-
-def cpu(**kw) -> ChainSpec:
-    """A spec with the engine settings a test must not inherit from the defaults."""
-    kw.setdefault("gradients", False)
-    return ChainSpec(device="cpu", **kw)
-
-
-def same(a, b) -> None:
-    """Exactly the same numbers (the same computation ran)."""
-    for name in a.stats:
-        np.testing.assert_array_equal(a.stats[name], b.stats[name], err_msg=name)
-    np.testing.assert_array_equal(a.hist, b.hist)
-    for name in a.grads or {}:
-        np.testing.assert_array_equal(a.grads[name], b.grads[name], err_msg=name)
 
 
 def seed_style_loop(spec: ChainSpec, trial: int) -> np.ndarray:
@@ -335,17 +321,11 @@ def test_gpu_matches_cpu_statistics():
     assert abs(med_cpu - med_gpu) < 4 * math.sqrt(2) * se
 
 
-def test_kept_weights_give_the_redrawn_numbers(monkeypatch):
-    """With room to keep them, the forward pass's weights serve the backward pass: each layer
-    is drawn once (depth fills, none going back), and every statistic, gradients included,
-    is exactly what redrawing gives (the same numbers through the same operations)."""
-    import initlab.chain as chain
+def count_fills(monkeypatch) -> list[int]:
+    """The layers the engine draws, in order (``layout.fill_layer_`` counted, not changed)."""
     import initlab.layout as layout
 
-    spec = cpu(width=16, depth=12, trials=3, batch=2, gradients=True, init="kaiming",
-               activation="tanh", bias="normal")
-    redrawn = chain.run_chain(spec, keep=0)
-    fills = []
+    fills: list[int] = []
     real_fill = layout.fill_layer_
 
     def counting_fill(mats, seed, layer, trials, fill=None, mode=None):
@@ -353,6 +333,19 @@ def test_kept_weights_give_the_redrawn_numbers(monkeypatch):
         return real_fill(mats, seed, layer, trials, fill, mode)
 
     monkeypatch.setattr(layout, "fill_layer_", counting_fill)
+    return fills
+
+
+def test_kept_weights_give_the_redrawn_numbers(monkeypatch):
+    """With room to keep them, the forward pass's weights serve the backward pass: each layer
+    is drawn once (depth fills, none going back), and every statistic, gradients included,
+    is exactly what redrawing gives (the same numbers through the same operations)."""
+    import initlab.chain as chain
+
+    spec = cpu(width=16, depth=12, trials=3, batch=2, gradients=True, init="kaiming",
+               activation="tanh", bias="normal")
+    redrawn = chain.run_chain(spec, keep=0)
+    fills = count_fills(monkeypatch)
     kept = chain.run_chain(spec, keep=2**40)
     assert fills == list(range(1, 13))
     for name in kept.stats:
@@ -366,16 +359,8 @@ def test_keep_fraction_zero_redraws_and_changes_no_number(monkeypatch):
     the default keeps them here (a few KB of weights fit in a quarter of any free memory).
     The numbers are the same either way."""
     import initlab.chain as chain
-    import initlab.layout as layout
 
-    fills = []
-    real_fill = layout.fill_layer_
-
-    def counting_fill(mats, seed, layer, trials, fill=None, mode=None):
-        fills.append(layer)
-        return real_fill(mats, seed, layer, trials, fill, mode)
-
-    monkeypatch.setattr(layout, "fill_layer_", counting_fill)
+    fills = count_fills(monkeypatch)
     kw = dict(width=16, depth=6, trials=2, gradients=True, init="xavier", activation="tanh")
     redrawn = chain.run_chain(cpu(keep_fraction=0, **kw))
     assert fills == [*range(1, 7), *range(5, 0, -1)]
