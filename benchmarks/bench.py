@@ -75,14 +75,17 @@ def seed_loop(trials: int, depth: int = 100, width: int = 512) -> None:
 
 
 def peak_rss_mb(depth: int, width: int, trials: int, gradients: bool) -> float:
+    """Peak RSS of a fresh process running one chain, weights redrawn (``keep=0``). Read as
+    VmHWM (this process image's high-water mark): ``ru_maxrss`` would report this
+    benchmark's own size, which a child forked from it starts with."""
     code = (
-        "import resource; from initlab.chain import run_chain; from initlab.spec import ChainSpec;"
+        "from initlab.chain import run_chain; from initlab.spec import ChainSpec;"
         f"run_chain(ChainSpec(width={width}, depth={depth}, trials={trials}, device='cpu', "
         f"gradients={gradients}, init='scaled', activation='tanh'), keep=0);"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print([ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    return int(out.stdout.split()[-2]) / 1024
 
 
 def _stamp(line: str) -> float | None:
