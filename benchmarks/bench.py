@@ -195,7 +195,7 @@ def gpu_rows() -> None:
 def probe_rows(trials: int) -> None:
     from probe_bench import probe_costs
 
-    for r in probe_costs(trials, repeat=1):
+    for r in probe_costs(trials, repeat=2):  # best of 2: single runs vary by 2x
         if r["path"] in ("bare", "draws"):
             continue
         grad = "with gradients" if r["gradients"] else "forward"

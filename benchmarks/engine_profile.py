@@ -18,8 +18,9 @@ each figure is the best of ``--repeat`` runs, interleaved so that load hits them
 
 ``--what-if`` patches the engine in this process only, to price a change in a file this
 script does not own: ``row`` computes the forward product as (x^T W^T)^T (since adopted:
-``GroupLayout.matmul`` computes it so, the what-if is now the engine itself), ``huge`` asks for transparent huge pages on the
-forward pass's fresh weight buffers (``madvise``), ``both`` does both.
+``GroupLayout.matmul`` computes it so, the what-if is now the engine itself), ``huge``
+asks for transparent huge pages on the forward pass's fresh weight buffers
+(``madvise``), ``both`` does both.
 
 Measured 2026-11-23 on the shared 2-core EPYC (alternating processes of the tree before and
 after this round, load ~2): gradients / forward 1.51-1.69 -> 1.32-1.39; the backward pass
