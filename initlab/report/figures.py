@@ -193,7 +193,7 @@ def color_dim(job: JobRecord) -> Figure:
         else:
             idx = min(nbins - 1, max(0, round((row.log10_lo - lo) / step)))
             grid[1 + idx, row.layer] += row.count
-    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    fig = Figure(figsize=(8, 4.8))  # saved with a tight box: its long title widens it
     ax = fig.subplots()
     image = ax.imshow(np.log1p(grid), origin="lower", aspect="auto", cmap="viridis",
                       extent=(-0.5, depth + 0.5, -0.5, nbins + 1.5), interpolation="nearest")
