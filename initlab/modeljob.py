@@ -231,8 +231,6 @@ def _figures(out_dir: Path) -> None:
     (``initlab-plot <dir>`` draws them again)."""
     from initlab import plots
 
-    if not hasattr(plots, "job_figures"):
-        return
     try:
         plots.job_figures(out_dir)
     except Exception as exc:  # noqa: BLE001  the job's numbers are written; only a figure
