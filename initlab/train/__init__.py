@@ -9,9 +9,11 @@ record into tidy pandas frames (the only module here that imports pandas).
 
 from initlab.train.chain import ChainConfig, sequential, train_chain
 from initlab.train.data import Dataset, load_data
+from initlab.train.model import train_model
 from initlab.train.record import TrainingRecord
 from initlab.train.schedule import one_cycle, schedule
 from initlab.train.spec import TrainSpec
 
 __all__ = ["ChainConfig", "Dataset", "TrainSpec", "TrainingRecord", "load_data", "one_cycle",
-           "schedule", "sequential", "train_chain"]
+           "schedule", "sequential", "train_chain",
+           "train_model"]

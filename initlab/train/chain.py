@@ -43,7 +43,7 @@ from initlab.probing.weights import prepare
 from initlab.schemes import make_recipe
 from initlab.train import measure as M
 from initlab.train.data import Dataset, load_data
-from initlab.train.loop import Progress, run_steps
+from initlab.train.loop import Progress, run_steps, trial_ids
 from initlab.train.record import Buffers, TrainingRecord
 from initlab.train.spec import TrainSpec
 
@@ -241,10 +241,7 @@ def train_chain(configs: Sequence[Any], train: TrainSpec, data: Dataset | None =
     configs = [ChainConfig.of(c) for c in configs]
     if not configs:
         raise ValueError("train_chain needs at least one config")
-    ids = list(range(trials)) if isinstance(trials, int) else [int(t) for t in trials]
-    if not ids or min(ids) < 0:
-        raise ValueError(f"trials={trials!r} is not allowed; give a count >= 1 or trial "
-                         "indices >= 0")
+    ids = trial_ids(trials)
     data = load_data(train, None, dtype) if data is None else data
     if data.x_train.dim() != 2:
         data = Dataset(data.name, data.x_train.flatten(1), data.y_train,

@@ -19,7 +19,7 @@ row, and ``train(mode)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -45,6 +45,16 @@ class Net(Protocol):
     def measure(self, step: int, bufs: Buffers) -> None: ...
     def evaluate(self, x: torch.Tensor) -> torch.Tensor: ...
     def train(self, mode: bool) -> None: ...
+
+
+def trial_ids(trials: int | Sequence[int]) -> list[int]:
+    """A count T -> trials 0..T-1; a sequence -> those trial indices (a trial's weights and
+    batches depend on (seed, trial) only, so ``[5]`` redoes trial 5 alone)."""
+    ids = list(range(trials)) if isinstance(trials, int) else [int(t) for t in trials]
+    if not ids or min(ids) < 0 or len(set(ids)) != len(ids):
+        raise ValueError(f"trials={trials!r} is not allowed; give a count >= 1 or distinct "
+                         "trial indices >= 0")
+    return ids
 
 
 def _expand(y: torch.Tensor, rows: int) -> torch.Tensor:
