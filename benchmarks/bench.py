@@ -108,7 +108,7 @@ def end_to_end(extra: list[str]) -> dict[str, float]:
     for line in lines:
         if "Launching" in line and "start-up" not in found:
             found["start-up"] = _stamp(line) - began
-        if (m := re.search(r"Ran \d+ jobs in [\d.]+ s: engine ([\d.]+) s, job files ([\d.]+)",
+        if (m := re.search(r"Ran \d+ jobs in [\d.]+ s: measuring ([\d.]+) s, job files ([\d.]+)",
                            line)):
             found["engine"], found["job files"] = float(m.group(1)), float(m.group(2))
         if (m := re.search(r"job bookkeeping: ([\d.]+) s", line)):

@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from initlab.chain import MEMORY_BUDGET, GroupLayout, run_chain
+from initlab.chain import run_chain
+from initlab.layout import MEMORY_BUDGET, GroupLayout
 from initlab.spec import ChainSpec
 
 

@@ -10,7 +10,7 @@ of ``repeat`` interleaved runs (the machine is shared). Rows per model and ``gra
 
 * ``bare``: the model's own passes on fixed weights (``model(x)``, and with gradients
   ``autograd.grad`` from g): the compute floor, no statistics, no redraws;
-* ``draws``: ``initlab.probe.weights.prepare`` alone (a trial's weights);
+* ``draws``: ``initlab.probing.weights.prepare`` alone (a trial's weights);
 * ``loop``: ``probe(..., batched=False)``: one trial at a time, hooks;
 * ``batched``: ``probe(..., batched=True)``: every trial at once (``torch.func.vmap``);
 * ``auto``: ``probe(...)`` as a user calls it (the path it picks is in ``picked``).
@@ -32,9 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from initlab.inputs import gaussian_inputs
 from initlab.models import conv_chain, simple_cnn
-from initlab.probe import gaussian_inputs, probe
-from initlab.probe import weights as W
+from initlab.probing import probe
+from initlab.probing import weights as W
 
 
 def relu_mlp(depth: int = 20, width: int = 512) -> nn.Sequential:

@@ -24,10 +24,11 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from initlab import callbacks, config, paths
-from initlab.spec import ENGINE_SETTINGS, SpecError
+from initlab.numbers import fmt
+from initlab.rules import SpecError, first_line
 from initlab.validate import UsageError, check_args, check_output_dir
 
 log = logging.getLogger("initlab")
@@ -49,108 +50,56 @@ def _share_cores(hydra_cfg) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(paths.conf_dir()), config_name="config")
 def task(cfg: DictConfig) -> dict | None:
-    """One Hydra job: build the spec, run it, write the files of the contract."""
-    from initlab.job import log_line, progress_bar, run_job, wants_plots  # pandas, mpl
-    from initlab.summary import fmt
+    """One Hydra job of any kind: build it from its config, run it, write its files.
+
+    A job that cannot be built or fails is recorded in its summary.json (the report
+    lists it) and, in a single run, ends the run with one line and exit status 2
+    (bad settings) or 1 (a failure while it ran); in a sweep the other jobs go on.
+    """
+    from initlab.job import progress_bar, record_failure, run_job
 
     hydra_cfg = HydraConfig.get()
     out_dir = hydra_cfg.runtime.output_dir
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
     _share_cores(hydra_cfg)
-    if config.is_model(cfg):  # model=conv_chain, simple_cnn, a user's: the probe
-        return _model_task(cfg, hydra_cfg, out_dir)
     try:
-        spec = config.spec_from_config(cfg)
-        thresholds = config.thresholds_from_config(cfg)
+        job = config.job_from_config(cfg, out_dir, sweep)
     except (SpecError, ValueError) as exc:
         print(f"initlab: error: {exc}", file=sys.stderr)
-        if hydra_cfg.mode == RunMode.RUN:
+        if not sweep:
             raise SystemExit(2) from None
-        # In a sweep the other jobs go on; this one is listed by the report.
-        known = {"init": cfg.init.name, "activation": cfg.activation.name,
-                 **{k: OmegaConf.select(cfg, k) for k in ENGINE_SETTINGS}}
-        _record_failure(out_dir, {**known, "settings": known}, exc)
+        _recorded(record_failure, out_dir, config.known_settings(cfg), str(exc))
         return None
-    reference = OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference else None
-    plots = wants_plots(cfg.plots, sweep=hydra_cfg.mode == RunMode.MULTIRUN)
-    bar = progress_bar(cfg.progress, spec.trials * (spec.depth + 1),
-                       f"{spec.init}/{spec.activation}")
+    bar = progress_bar(cfg.progress, job.work, f"{job.spec.init}/{job.spec.activation}")
     try:
-        summary = run_job(spec, thresholds, out_dir, reference=reference, make_plots=plots,
-                          progress=bar.update if bar else None)
-    except (Exception, SystemExit) as exc:  # recorded for the report; the sweep goes on
-        # SystemExit: a plug-in that calls sys.exit fails its job, not the sweep.
-        _record_failure(out_dir, {**spec.describe(), "settings": spec.describe()}, exc)
-        problem = _problem(exc)
-        if hydra_cfg.mode == RunMode.RUN:  # one line, on stderr only (the log goes to stdout)
-            print(f"initlab: error: {problem}", file=sys.stderr)
-            raise SystemExit(1) from None
-        log.error("%s (recorded in %s/summary.json)", problem, out_dir)
-        return None
+        summary = run_job(job, progress=bar.update if bar else None)
     finally:
         if bar:
             bar.close()
+    if summary.get("status") != "ok":
+        if not sweep:  # one line, on stderr only (the log goes to stdout)
+            print(f"initlab: error: job failed: {summary.get('error')}", file=sys.stderr)
+            raise SystemExit(1)
+        return None
+    report_job(summary, out_dir)
+    return summary
+
+
+def report_job(summary: dict, out_dir) -> None:
+    """The job's lines in the log: what ran and what it did, the seed's numbers beside ours."""
+    from initlab.job import log_line
+
     log.info(log_line(summary))
     for row in summary.get("reference", {}).get("rows", []):
         log.info("  %s: seed says %s, measured %s", row["quantity"], fmt(row["seed"]),
                  fmt(row["measured"]))
     log.info("wrote %s", out_dir)
-    return summary
 
 
-def _model_task(cfg: DictConfig, hydra_cfg, out_dir: str) -> dict | None:
-    """``task`` for a model (``initlab.modeljob``): the same failure rules as a chain job."""
-    from initlab import job
-    from initlab.modeljob import known_settings, run_model_job
-
-    sweep = hydra_cfg.mode == RunMode.MULTIRUN
+def _recorded(record, out_dir: str, settings: dict, error: str) -> None:
+    """Record a failure; a directory that cannot be written is only logged."""
     try:
-        spec = config.model_spec_from_config(cfg)
-        thresholds = config.thresholds_from_config(cfg)
-    except (SpecError, ValueError) as exc:
-        print(f"initlab: error: {exc}", file=sys.stderr)
-        if not sweep:
-            raise SystemExit(2) from None
-        known = known_settings(cfg)
-        _record_failure(out_dir, {**known, "settings": known}, exc)
-        return None
-    reference = OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference else None
-    wants = getattr(job, "wants_plots", None)
-    plots = wants(cfg.plots, sweep=sweep) if wants else bool(cfg.plots)
-    try:
-        summary = run_model_job(spec, thresholds, out_dir, reference=reference,
-                                make_plots=plots)
-    except (Exception, SystemExit) as exc:  # recorded for the report; the sweep goes on
-        _record_failure(out_dir, {**spec.describe(), "settings": spec.describe()}, exc)
-        problem = _problem(exc)
-        if not sweep:
-            print(f"initlab: error: {problem}", file=sys.stderr)
-            raise SystemExit(1) from None
-        log.error("%s (recorded in %s/summary.json)", problem, out_dir)
-        return None
-    log.info("model=%s %s", summary["model"], job.log_line(summary))
-    log.info("wrote %s", out_dir)
-    return summary
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _problem(exc: BaseException) -> str:
-    """A failed job in one line: the file that could not be written and why, or the error."""
-    if isinstance(exc, OSError) and (exc.filename2 or exc.filename):
-        path = exc.filename2 or exc.filename  # a rename's target, not its hidden temp file
-        return f"cannot write {path} ({exc.strerror or type(exc).__name__}); job failed"
-    return f"job failed: {type(exc).__name__}: {_first(exc)}"
-
-
-def _record_failure(out_dir: str, settings: dict, exc: BaseException) -> None:
-    """``record_failure``, except that a directory that cannot be written is only logged."""
-    from initlab.job import record_failure
-
-    try:
-        record_failure(out_dir, settings, exc)
+        record(out_dir, settings, error)
     except OSError as err:
         log.error("cannot record the failure in %s: %s", out_dir, err.strerror or err)
 
@@ -194,7 +143,7 @@ def _interrupted() -> None:
 
             tail = f"report: {write_report(directory)}"
         except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C, or a report failure
-            tail = f"no report ({_first(exc)}); results: {directory}"
+            tail = f"no report ({first_line(exc)}); results: {directory}"
     noun = "job" if planned == 1 else "jobs"
     print(f"initlab: interrupted; {jobs} {noun} finished; {tail}", file=sys.stderr)
     raise SystemExit(130)

@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from initlab.activations import derivative
-from initlab.draws import output_gradient
+from initlab.layout import GroupLayout, output_gradient
 
 if TYPE_CHECKING:
-    from initlab.layout import GroupLayout
     from initlab.observers import GradientStats
 
 
@@ -107,7 +106,7 @@ def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
     def activation(layer: int) -> torch.Tensor:  # x_layer, layer >= 1
         return post[layer - 1] if post is not None else activate(layout, pre[layer - 1])
 
-    g = output_gradient(ref, trials, x0.device).repeat(1, 1, k)
+    g = output_gradient(ref, trials, x0.device, layout.mode).repeat(1, 1, k)
     grads.layer(ref.depth, trials, g)
     y = activation(ref.depth)
     for layer in range(ref.depth, 0, -1):

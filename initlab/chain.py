@@ -1,15 +1,17 @@
 """The engine: run the chain ``x_l = act(W_l @ x_{l-1} + b_l)`` and reduce per-layer statistics.
 
-Pure: ``ChainSpec``s in, ``ChainResult``s (NumPy arrays) out. No Hydra, no
-files, no plots, no pandas, no theory (``initlab.tables`` makes tables).
+``ChainSpec``s in, ``Result``s (NumPy arrays, with the mean-field prediction beside them,
+``initlab.prediction``) out. No Hydra, no files, no plots, no pandas.
 
 How it computes:
 
 * **Trials are a tensor dimension.** The signal is ``(trials, width, batch)``
   and each layer is one ``torch.bmm`` over all trials at once. Trials are cut
   into chunks only to bound memory (``MEMORY_BUDGET``), never looped one by one.
-* **Layers stream.** One layer's weights live in memory at a time:
-  O(trials * width^2), whatever the depth; the backward pass draws them again.
+* **Layers stream.** One layer's weights are drawn at a time. With gradients the
+  backward pass takes each layer's weights from the forward pass when a chunk's fit
+  in ``keep_fraction`` of the free memory, else draws them again from their keyed
+  stream, so memory stays flat in depth (``initlab.layout.keep_budget``).
 * **Random streams are keyed** (``initlab.draws``): same seed, same numbers; a
   run with fewer trials or layers is a prefix of a larger one.
 * **Specs that differ only in scheme and activation share a pass**
@@ -26,107 +28,52 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 
+from initlab import prediction
 from initlab.backward import backward
-from initlab.draws import (  # noqa: F401  (re-exported: the engine's streams)
-    draw_inputs,
-    fill_biases_,
-    fill_layer_,
-    gradient_seed,
-    input_seed,
-    layer_weights,
-    output_gradient,
-    stream_seed,
-    weight_seed,
-)
-from initlab.layout import (  # noqa: F401  (re-exported)
-    KEEP_FRACTION,
-    MEMORY_BUDGET,
-    PER_CONFIG_FIELDS,
-    GroupLayout,
-    group_key,
-    keep_budget,
-    trial_chunk,
-)
-from initlab.observers import (  # noqa: F401  (GRAD_STATS re-exported)
-    GRAD_STATS,
-    GradientStats,
-    Histogram,
-    LayerStats,
-    Progress,
-)
-from initlab.schemes import WeightRecipe
+from initlab.layout import MEMORY_BUDGET, GroupLayout, draw_inputs, group_key, keep_budget
+from initlab.observers import GradientStats, Histogram, LayerStats, Progress
+from initlab.result import Result
 from initlab.spec import ChainSpec
 
-if TYPE_CHECKING:
-    import pandas as pd
 
-@dataclass
-class ChainResult:
-    """Per-trial, per-layer statistics of one spec: ``stats[name]`` has shape (trials, depth + 1).
+def chain_result(spec: ChainSpec, stats: dict, hist, grads: dict | None,
+                 device: str) -> Result:
+    """A ``Result`` of the chain: the arrays, the spec's settings and its prediction."""
+    curves, predictions = prediction.chain(spec)
+    return Result(settings=spec.describe(), stats=stats, grads=grads, hist=hist,
+                  hist_dtype=spec.dtype, theory=curves, predictions=predictions,
+                  device=device, spec=spec)
 
-    Layer 0 is the input; layer l is the signal after the l-th matmul and activation.
+
+def cut(result: Result, depth: int) -> Result:
+    """The result of the same chain cut at ``depth`` layers (forward statistics only).
+
+    Layer l's signal does not depend on the layers after it, and every layer's
+    weights come from its own (seed, layer, trial) stream, so a deeper run holds
+    every shallower one exactly.
     """
-
-    spec: ChainSpec
-    stats: dict[str, np.ndarray]
-    device: str
-    recipe: WeightRecipe
-    #: (depth + 1, 2 + bins) counts over all trials: zeros, non-finite, then log10|x| bins
-    #: (``initlab.stats.log_histogram``).
-    hist: np.ndarray | None = None
-    #: ``GRAD_STATS`` name -> (trials, depth + 1), when the spec asked for gradients.
-    grads: dict[str, np.ndarray] | None = None
-
-    def frame(self) -> pd.DataFrame:
-        """Tidy table, one row per (trial, layer): ``initlab.tables.layers_frame``."""
-        from initlab.tables import layers_frame
-
-        return layers_frame(self)
-
-    def hist_frame(self) -> pd.DataFrame:
-        """Tidy, sparse histogram: ``initlab.tables.histogram_frame``."""
-        from initlab.tables import histogram_frame
-
-        return histogram_frame(self)
-
-    def prefix(self, depth: int) -> ChainResult:
-        """The result of the same chain cut at ``depth`` layers (forward statistics only).
-
-        Layer l's signal does not depend on the layers after it, and every
-        layer's weights come from its own (seed, layer, trial) stream, so a
-        deeper run holds every shallower one exactly.
-        """
-        if self.grads is not None:
-            raise ValueError("a gradient pass depends on the depth; prefixes have none")
-        if not 1 <= depth <= self.spec.depth:
-            raise ValueError(f"depth={depth} is not allowed; need 1 <= depth <= {self.spec.depth}")
-        spec = dataclasses.replace(self.spec, depth=depth)
-        stats = {name: values[:, : depth + 1].copy() for name, values in self.stats.items()}
-        hist = None if self.hist is None else self.hist[: depth + 1].copy()
-        return ChainResult(spec=spec, stats=stats, device=self.device, recipe=self.recipe,
-                           hist=hist)
-
-    def final(self, name: str) -> np.ndarray:
-        """Statistic ``name`` at the last layer, one value per trial."""
-        return self.stats[name][:, -1]
+    spec = result.spec
+    if result.grads is not None:
+        raise ValueError("a gradient pass depends on the depth; prefixes have none")
+    if not 1 <= depth <= spec.depth:
+        raise ValueError(f"depth={depth} is not allowed; need 1 <= depth <= {spec.depth}")
+    stats = {name: values[:, : depth + 1].copy() for name, values in result.stats.items()}
+    hist = None if result.hist is None else result.hist[: depth + 1].copy()
+    return chain_result(dataclasses.replace(spec, depth=depth), stats, hist, None,
+                        result.device)
 
 
 def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET,
               progress: Callable[[int], object] | None = None,
-              keep: int | None = None) -> ChainResult:
+              keep: int | None = None) -> Result:
     """Run every trial of ``spec`` through the chain and return per-layer statistics.
 
     With ``spec.gradients``, a backward pass follows: ``g_L ~ N(0, I)`` is
-    back-propagated from the output (the gradient of the loss <g_L, x_L>),
-    each layer's weights drawn again from their (seed, layer, trial) stream
-    instead of kept, so memory holds one layer's weights whatever the depth
-    (plus the pre-activations, width x batch per layer).
+    back-propagated from the output (the gradient of the loss <g_L, x_L>).
 
     ``progress``, when given, is called with the number of trial-layers done
     after each layer of each chunk, e.g. a progress bar's ``update``.
@@ -136,7 +83,7 @@ def run_chain(spec: ChainSpec, budget: int = MEMORY_BUDGET,
 
 def run_many(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
              progress: Callable[[int], object] | None = None,
-             keep: int | None = None) -> list[ChainResult]:
+             keep: int | None = None) -> list[Result]:
     """Run several specs, drawing each layer's base matrices once for all that can share them.
 
     Specs with the same ``group_key`` (all settings but scheme and activation)
@@ -147,7 +94,7 @@ def run_many(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
     groups: dict[tuple, list[int]] = {}
     for i, spec in enumerate(specs):
         groups.setdefault(group_key(spec), []).append(i)
-    results: list[ChainResult | None] = [None] * len(specs)
+    results: list[Result | None] = [None] * len(specs)
     for members in groups.values():
         done = run_group([specs[i] for i in members], budget, progress, keep)
         for i, result in zip(members, done, strict=True):
@@ -157,7 +104,7 @@ def run_many(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
 
 def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
               progress: Callable[[int], object] | None = None,
-              keep: int | None = None) -> list[ChainResult]:
+              keep: int | None = None) -> list[Result]:
     """One batched pass over a group of specs with one ``group_key``; results in their order.
 
     ``keep``: bytes the forward pass's weights may take to be kept for the backward
@@ -183,12 +130,11 @@ def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
             if grads is not None:
                 backward(layout, mats, trials, x0, pre, gains, grads, kept, post=post)
                 grads.finish(trials)
-    results: list[ChainResult | None] = [None] * k
+    results: list[Result | None] = [None] * k
     for pos, index in enumerate(layout.order):
-        results[index] = ChainResult(
-            spec=layout.specs[pos], stats=stats.values[pos], device=str(layout.device),
-            recipe=layout.recipes[pos], hist=hist.counts[pos],
-            grads=None if grads is None else grads.values[pos])
+        results[index] = chain_result(
+            layout.specs[pos], stats.values[pos], hist.counts[pos],
+            None if grads is None else grads.values[pos], str(layout.device))
     return results
 
 

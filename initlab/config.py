@@ -1,5 +1,6 @@
-"""The config schema (Hydra structured configs) and its translation into a ChainSpec
-(``model=chain``, the default) or a ``ModelSpec`` (any other model, ``initlab.modeljob``).
+"""The config schema (Hydra structured configs) and its translation into a job
+(``job_from_config``): a ``ChainSpec`` (``model=chain``, the default) or a ``ModelSpec``
+(any other model), each validated once when it is built.
 
 ``conf/config.yaml`` is checked against ``Config``: a value of the wrong
 type or an unknown key is refused by Hydra before any job runs. What a type
@@ -10,14 +11,15 @@ when the ``ChainSpec`` is built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, make_dataclass
+from pathlib import Path
 from typing import Any, get_type_hints
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from initlab import inputs, models, plugins
-from initlab.models import CUSTOM, ModelSpec
-from initlab.spec import ENGINE_SETTINGS, ChainSpec, SpecError
+from initlab import plugins
+from initlab.modelspec import CUSTOM, MODELS, ModelSpec
+from initlab.spec import ENGINE_SETTINGS, ChainSpec, SpecError, resolve_device
 from initlab.verdict import Thresholds
 
 
@@ -74,7 +76,7 @@ class ModelConfig:
     default. A ``model.*`` setting that the chosen model does not take is ignored, so one
     sweep can cover several models (``-m model=conv_chain,simple_cnn model.depth=10``);
     the chain's own width, depth and weights are refused with a model
-    (``model_spec_from_config``). ``initlab.modeljob``.
+    (``model_spec_from_config``). ``simple_cnn`` takes ``batchnorm`` (after each convolution).
     """
 
     name: str = "chain"
@@ -85,6 +87,7 @@ class ModelConfig:
     input_shape: list[int] | None = None
     include: list[str] | None = None
     exclude: list[str] | None = None
+    batchnorm: bool | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -169,27 +172,24 @@ def _group(node: DictConfig, kind: str) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
-def spec_from_config(cfg: DictConfig) -> ChainSpec:
-    """Build the engine's spec from a composed config (raises SpecError on bad values)."""
+def _schemes(cfg: DictConfig) -> dict[str, Any]:
+    """init, activation and bias with their parameters (a ``_target_`` plug-in registered)."""
     try:
         init, init_params = _group(cfg.init, "init")
         activation, activation_params = _group(cfg.activation, "activation")
     except plugins.PluginError as exc:
         raise SpecError(str(exc)) from None
     bias = OmegaConf.to_container(cfg.bias, resolve=True)
-    return ChainSpec(
-        init=init,
-        init_params=init_params,
-        activation=activation,
-        activation_params=activation_params,
-        bias=bias.pop("name"),
-        bias_params={k: v for k, v in bias.items() if v is not None},
-        **{name: cfg[name] for name in ENGINE_SETTINGS},
-    )
+    return {"init": init, "init_params": init_params, "activation": activation,
+            "activation_params": activation_params, "bias": bias.pop("name"),
+            "bias_params": {k: v for k, v in bias.items() if v is not None}}
 
 
-#: the built-in models the probe runs from the command line (besides ``chain``)
-BUILTIN_MODELS = ("conv_chain", "simple_cnn")
+def spec_from_config(cfg: DictConfig) -> ChainSpec:
+    """Build the engine's spec from a composed config (raises SpecError on bad values)."""
+    return ChainSpec(**_schemes(cfg), **{name: cfg[name] for name in ENGINE_SETTINGS})
+
+
 #: the chain's settings that change what it computes and mean nothing for a model (with
 #: what to set instead)
 CHAIN_ONLY = {"width": "model.channels (conv_chain)", "depth": "model.depth (conv_chain)",
@@ -201,95 +201,102 @@ def is_model(cfg: DictConfig) -> bool:
     return cfg.model.name != "chain" or bool(cfg.model.get("_target_"))
 
 
+def _model_name(cfg: DictConfig) -> str:
+    m = cfg.model
+    if m.get("_target_") and m.name not in ("chain", CUSTOM):
+        raise SpecError(f"model._target_={m._target_} does not apply to model={m.name} (a "
+                        f"built-in); use model=custom model._target_=... for your own model")
+    return CUSTOM if m.get("_target_") else str(m.name)
+
+
 def model_spec_from_config(cfg: DictConfig) -> ModelSpec:
     """The model job of a composed config; SpecError (one line) on what does not apply."""
-    chain = spec_from_config(cfg)  # the shared settings, checked as for a chain
-    m = cfg.model
-    name = CUSTOM if m.get("_target_") else str(m.name)
-    allowed = (*BUILTIN_MODELS, CUSTOM)
+    name = _model_name(cfg)
+    allowed = ("chain", *MODELS)
     if name not in allowed:
-        raise SpecError(f"model={name!r} is not allowed; allowed: chain, {', '.join(allowed)}")
+        raise SpecError(f"model={name!r} is not allowed; allowed: {', '.join(allowed)}")
     defaults = {f.name: f.default for f in fields(ChainSpec)}
     for key, instead in CHAIN_ONLY.items():
-        if getattr(chain, key) != defaults[key]:
-            hint = f"; set {instead}" if instead and (name == "conv_chain") else ""
-            raise SpecError(f"{key}={getattr(chain, key)} does not apply to model={name} (a "
-                            f"setting of the chain){hint}")
-    activation, activation_params = chain.activation, dict(chain.activation_params)
-    extra: dict[str, Any] = {}
-    if name == "conv_chain":
-        extra = {k: m.get(k) if m.get(k) is not None else d
-                 for k, d in (("channels", 16), ("depth", 99), ("size", 199))}
-        try:
-            models.check_conv_chain(extra["channels"], extra["depth"], extra["size"])
-        except ValueError as exc:
-            raise SpecError(f"model.{exc}") from None
-    elif name == CUSTOM:
-        extra = _custom(m)
-        if activation != "relu" or activation_params:
-            raise SpecError(f"activation={activation} does not apply to a user's model (it "
-                            "has its own activations); leave activation out")
-        activation, activation_params = "model", {}
-    spec = ModelSpec(
-        model=name, init=chain.init, init_params=dict(chain.init_params), activation=activation,
-        activation_params=activation_params, bias=chain.bias, bias_params=dict(chain.bias_params),
-        trials=chain.trials, batch=chain.batch, seed=chain.seed, device=chain.device,
-        dtype=chain.dtype, gradients=chain.gradients, inputs=str(cfg.inputs),
-        input_correlation=float(chain.input_correlation),
-        include=tuple(m.include) if m.get("include") else None,
-        exclude=tuple(m.exclude) if m.get("exclude") else None, **extra)
-    _check_probe(spec)
-    return spec
+        if cfg[key] != defaults[key]:
+            hint = f"; set {instead}" if instead and name == "conv_chain" else ""
+            raise SpecError(f"{key}={cfg[key]} does not apply to model={name} (a setting of "
+                            f"the chain){hint}")
+    schemes = _schemes(cfg)
+    if name == CUSTOM:
+        if schemes["activation"] != "relu" or schemes["activation_params"]:
+            raise SpecError(f"activation={schemes['activation']} does not apply to a user's "
+                            "model (it has its own activations); leave activation out")
+        schemes.update(activation="model", activation_params={})
+    m = cfg.model
+    own = {k: m.get(k) for k in ("channels", "depth", "size") if m.get(k) is not None}
+    if m.get("batchnorm") is not None:
+        own["batchnorm"] = m.batchnorm
+    if name == CUSTOM:
+        shape = m.get("input_shape")
+        own.update(target=m.get("_target_"),
+                   input_shape=None if shape is None else tuple(shape),
+                   params=OmegaConf.to_container(m.params, resolve=True) if m.get("params")
+                   else {})
+    return ModelSpec(model=name, inputs=str(cfg.inputs), **schemes, **own,
+                     include=tuple(m.include) if m.get("include") else None,
+                     exclude=tuple(m.exclude) if m.get("exclude") else None,
+                     **{k: cfg[k] for k in SHARED})
 
 
-def _custom(m) -> dict[str, Any]:
-    target = m.get("_target_")
-    if not target:
-        raise SpecError("model=custom needs model._target_=<module.function> (returning an "
-                        "nn.Module) and model.input_shape=[...] (one sample's shape)")
-    try:
-        plugins.locate(str(target))
-    except plugins.PluginError as exc:
-        raise SpecError(f"model.{exc}") from None
-    shape = m.get("input_shape")
-    if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise SpecError(f"model.input_shape={_show(shape)} is not allowed; give one sample's "
-                        "shape as positive integers, e.g. model.input_shape=[3,32,32]")
-    params = OmegaConf.to_container(m.params, resolve=True) if m.get("params") else {}
-    return {"target": str(target), "input_shape": tuple(int(s) for s in shape),
-            "params": params}
+#: settings of ``initlab.spec.Settings`` read from the top of the config
+SHARED = ("trials", "batch", "input_correlation", "seed", "device", "dtype", "gradients")
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, ListConfig):
-        value = OmegaConf.to_container(value)
-    return "null" if value is None else str(value).replace(" ", "")
-
-
-def _check_probe(spec: ModelSpec) -> None:
-    """What the probe and the inputs refuse, refused up front in one line."""
-    from initlab.probe.weights import check_init
-
-    try:
-        check_init(spec.init)
-        inputs.check(spec.inputs, spec.shape(), spec.batch)
-        if spec.inputs != "gaussian" and spec.input_correlation:
-            raise ValueError(f"input_correlation={spec.input_correlation} applies to gaussian "
-                             f"inputs only, not inputs={spec.inputs}")
-    except ValueError as exc:
-        raise SpecError(str(exc).strip().splitlines()[0]) from None
-
-
-def check_model(cfg: DictConfig) -> None:
-    """SpecError unless the config's model job can be built (the command line's check)."""
-    if is_model(cfg):
-        model_spec_from_config(cfg)
-    elif str(cfg.inputs) != "gaussian":
+def check_inputs(cfg: DictConfig) -> None:
+    if not is_model(cfg) and str(cfg.inputs) != "gaussian":
         raise SpecError(f"inputs={cfg.inputs} applies to models (model=conv_chain, simple_cnn, "
                         "custom); the chain draws its own N(0, I) inputs")
 
 
+def check(cfg: DictConfig) -> None:
+    """SpecError (one line) unless the config builds a job that can run here (its spec, its
+    thresholds, its device)."""
+    check_inputs(cfg)
+    spec = model_spec_from_config(cfg) if is_model(cfg) else spec_from_config(cfg)
+    thresholds_from_config(cfg)
+    resolve_device(spec.device)
+
+
+def job_from_config(cfg: DictConfig, out_dir: Any, sweep: bool = False):
+    """The ``initlab.job.Job`` a composed config asks for (SpecError: one line)."""
+    from initlab.job import Job
+
+    check_inputs(cfg)
+    spec = model_spec_from_config(cfg) if is_model(cfg) else spec_from_config(cfg)
+    reference = OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference else None
+    return Job(spec=spec, thresholds=thresholds_from_config(cfg), out_dir=Path(out_dir),
+               reference=reference, make_plots=wants_plots(cfg.plots, sweep))
+
+
+def wants_plots(setting: Any, sweep: bool) -> bool:
+    """``plots`` = auto | true | false: auto draws a single run's figures, not a sweep's
+    (the sweep's report draws every job; ``initlab-plot`` draws a job's from its files)."""
+    mode = str(setting).lower()
+    return mode == "true" or (mode == "auto" and not sweep)
+
+
+def known_settings(cfg: DictConfig) -> dict[str, Any]:
+    """A job's settings as far as its config gives them, for a failure that happened
+    before its spec could be built."""
+    keys = ("trials", "batch", "seed", "device", "dtype", "gradients")
+    out: dict[str, Any] = {}
+    if is_model(cfg):
+        out["model"] = CUSTOM if cfg.model.get("_target_") else str(cfg.model.name)
+    out.update(init=str(cfg.init.name), activation=str(cfg.activation.name),
+               bias=str(cfg.bias.name))
+    if not is_model(cfg):
+        keys = (*keys, "depth", "width", "weights")
+    return {**out, **{k: OmegaConf.select(cfg, k) for k in keys}}
+
+
 def thresholds_from_config(cfg: DictConfig) -> Thresholds:
-    return Thresholds(
-        explode_std=float(cfg.thresholds.explode_std), vanish_std=float(cfg.thresholds.vanish_std)
-    )
+    try:
+        return Thresholds(explode_std=float(cfg.thresholds.explode_std),
+                          vanish_std=float(cfg.thresholds.vanish_std))
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None

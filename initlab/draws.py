@@ -39,12 +39,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-
-if TYPE_CHECKING:
-    from initlab.spec import ChainSpec
 
 #: Bases transformed from one N(0, 1) draw (first present is drawn, the others derived).
 NORMAL_FAMILY = ("normal", "uniform", "orthogonal")
@@ -328,66 +325,44 @@ def fill_biases_(vecs: dict[str, torch.Tensor], seed: int, layer: int, trials: r
     from_normal_(z, family[0])
 
 
-def layer_biases(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu",
-                 mode: str | None = None) -> torch.Tensor:
-    """The biases b_layer (len(trials), width) that the engine adds for ``layer``."""
-    recipe = spec.bias_recipe()
-    source = 1 if spec.weights == "shared" else layer
-    b = torch.zeros(len(trials), spec.width, dtype=spec.torch_dtype, device=device)
-    if recipe.base != "zero":
-        fill_biases_({recipe.base: b}, spec.seed, source, trials, mode)
-    return b.mul_(recipe.scale)
-
-
-def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu",
-                  mode: str | None = None) -> torch.Tensor:
-    """The weights W_layer (len(trials), width, width) that the engine uses for ``layer``.
-
-    Drawn by ``fill_layer_``, then scaled: what the engine multiplies, without
-    the LSUV rescaling (which depends on the data).
-    """
-    draw = spec.weight_recipe()
-    source = 1 if spec.weights == "shared" else layer
-    w = torch.zeros(len(trials), spec.width, spec.width, dtype=spec.torch_dtype, device=device)
-    if draw.base != "zero":
-        fill_layer_({draw.base: w}, spec.seed, source, trials, draw.fill, mode)
-    return w.mul_(draw.scale)
-
-
-def _normal_columns(spec: ChainSpec, trials: range, device: Any, mode: str | None,
-                    seeds: tuple[Callable[[int, int], int], Callable[[int, int], int]],
-                    batch: int | None = None) -> torch.Tensor:
+def _normal_columns(seed: int, width: int, batch: int, trials: range, dtype: torch.dtype,
+                    device: Any, mode: str | None,
+                    seeds: tuple[Callable[[int, int], int], Callable[[int, int], int]]
+                    ) -> torch.Tensor:
     """N(0, 1) (len(trials), width, batch): per trial from ``seeds[0](seed, trial)``, or in
     the blocked mode per block from ``seeds[1](seed, block)``."""
-    x = torch.empty(len(trials), spec.width, spec.batch if batch is None else batch,
-                    dtype=spec.torch_dtype, device=device)
+    x = torch.empty(len(trials), width, batch, dtype=dtype, device=device)
     per_trial, per_block = seeds
     if (mode or draw_mode(x.device)) == "blocked":
-        fill_blocked_(x, trials, lambda block: per_block(spec.seed, block))
+        fill_blocked_(x, trials, lambda block: per_block(seed, block))
         return x
     gen = torch.Generator(device=x.device)
     for i, trial in enumerate(trials):
-        x[i].normal_(generator=gen.manual_seed(per_trial(spec.seed, trial)))
+        x[i].normal_(generator=gen.manual_seed(per_trial(seed, trial)))
     return x
 
 
-def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu",
-                mode: str | None = None) -> torch.Tensor:
+def input_columns(seed: int, width: int, batch: int, trials: range, correlation: float = 0.0,
+                  dtype: torch.dtype = torch.float32, device: Any = "cpu",
+                  mode: str | None = None) -> torch.Tensor:
     """Inputs x_0, shape (len(trials), width, batch): N(0, I) columns, or with
-    ``spec.input_correlation`` = c0 > 0 ``sqrt(1 - c0) z_b + sqrt(c0) z`` with one
-    shared column z per trial (from its own stream), so every unit has variance 1
-    and two inputs of a trial have correlation c0. c0 = 0 draws exactly the
-    independent inputs of before."""
-    x = _normal_columns(spec, trials, device, mode, (input_seed, input_block_seed))
-    c0 = float(spec.input_correlation)
+    ``correlation`` = c0 > 0 ``sqrt(1 - c0) z_b + sqrt(c0) z`` with one shared column z
+    per trial (from its own stream), so every unit has variance 1 and two inputs of a
+    trial have correlation c0. c0 = 0 draws exactly the independent inputs."""
+    x = _normal_columns(seed, width, batch, trials, dtype, device, mode,
+                        (input_seed, input_block_seed))
+    c0 = float(correlation)
     if c0 > 0:
-        common = _normal_columns(spec, trials, device, mode,
-                                 (common_input_seed, common_input_block_seed), batch=1)
+        common = _normal_columns(seed, width, 1, trials, dtype, device, mode,
+                                 (common_input_seed, common_input_block_seed))
         x.mul_(math.sqrt(1.0 - c0)).add_(common, alpha=math.sqrt(c0))
     return x
 
 
-def output_gradient(spec: ChainSpec, trials: range, device: Any = "cpu",
-                    mode: str | None = None) -> torch.Tensor:
-    """g_L ~ N(0, I), shape (len(trials), width, batch): the loss is <g_L, x_L>."""
-    return _normal_columns(spec, trials, device, mode, (gradient_seed, gradient_block_seed))
+def gradient_columns(seed: int, width: int, batch: int, trials: range,
+                     dtype: torch.dtype = torch.float32, device: Any = "cpu",
+                     mode: str | None = None) -> torch.Tensor:
+    """The output gradient g_L ~ N(0, I), shape (len(trials), width, batch): the backward
+    pass starts from the loss <g_L, x_L>."""
+    return _normal_columns(seed, width, batch, trials, dtype, device, mode,
+                           (gradient_seed, gradient_block_seed))

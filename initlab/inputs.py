@@ -1,9 +1,10 @@
 """A probed model's inputs: Gaussian N(0, I), or real images (scikit-learn's 8x8 digits).
 
-Each is a callable ``(generator) -> (batch, *shape)`` tensor, as ``initlab.probe``
-takes it (trial t's generator is seeded from the run's seed and t).
+Each is what ``initlab.probe`` takes: a callable ``(generator) -> (batch, *shape)``
+tensor (trial t's generator is seeded from the run's seed and t), the Gaussian ones
+with the chain's own keyed input streams besides (``GaussianInputs.keyed``).
 
-* ``gaussian``: x ~ N(0, I) per sample (``initlab.probe.gaussian_inputs``); with
+* ``gaussian``: x ~ N(0, I) per sample (``gaussian_inputs``); with
   ``correlation`` c0 > 0, x_b = sqrt(1 - c0) z_b + sqrt(c0) z (one z shared by the
   trial's batch), so two inputs have cosine c0 in expectation, as the chain's inputs.
 * ``digits``: scikit-learn's 8x8 handwritten digits (``sklearn.datasets.load_digits``,
@@ -20,12 +21,15 @@ takes it (trial t's generator is seeded from the run's seed and t).
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from initlab.draws import input_columns
 
 INPUTS = ("gaussian", "digits")
 #: pip's words for getting scikit-learn, for the one-line error
@@ -50,15 +54,52 @@ def check(name: str, shape: Sequence[int] | None = None, batch: int = 1) -> None
                          "images (batch <= 1797)")
 
 
-def gaussian(shape: Sequence[int], batch: int = 1, correlation: float = 0.0,
-             dtype: torch.dtype = torch.float32) -> Make:
-    """x ~ N(0, I) of per-sample ``shape``; pairwise correlation ``correlation`` (the probe's
-    ``gaussian_inputs``: for a vector input, trial t's batch is the chain's x_0 of trial t)."""
-    from initlab.probe import gaussian_inputs
+class GaussianInputs:
+    """x ~ N(0, I) of per-sample ``shape``, ``batch`` samples a trial: the chain's inputs.
 
-    if correlation:
-        return gaussian_inputs(shape, batch, dtype=dtype, correlation=float(correlation))
-    return gaussian_inputs(shape, batch, dtype=dtype)
+    ``keyed(seed, trial)`` draws trial t's batch from the chain engine's input streams
+    (``initlab.draws.input_columns``) as a (features, batch) matrix, transposed: for a
+    vector input it is the chain's x_0 of trial t, correlated inputs included
+    (``correlation`` = c0: x_b = sqrt(1 - c0) z_b + sqrt(c0) z with one shared z, so
+    every value has variance 1 and two samples cosine c0). Called with a generator
+    (the probe's protocol for any inputs) it draws z_b, then z, from that generator.
+    """
+
+    def __init__(self, shape: Sequence[int], batch: int = 1, dtype: torch.dtype = torch.float32,
+                 correlation: float = 0.0) -> None:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch={batch!r} is not allowed; batch must be an integer >= 1")
+        self.shape = tuple(int(s) for s in shape)
+        if not self.shape or min(self.shape) < 1:
+            raise ValueError(f"shape={self.shape!r} is not allowed; a per-sample shape has "
+                             "sizes >= 1")
+        self.c0 = float(correlation)
+        if not 0 <= self.c0 < 1:
+            raise ValueError(f"correlation={correlation!r} is not allowed; correlation must be "
+                             "a number with 0 <= correlation < 1")
+        self.batch, self.dtype = batch, dtype
+        self.features = math.prod(self.shape)
+
+    def _samples(self, z: torch.Tensor) -> torch.Tensor:
+        return z.T.reshape(self.batch, *self.shape).to(self.dtype)
+
+    def keyed(self, seed: int, trial: int) -> torch.Tensor:
+        z = input_columns(seed, self.features, self.batch, range(trial, trial + 1), self.c0,
+                          mode="trial")[0]
+        return self._samples(z)
+
+    def __call__(self, generator: torch.Generator) -> torch.Tensor:
+        z = torch.empty(self.features, self.batch).normal_(generator=generator)
+        if self.c0 > 0:
+            common = torch.empty(self.features, 1).normal_(generator=generator)
+            z.mul_(math.sqrt(1.0 - self.c0)).add_(common, alpha=math.sqrt(self.c0))
+        return self._samples(z)
+
+
+def gaussian_inputs(shape: Sequence[int], batch: int = 1, dtype: torch.dtype = torch.float32,
+                    correlation: float = 0.0) -> GaussianInputs:
+    """Inputs x ~ N(0, I) of per-sample ``shape`` for the probe (``GaussianInputs``)."""
+    return GaussianInputs(shape, batch, dtype, correlation)
 
 
 def _digits_file() -> Path | None:
@@ -115,4 +156,4 @@ def make_inputs(name: str, shape: Sequence[int], batch: int = 1, correlation: fl
             raise ValueError(f"input_correlation={correlation} applies to gaussian inputs only; "
                              "digits are what they are")
         return digits(shape, batch, dtype)
-    return gaussian(shape, batch, correlation, dtype)
+    return gaussian_inputs(shape, batch, dtype, correlation)

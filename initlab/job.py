@@ -1,16 +1,19 @@
-"""Jobs: run the engine for specs and write each job directory's files.
+"""Jobs: every kind planned, run and written by one path.
 
-``run_job`` runs one spec (the Hydra app calls it for every run, and for every
-job under ``hydra/launcher=basic``); ``run_jobs`` runs a batch of planned jobs
-(the ``fused`` launcher), sharing engine passes between them, and writes every
-job's directory. Both work without Hydra:
-``run_job(spec, Thresholds(), out_dir)``.
+A job is *what is measured* — the chain (``ChainSpec``) or a torch model
+(``ModelSpec``) — with its thresholds, reference numbers and directory. A batch of
+jobs (a sweep, or one run) goes through ``run_jobs``: ``plan_passes`` groups the
+chain jobs that can share an engine pass (each layer's base matrices drawn once for
+all of them; without gradients a depth sweep runs only its deepest chain), each
+model job is a pass of its own, every pass is measured (``initlab.measure``) and each
+job it served is written by ``write_job``: the tables, the figures when asked for,
+and summary.json last, so its presence means the job finished. A pass that raises
+fails its jobs (recorded in their summary.json); the other passes go on.
 
-``summary.json`` ``seconds``: ``engine`` is the job's share of the engine pass
-that computed it (all of it for a job run alone; for jobs sharing a pass, the
-pass's seconds times the job's share of the trial-layers the pass served),
-``total`` adds the job's own writing of tables and figures, ``pass`` is the
-whole pass and ``shared_by`` the number of jobs it served.
+``summary.json`` ``seconds``: ``engine`` is the job's share of the pass that measured
+it (all of it for a job measured alone; for jobs sharing a pass, the pass's seconds
+times the job's share of the work), ``total`` adds the job's own writing, ``pass`` is
+the whole pass and ``shared_by`` the number of jobs it served.
 """
 
 from __future__ import annotations
@@ -25,45 +28,143 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from initlab import plots, store
-from initlab.chain import ChainResult, group_key, run_chain, run_group
+from initlab import figures, measure, store
+from initlab.chain import cut
+from initlab.layout import group_key
+from initlab.modelspec import ModelSpec
+from initlab.numbers import fmt
+from initlab.result import Result
+from initlab.rules import PROGRESS, first_line
 from initlab.spec import ChainSpec
-from initlab.summary import fmt, summarize
-from initlab.tables import layers_frame
-from initlab.theory import for_chain
+from initlab.summary import summarize
 from initlab.verdict import Thresholds
 
 log = logging.getLogger("initlab")
 
-SECONDS_NOTE = ("engine: this job's share of the engine pass that computed it (pass seconds x "
-                "its trial-layers / all trial-layers the pass served); total: engine + writing")
+SECONDS_NOTE = ("engine: this job's share of the pass that measured it (pass seconds x its "
+                "share of the work the pass served); total: engine + writing its files")
 
 
 @dataclass(frozen=True)
-class JobPlan:
-    """One job of a batch: what to run and where its files go."""
+class Job:
+    """One job: what is measured, how it is judged, and where its files go."""
 
-    spec: ChainSpec
-    thresholds: Thresholds
-    out_dir: Path
+    spec: ChainSpec | ModelSpec
+    thresholds: Thresholds = Thresholds()
+    out_dir: Path = Path(".")
     reference: dict[str, Any] | None = None
-    make_plots: bool = True
+    make_plots: bool = False
+
+    @property
+    def work(self) -> int:
+        """What its progress counts (``initlab.measure``)."""
+        if isinstance(self.spec, ChainSpec):
+            return measure.chain_work(self.spec)
+        return measure.model_work(self.spec)
 
 
-def write_job(plan: JobPlan, result: ChainResult, seconds: dict[str, Any]) -> dict[str, Any]:
-    """Write layers.csv/.parquet, histogram.csv, figures and, last, summary.json.
+@dataclass(frozen=True)
+class Pass:
+    """One measurement: chain specs sharing an engine pass, or one model."""
 
-    ``summary.json`` is written last, so its presence means the job finished;
-    it carries ``status: ok``. ``seconds`` holds at least ``engine``.
+    specs: tuple[ChainSpec | ModelSpec, ...]
+
+    @property
+    def is_chain(self) -> bool:
+        return isinstance(self.specs[0], ChainSpec)
+
+    def run(self, progress: Callable[[int], object] | None) -> list[Result]:
+        if self.is_chain:
+            return measure.chains(self.specs, progress)
+        return [measure.model(self.specs[0], progress)]
+
+    def source(self, spec: ChainSpec | ModelSpec) -> int | None:
+        """The position of the spec whose result serves ``spec``, or None."""
+        key = _stem(spec)
+        return next((i for i, s in enumerate(self.specs) if _stem(s) == key), None)
+
+
+def _stem(spec: ChainSpec | ModelSpec) -> str:
+    """Specs with one stem are served by one result: identical specs, and without gradients
+    chains that differ only in depth (a deeper chain holds every shallower one)."""
+    if isinstance(spec, ChainSpec) and not spec.gradients:
+        spec = dataclasses.replace(spec, depth=1)
+    return type(spec).__name__ + json.dumps(dataclasses.asdict(spec), sort_keys=True,
+                                            default=str)
+
+
+def plan_passes(specs: Sequence[ChainSpec | ModelSpec]) -> list[Pass]:
+    """The passes a batch needs: chain specs grouped by ``group_key`` (the deepest of each
+    stem), each distinct model alone."""
+    deepest: dict[str, ChainSpec | ModelSpec] = {}
+    for spec in specs:
+        stem = _stem(spec)
+        if stem not in deepest or (isinstance(spec, ChainSpec)
+                                   and spec.depth > deepest[stem].depth):
+            deepest[stem] = spec
+    groups: dict[Any, list] = {}
+    for stem, spec in deepest.items():
+        key = group_key(spec) if isinstance(spec, ChainSpec) else stem
+        groups.setdefault(key, []).append(spec)
+    return [Pass(tuple(g)) for g in groups.values()]
+
+
+def total_work(jobs: Sequence[Job]) -> int:
+    """The work the passes of a batch count, in all (a progress bar's total)."""
+    return sum(Job(s).work for p in plan_passes([j.spec for j in jobs]) for s in p.specs)
+
+
+def run_jobs(jobs: Sequence[Job],
+             progress: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
+    """Measure a batch of jobs, sharing passes, and write every job's directory.
+
+    Returns one summary per job (``status`` ok or failed), in order. A pass that
+    raises (out of memory, a plug-in that raises or calls ``sys.exit``) fails the jobs
+    it serves; a job whose directory cannot be written fails alone; the others go on.
+    Ctrl-C is not caught.
     """
+    summaries: list[dict[str, Any] | None] = [None] * len(jobs)
+    for one in plan_passes([j.spec for j in jobs]):
+        served = [i for i, j in enumerate(jobs) if one.source(j.spec) is not None]
+        start = time.perf_counter()
+        try:
+            results = one.run(progress)
+        except (Exception, SystemExit) as exc:
+            for i in served:
+                summaries[i] = fail(jobs[i], exc, "measuring")
+            continue
+        seconds = time.perf_counter() - start
+        work = sum(jobs[i].work for i in served)
+        for i in served:
+            job = jobs[i]
+            result = results[one.source(job.spec)]
+            if isinstance(job.spec, ChainSpec) and result.spec.depth != job.spec.depth:
+                result = cut(result, job.spec.depth)
+            share = {"engine": seconds * job.work / work, "pass": round(seconds, 4),
+                     "shared_by": len(served)}
+            try:
+                summaries[i] = write_job(job, result, share)
+            except Exception as exc:  # e.g. PermissionError, a file in the way
+                summaries[i] = fail(job, exc, "writing its directory")
+    return summaries
+
+
+def run_job(job: Job, progress: Callable[[int], object] | None = None) -> dict[str, Any]:
+    """Measure one job and write its directory; its summary (``status`` ok or failed)."""
+    return run_jobs([job], progress)[0]
+
+
+def write_job(job: Job, result: Result, seconds: dict[str, Any]) -> dict[str, Any]:
+    """Write layers.csv/.parquet, histogram.csv, the figures when asked for and, last,
+    summary.json (``status: ok``); ``seconds`` holds at least ``engine``."""
     start = time.perf_counter()
-    out_dir = Path(plan.out_dir)
-    curves = for_chain(result.spec, result.recipe)  # once for the table, figures and summary
-    store.write_layers(out_dir, layers_frame(result, curves))
-    store.write_histogram(out_dir, result.hist_frame())
-    if plan.make_plots:
-        plots.draw_view(plots.JobView.of(result, curves), out_dir)
-    summary = {"status": "ok", **summarize(result, plan.thresholds, plan.reference, curves)}
+    out_dir = Path(job.out_dir)
+    store.write_layers(out_dir, result.frame())
+    if result.hist is not None:
+        store.write_histogram(out_dir, result.hist_frame())
+    summary = {"status": "ok", **summarize(result, job.thresholds, job.reference)}
+    if job.make_plots:
+        figures.draw_job(out_dir, summary)
     engine = seconds["engine"]
     summary["seconds"] = {**seconds, "engine": round(engine, 4),
                           "total": round(engine + time.perf_counter() - start, 4),
@@ -72,137 +173,48 @@ def write_job(plan: JobPlan, result: ChainResult, seconds: dict[str, Any]) -> di
     return summary
 
 
-def run_job(
-    spec: ChainSpec,
-    thresholds: Thresholds,
-    out_dir: Path,
-    reference: dict[str, Any] | None = None,
-    make_plots: bool = True,
-    progress: Callable[[int], object] | None = None,
-) -> dict[str, Any]:
-    """Run ``spec`` alone and write its job directory; returns the summary (raises on failure)."""
-    start = time.perf_counter()
-    result = run_chain(spec, progress=progress)
-    seconds = {"engine": time.perf_counter() - start}
-    return write_job(JobPlan(spec, thresholds, Path(out_dir), reference, make_plots), result,
-                     seconds)
+def problem(exc: BaseException) -> str:
+    """A failed job in one line: the file that could not be written and why, or the error."""
+    if isinstance(exc, OSError) and (exc.filename2 or exc.filename):
+        path = exc.filename2 or exc.filename  # a rename's target, not its hidden temp file
+        return f"cannot write {path} ({exc.strerror or type(exc).__name__})"
+    if isinstance(exc, SystemExit):
+        return f"a plug-in called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
-def record_failure(out_dir: Path, settings: dict[str, Any], error: BaseException) -> dict:
-    """Write a ``status: failed`` summary.json for a job that raised, so reports can list it.
+def record_failure(out_dir: Path, settings: dict[str, Any], error: BaseException | str) -> dict:
+    """Write a ``status: failed`` summary.json for a job that failed, so reports can list it.
 
-    ``settings``: the job's flat settings as far as known (``spec.describe()``); they go
-    both at the top level and under ``settings`` (a ``settings`` key given is kept).
+    ``settings``: the job's flat settings as far as known; they go both at the top level
+    and under ``settings``.
     """
     flat = {k: v for k, v in settings.items() if k != "settings"}
-    summary = {
-        "status": "failed",
-        "error": f"{type(error).__name__}: {error}".splitlines()[0],
-        **flat,
-        "settings": dict(settings.get("settings", flat)),
-    }
+    summary = {"status": "failed",
+               "error": error if isinstance(error, str) else problem(error),
+               **flat, "settings": dict(settings.get("settings", flat))}
     store.write_json(Path(out_dir) / store.SUMMARY_JSON, summary)
     return summary
 
 
-def _fail(plan: JobPlan, error: BaseException, what: str) -> dict[str, Any]:
+def fail(job: Job, error: BaseException, what: str) -> dict[str, Any]:
     """Record a failed job where its directory allows; one log line either way."""
-    settings = plan.spec.describe()
+    settings = job.spec.describe()
+    where = f"recorded in {Path(job.out_dir) / store.SUMMARY_JSON}"
     try:
-        summary = record_failure(plan.out_dir, settings, error)
-        where = f"recorded in {Path(plan.out_dir) / store.SUMMARY_JSON}"
+        summary = record_failure(job.out_dir, settings, error)
     except Exception as exc:  # the directory itself is the problem
-        summary = {"status": "failed", "error": f"{type(error).__name__}: {error}", **settings}
-        where = ("not recorded" if str(exc) == str(error)
-                 else f"not recorded: {type(exc).__name__}: {exc}")
-    log.error("job failed (%s): %s: %s (%s)", what, type(error).__name__,
-              str(error).splitlines()[0] if str(error) else "", where)
+        summary = {"status": "failed", "error": problem(error), **settings}
+        where = "not recorded" + ("" if problem(exc) == problem(error) else f": {problem(exc)}")
+    log.error("job failed (%s): %s (%s)", what, problem(error), where)
     return summary
-
-
-def _trial_layers(spec: ChainSpec) -> int:
-    return spec.trials * (spec.depth + 1)
-
-
-def _stem(spec: ChainSpec) -> str:
-    """Specs with one stem differ at most in depth, and without gradients a chain is a prefix
-    of a deeper one with the same other settings (with gradients, a stem is the spec)."""
-    stem = spec if spec.gradients else dataclasses.replace(spec, depth=1)
-    return json.dumps(dataclasses.asdict(stem), sort_keys=True, default=str)
-
-
-def plan_passes(specs: Sequence[ChainSpec]) -> list[list[ChainSpec]]:
-    """The engine passes a batch needs: groups (``group_key``) of the specs actually run.
-
-    Identical specs run once; without gradients, only the deepest of the specs
-    that differ just in depth runs (the others are its ``prefix``).
-    """
-    deepest: dict[str, ChainSpec] = {}
-    for spec in specs:
-        stem = _stem(spec)
-        if stem not in deepest or spec.depth > deepest[stem].depth:
-            deepest[stem] = spec
-    groups: dict[tuple, list[ChainSpec]] = {}
-    for spec in deepest.values():
-        groups.setdefault(group_key(spec), []).append(spec)
-    return list(groups.values())
-
-
-def run_jobs(plans: Sequence[JobPlan],
-             progress: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
-    """Run a batch of jobs, sharing engine passes, and write every job's directory.
-
-    Each pass (``plan_passes``) runs, then the jobs it serves are written at
-    once. A pass that raises (out of memory, a bug) records its jobs as
-    failed; a job whose directory cannot be written is recorded as failed
-    where possible; either way the other jobs go on. Returns one summary per
-    plan (``status`` ok or failed), in order. ``progress`` gets the
-    trial-layers done (``batch_trial_layers`` in all).
-    """
-    summaries: list[dict[str, Any] | None] = [None] * len(plans)
-    for group in plan_passes([p.spec for p in plans]):
-        stems = {_stem(s): pos for pos, s in enumerate(group)}  # stem -> its source in group
-        served = [i for i, p in enumerate(plans) if _stem(p.spec) in stems]
-        start = time.perf_counter()
-        try:
-            results = run_group(group, progress=progress)
-        except (Exception, SystemExit) as exc:  # this pass's jobs fail; the others go on
-            # (SystemExit: a plug-in that calls sys.exit fails its jobs, not the sweep)
-            for i in served:
-                summaries[i] = _fail(plans[i], exc, "engine pass")
-            continue
-        seconds = time.perf_counter() - start
-        work = sum(_trial_layers(plans[i].spec) for i in served)
-        for i in served:
-            spec = plans[i].spec
-            source = results[stems[_stem(spec)]]
-            result = source if source.spec.depth == spec.depth else source.prefix(spec.depth)
-            share = {"engine": seconds * _trial_layers(spec) / work, "pass": round(seconds, 4),
-                     "shared_by": len(served)}
-            try:
-                summaries[i] = write_job(plans[i], result, share)
-            except Exception as exc:  # e.g. PermissionError, a file in the way
-                summaries[i] = _fail(plans[i], exc, "writing its directory")
-    return summaries
-
-
-def wants_plots(setting: Any, sweep: bool) -> bool:
-    """``plots`` = auto | true | false: auto draws a single run's figures, not a sweep's
-    (the sweep's report draws every job; ``initlab-plot`` draws a job's from its files)."""
-    mode = str(setting).lower()
-    return mode == "true" or (mode == "auto" and not sweep)
-
-
-def batch_trial_layers(plans: Sequence[JobPlan]) -> int:
-    """Trial-layers the engine computes for a batch (what a progress bar counts)."""
-    return sum(len(g) * _trial_layers(g[0]) for g in plan_passes([p.spec for p in plans]))
 
 
 def progress_bar(mode: Any, total: int, label: str):
     """A tqdm bar on stderr for ``progress`` = auto (only on a terminal) | true | false;
     None when quiet."""
     mode = str(mode).lower()
-    if mode == "false" or (mode == "auto" and not sys.stderr.isatty()):
+    if mode not in PROGRESS or mode == "false" or (mode == "auto" and not sys.stderr.isatty()):
         return None
     from tqdm.auto import tqdm
 
@@ -211,15 +223,15 @@ def progress_bar(mode: Any, total: int, label: str):
 
 def log_line(summary: dict[str, Any]) -> str:
     """One line for the log: what ran and what it did."""
-    counts = summary["verdict_counts"]
     verdict = summary["verdict"]
     if summary["verdict_layer"] is not None:
         verdict += f" at layer {summary['verdict_layer']}"
-    spread = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    spread = ", ".join(f"{k} {v}" for k, v in summary["verdict_counts"].items() if v)
+    what = f"model={summary['model']} " if "model" in summary else ""
     return (
-        f"init={summary['init']} activation={summary['activation']} depth={summary['depth']} "
-        f"width={summary['width']} trials={summary['trials']}: {verdict} ({spread}); "
-        f"final std median {fmt(summary['final_std'])} "
+        f"{what}init={summary['init']} activation={summary['activation']} "
+        f"depth={summary['depth']} width={summary['width']} trials={summary['trials']}: "
+        f"{verdict} ({spread}); final std median {fmt(summary['final_std'])} "
         f"[10-90%: {fmt(summary['final_std_q10'])} .. {fmt(summary['final_std_q90'])}], "
         f"final mean median {fmt(summary['final_mean'])}"
     )

@@ -16,12 +16,20 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from initlab.activations import get_activation
 from initlab.biases import BiasRecipe
-from initlab.draws import block_chunk, draw_mode, fill_biases_, fill_layer_
+from initlab.draws import (
+    block_chunk,
+    draw_mode,
+    fill_biases_,
+    fill_layer_,
+    gradient_columns,
+    input_columns,
+)
 from initlab.schemes import WeightRecipe
 from initlab.spec import KEEP_FRACTION, ChainSpec, resolve_device
 
@@ -211,3 +219,46 @@ class GroupLayout:
             w = mats[base] if transpose else mats[base].transpose(1, 2)
             out[:, :, block] = torch.bmm(x[:, :, block].transpose(1, 2), w).transpose(1, 2)
         return out
+
+
+# ------------------------------------------------------------------ what a spec draws
+
+
+def layer_weights(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu",
+                  mode: str | None = None) -> torch.Tensor:
+    """The weights W_layer (len(trials), width, width) that the engine uses for ``layer``.
+
+    Drawn by ``fill_layer_``, then scaled: what the engine multiplies, without
+    the LSUV rescaling (which depends on the data).
+    """
+    recipe = spec.weight_recipe()
+    source = 1 if spec.weights == "shared" else layer
+    w = torch.zeros(len(trials), spec.width, spec.width, dtype=spec.torch_dtype, device=device)
+    if recipe.base != "zero":
+        fill_layer_({recipe.base: w}, spec.seed, source, trials, recipe.fill, mode)
+    return w.mul_(recipe.scale)
+
+
+def layer_biases(spec: ChainSpec, layer: int, trials: range, device: Any = "cpu",
+                 mode: str | None = None) -> torch.Tensor:
+    """The biases b_layer (len(trials), width) that the engine adds for ``layer``."""
+    recipe = spec.bias_recipe()
+    source = 1 if spec.weights == "shared" else layer
+    b = torch.zeros(len(trials), spec.width, dtype=spec.torch_dtype, device=device)
+    if recipe.base != "zero":
+        fill_biases_({recipe.base: b}, spec.seed, source, trials, mode)
+    return b.mul_(recipe.scale)
+
+
+def draw_inputs(spec: ChainSpec, trials: range, device: Any = "cpu",
+                mode: str | None = None) -> torch.Tensor:
+    """The inputs x_0 (len(trials), width, batch) of a spec (``draws.input_columns``)."""
+    return input_columns(spec.seed, spec.width, spec.batch, trials, spec.input_correlation,
+                         spec.torch_dtype, device, mode)
+
+
+def output_gradient(spec: ChainSpec, trials: range, device: Any = "cpu",
+                    mode: str | None = None) -> torch.Tensor:
+    """g_L ~ N(0, I) (len(trials), width, batch) of a spec (``draws.gradient_columns``)."""
+    return gradient_columns(spec.seed, spec.width, spec.batch, trials, spec.torch_dtype,
+                            device, mode)

@@ -10,14 +10,12 @@
   each stride 2 with padding ks // 2, then Flatten (28 -> 14 -> 7 -> 4 -> 2 -> 1).
   Its 8 -> 16 layer has 8 * 16 * 9 + 16 = 1,168 parameters (seed 002, question 15).
 
-``input_shape(name, **settings)`` is the per-sample input shape a model expects.
-``ModelSpec``: one model job of the command line (``initlab.modeljob``): which model
-(a built-in, or a user's ``_target_`` = CUSTOM), how to build it, its settings.
+``input_shape(name, **settings)`` is the per-sample input shape a model expects; a
+model job's settings are ``initlab.modelspec.ModelSpec``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -52,8 +50,9 @@ def check_conv_chain(channels: Any, depth: Any, size: Any) -> None:
     for name, value in (("channels", channels), ("depth", depth), ("size", size)):
         _positive(name, value)
     if size - 2 * depth < 1:
-        raise ValueError(f"size={size}, depth={depth} is not allowed; each valid 3x3 "
-                         f"convolution removes 2 pixels, so depth must be <= {(size - 1) // 2}")
+        raise ValueError(f"size={size} is too small for depth={depth}: each valid 3x3 "
+                         f"convolution removes 2 pixels, so size must be >= 2 depth + 1 = "
+                         f"{2 * depth + 1} (or depth <= {(size - 1) // 2})")
 
 
 def conv_sizes(depth: int = 99, size: int = 199) -> list[int]:
@@ -104,109 +103,3 @@ def input_shape(name: str, **settings: Any) -> tuple[int, ...]:
     if name == "simple_cnn":
         return (1, 28, 28)
     raise ValueError(f"model={name!r} is not allowed; allowed: conv_chain, simple_cnn")
-
-
-#: a user's model (``model._target_``) on the command line
-CUSTOM = "custom"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model job: which model, its schemes and the probe's settings."""
-
-    model: str
-    init: str
-    activation: str
-    bias: str
-    trials: int
-    batch: int
-    seed: int
-    device: str
-    dtype: str
-    gradients: bool
-    init_params: dict[str, Any] = field(default_factory=dict)
-    activation_params: dict[str, Any] = field(default_factory=dict)
-    bias_params: dict[str, Any] = field(default_factory=dict)
-    inputs: str = "gaussian"
-    input_correlation: float = 0.0
-    channels: int = 16
-    depth: int = 99
-    size: int = 199
-    target: str | None = None
-    input_shape: tuple[int, ...] | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    include: tuple[str, ...] | None = None
-    exclude: tuple[str, ...] | None = None
-
-    def shape(self) -> tuple[int, ...]:
-        """One sample's input shape."""
-        if self.model == CUSTOM:
-            return tuple(self.input_shape or ())
-        return input_shape(self.model, channels=self.channels, size=self.size)
-
-    def factory(self):
-        """A zero-argument function building the model (in ``dtype``)."""
-        import torch
-
-        dtype = getattr(torch, self.dtype)
-        if self.model == "conv_chain":
-            def build():
-                return conv_chain(self.channels, self.activation, depth=self.depth,
-                                         size=self.size,
-                                         activation_params=self.activation_params or None,
-                                         bias=self.bias != "zero").to(dtype)
-        elif self.model == "simple_cnn":
-            def build():
-                return simple_cnn(self.activation,
-                                         self.activation_params or None).to(dtype)
-        else:
-            from initlab.plugins import locate
-
-            make = locate(self.target)
-
-            def build():
-                return _as_module(make(**self.params), self.target).to(dtype)
-        build.__name__ = self.model
-        return build
-
-    def hooks(self) -> tuple[list[str] | None, list[str] | None]:
-        """(include, exclude) for the probe: a conv chain's convs and activations (paired
-        into one layer by ``_pair_layers``), else the user's patterns or the default."""
-        if self.model == "conv_chain":
-            return ["Conv2d", "Activation"], None
-        return (list(self.include) if self.include else None,
-                list(self.exclude) if self.exclude else None)
-
-    def describe(self, depth: int | None = None, width: int | None = None) -> dict[str, Any]:
-        """Flat settings, the columns of every row (``depth``/``width`` once probed)."""
-        own = {"conv_chain": {"model_channels": self.channels, "model_size": self.size},
-               CUSTOM: {"model_target": self.target,
-                        "model_input_shape": "x".join(map(str, self.shape()))}}
-        out: dict[str, Any] = {
-            "model": self.model, **own.get(self.model, {}),
-            "init": self.init,
-            **{f"init_{k}": v for k, v in sorted(self.init_params.items()) if v is not None},
-            "activation": self.activation,
-            **{f"activation_{k}": v for k, v in sorted(self.activation_params.items())
-               if v is not None},
-            "bias": self.bias,
-            **{f"bias_{k}": v for k, v in sorted(self.bias_params.items()) if v is not None},
-        }
-        if depth is not None:
-            out["depth"] = depth
-        if width is not None:
-            out["width"] = width
-        out.update(trials=self.trials, batch=self.batch,
-                   input_correlation=self.input_correlation, seed=self.seed,
-                   device=self.device, dtype=self.dtype, gradients=self.gradients,
-                   inputs=self.inputs)
-        return out
-
-
-def _as_module(model: Any, target: str | None):
-    from torch import nn
-
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model._target_={target} returned {type(model).__name__}, not an "
-                         "nn.Module")
-    return model

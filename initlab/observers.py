@@ -19,11 +19,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from initlab.stats import STATS, hist_edges, layer_stats, log_histogram, mean_std
-
-#: Gradient statistics per trial and layer (columns of the per-layer table when computed):
-#: dL/dx_l over units and batch, and dL/dW_l over the entries of the matrix (layer >= 1).
-GRAD_STATS = ("grad_x_mean", "grad_x_std", "grad_w_mean", "grad_w_std")
+from initlab.columns import GRAD_STATS, STATS, hist_edges
+from initlab.stats import layer_stats, log_histogram, mean_std
 
 
 def _chunk_buffer(depth: int, names: int, trials: range, configs: int,

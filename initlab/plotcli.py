@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from initlab.plots import FiguresError, job_dirs, job_figures
+from initlab.figures.job import FiguresError, job_dirs, job_figures
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,19 +14,7 @@ import math
 import numpy as np
 import torch
 
-#: statistic -> meaning; the columns of the tidy per-layer table, in order.
-STATS = {
-    "mean": "mean over units (and batch)",
-    "std": "standard deviation over units and batch, unbiased (N - 1), like torch's x.std()",
-    "unit_std": "standard deviation over units of each input vector, averaged over the batch "
-                "(0 when every unit carries the same value; the verdict uses it)",
-    "rms": "root mean square, sqrt(mean(x^2))",
-    "zero_frac": "fraction of values exactly 0",
-    "abs_max": "largest |x| (NaN if any value is NaN)",
-    "finite": "every value finite (no NaN, no inf)",
-    "corr": "mean cosine similarity q_ab / sqrt(q_aa q_bb) between the pre-activations of each "
-            "pair of inputs of a trial (Poole et al. 2016); layer 0: the inputs; NaN for batch 1",
-}
+from initlab.columns import HIST_RANGE, HIST_STEP
 
 
 def batch_cosine(x: torch.Tensor, groups: int = 1) -> torch.Tensor:
@@ -93,18 +81,6 @@ def layer_stats(x: torch.Tensor, groups: int = 1,
         "finite": torch.isfinite(abs_max),
         "corr": batch_cosine(x if pre is None else pre, groups),
     }
-
-
-#: Width of one histogram bin, in decades of |x|.
-HIST_STEP = 0.25
-#: log10|x| range per dtype: from below the smallest subnormal to above the largest value.
-HIST_RANGE = {"float32": (-46.0, 39.0), "float64": (-324.0, 309.0)}
-
-
-def hist_edges(dtype: str) -> torch.Tensor:
-    """Fixed bin edges in log10|x| for a dtype (float64 values)."""
-    lo, hi = HIST_RANGE[dtype]
-    return torch.arange(lo, hi + HIST_STEP / 2, HIST_STEP, dtype=torch.float64)
 
 
 def _covers(dtype: str, values: torch.dtype) -> bool:

@@ -22,7 +22,7 @@ what the chain did: verdict, layer, trial counts and the std there.
 
 The same helpers take a model instead (first argument an ``nn.Module`` or a
 zero-argument factory, second its example inputs) and judge it with the probe
-(``initlab.probe.probe``), over ``trials`` weight draws::
+(``initlab.probing.probe``), over ``trials`` weight draws::
 
     def test_my_block_stays_stable_under_its_default_init():
         assert_stable(make_block, (64, 16, 16), trials=8)           # its own init
@@ -30,8 +30,8 @@ zero-argument factory, second its example inputs) and judge it with the probe
         assert_stable(make_net, images, init="kaiming", depth_window=(1, "head"))
 
 ``inputs``: a batch-first tensor, a per-sample shape (Gaussian N(0, I) inputs of
-``batch`` samples, ``initlab.probe.gaussian_inputs``) or ``(generator) -> batch``.
-``depth_window``: which layers the verdict judges (``initlab.probe.judge``).
+``batch`` samples, ``initlab.probing.gaussian_inputs``) or ``(generator) -> batch``.
+``depth_window``: which layers the verdict judges (``initlab.probing.judge``).
 Keyword arguments are the probe's (``init``, ``bias``, ``trials``, ``seed``,
 ``include``, ...) and the thresholds ``explode_std``/``vanish_std`` (the command
 line's defaults). A failure names the model, its init, the module where the
@@ -47,9 +47,11 @@ import numpy as np
 import torch
 
 from initlab import config
-from initlab.chain import ChainResult, run_chain
-from initlab.probe import ProbeResult, gaussian_inputs, probe
-from initlab.probe import judge as J
+from initlab.chain import run_chain
+from initlab.inputs import gaussian_inputs
+from initlab.probing import judge as J
+from initlab.probing import probe
+from initlab.result import Result
 from initlab.validate import UsageError, check_args, compose_overrides
 from initlab.verdict import Thresholds, overall, trial_verdicts
 
@@ -57,7 +59,7 @@ __all__ = ["assert_correlation", "assert_explodes", "assert_no_collapse", "asser
            "assert_vanishes", "chain"]
 
 
-def chain(*overrides: str, **settings: Any) -> tuple[ChainResult, dict[str, Any]]:
+def chain(*overrides: str, **settings: Any) -> tuple[Result, dict[str, Any]]:
     """Run the chain the command line would run; return (result, overall verdict)."""
     args = [*overrides, *(f"{k}={_text(v)}" for k, v in settings.items())]
     try:
@@ -76,7 +78,7 @@ def _text(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def _describe(result: ChainResult, verdict: dict[str, Any]) -> str:
+def _describe(result: Result, verdict: dict[str, Any]) -> str:
     s = result.spec
     params = "".join(f" init.{k}={v}" for k, v in s.init_params.items())
     what = f"init={s.init}{params} activation={s.activation} depth={s.depth} width={s.width}"
@@ -88,7 +90,7 @@ def _describe(result: ChainResult, verdict: dict[str, Any]) -> str:
             f"final median std {std[-1]:.3g}")
 
 
-def assert_stable(*overrides: Any, **settings: Any) -> ChainResult | ProbeResult:
+def assert_stable(*overrides: Any, **settings: Any) -> Result | Result:
     """The chain (or a model, see the module docstring) neither explodes nor vanishes
     (most trials stable)."""
     if _is_model(overrides):
@@ -100,7 +102,7 @@ def assert_stable(*overrides: Any, **settings: Any) -> ChainResult | ProbeResult
 
 
 def assert_vanishes(*overrides: Any, by_layer: int | str | None = None,
-                    **settings: Any) -> ChainResult | ProbeResult:
+                    **settings: Any) -> Result | Result:
     """The chain (or a model) vanishes (most trials), at or before ``by_layer`` when given
     (for a model: a layer index or a module name)."""
     if _is_model(overrides):
@@ -109,7 +111,7 @@ def assert_vanishes(*overrides: Any, by_layer: int | str | None = None,
 
 
 def assert_explodes(*overrides: Any, by_layer: int | str | None = None,
-                    **settings: Any) -> ChainResult | ProbeResult:
+                    **settings: Any) -> Result | Result:
     """The chain (or a model) explodes (most trials), at or before ``by_layer`` when given
     (for a model: a layer index or a module name)."""
     if _is_model(overrides):
@@ -117,7 +119,7 @@ def assert_explodes(*overrides: Any, by_layer: int | str | None = None,
     return _assert_fails("exploded", by_layer, overrides, settings)
 
 
-def _assert_fails(expected: str, by_layer, overrides, settings) -> ChainResult:
+def _assert_fails(expected: str, by_layer, overrides, settings) -> Result:
     result, verdict = chain(*overrides, **settings)
     late = by_layer is not None and verdict["verdict_layer"] is not None and (
         verdict["verdict_layer"] > by_layer)
@@ -134,7 +136,7 @@ def _assert_fails(expected: str, by_layer, overrides, settings) -> ChainResult:
 CORR_DEFAULTS = {"batch": 2, "input_correlation": 0.5, "gradients": False}
 
 
-def _corr_chain(overrides, settings) -> tuple[ChainResult, dict[str, Any]]:
+def _corr_chain(overrides, settings) -> tuple[Result, dict[str, Any]]:
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides} | set(settings)
     defaults = {k: v for k, v in CORR_DEFAULTS.items() if k not in given}
     result, verdict = chain(*overrides, **defaults, **settings)
@@ -144,7 +146,7 @@ def _corr_chain(overrides, settings) -> tuple[ChainResult, dict[str, Any]]:
     return result, verdict
 
 
-def _corr_at(result: ChainResult, at_layer: int | None) -> tuple[int, float, float, float]:
+def _corr_at(result: Result, at_layer: int | None) -> tuple[int, float, float, float]:
     """(layer, median, q10, q90) over trials of ``corr`` at ``at_layer`` (default: last)."""
     depth = result.spec.depth
     layer = depth if at_layer is None else int(at_layer)
@@ -156,13 +158,11 @@ def _corr_at(result: ChainResult, at_layer: int | None) -> tuple[int, float, flo
     return layer, float(med), float(q10), float(q90)
 
 
-def _describe_corr(result: ChainResult, verdict: dict[str, Any], layer: int, med: float,
+def _describe_corr(result: Result, verdict: dict[str, Any], layer: int, med: float,
                    q10: float, q90: float) -> str:
-    from initlab.theory import for_chain
-
     s = result.spec
-    curves = for_chain(s, result.recipe)
-    theory = f", theory {curves['corr'][layer]:.4g}" if curves is not None else ""
+    curve = result.curve("corr")
+    theory = f", theory {curve[layer]:.4g}" if np.isfinite(curve[layer]) else ""
     bias = s.bias_recipe()
     params = "".join(f" init.{k}={v}" for k, v in s.init_params.items())
     what = (f"init={s.init}{params} bias={s.describe()['bias']} (sigma_b2={bias.sigma_b2:.3g}) "
@@ -173,7 +173,7 @@ def _describe_corr(result: ChainResult, verdict: dict[str, Any], layer: int, med
 
 def assert_correlation(*overrides: Any, at_layer: int | str | None = None,
                        above: float | None = None, below: float | None = None,
-                       **settings: Any) -> ChainResult | ProbeResult:
+                       **settings: Any) -> Result | Result:
     """The median over trials of ``corr`` (cosine of two inputs' pre-activations) at
     ``at_layer`` (default: the last) lies strictly between ``above`` and ``below``.
 
@@ -198,7 +198,7 @@ def assert_correlation(*overrides: Any, at_layer: int | str | None = None,
 
 def assert_no_collapse(*overrides: Any, at_layer: int | str | None = None,
                        collapse: float = 1e-3, decorrelate: float = 0.05,
-                       **settings: Any) -> ChainResult | ProbeResult:
+                       **settings: Any) -> Result | Result:
     """Two inputs neither collapse nor decorrelate by ``at_layer`` (default: the last).
 
     *Collapsed* (the ordered phase: the chain forgets which input it saw): the median
@@ -240,12 +240,10 @@ def _collapse_problem(verdict: dict[str, Any], med: float, c_star: float | None,
     return None
 
 
-def _chaotic_c_star(result: ChainResult) -> float | None:
+def _chaotic_c_star(result: Result) -> float | None:
     """The attracting c* < 1 of the correlation map (chaotic phase), 0 without a theory,
     None when c* = 1 (ordered or on the edge: only collapse can happen)."""
-    from initlab.summary import phase_fields
-
-    phase = phase_fields(result)
+    phase = result.predictions.get("phase")
     if phase is None:
         return 0.0
     c_star = phase["c_star"]
@@ -277,7 +275,7 @@ def _probe_model(model: Any, inputs: Any, *, init: str = "model", init_params: d
                  exclude: Sequence[str] | None = None, device: Any = None,
                  depth_window: J.Window = None, explode_std: float = Thresholds.explode_std,
                  vanish_std: float = Thresholds.vanish_std,
-                 ) -> tuple[ProbeResult, list[int], dict[str, Any]]:
+                 ) -> tuple[Result, list[int], dict[str, Any]]:
     """Probe the model (no histogram: the verdicts do not read it) and judge its window."""
     thresholds = Thresholds(explode_std=explode_std, vanish_std=vanish_std)
     result = probe(model, _inputs(inputs, batch, correlation), init=init,
@@ -291,7 +289,7 @@ def _probe_model(model: Any, inputs: Any, *, init: str = "model", init_params: d
 
 
 def _model_verdict(expected: str, by_layer: int | str | None, *args: Any,
-                   **settings: Any) -> ProbeResult:
+                   **settings: Any) -> Result:
     result, layers, verdict = _probe_model(*args, **settings)
     limit = None if by_layer is None else J.layer_index(result, by_layer, "by_layer", last=True)
     late = limit is not None and verdict["verdict_layer"] is not None and (
@@ -322,7 +320,7 @@ def _model_corr(args: tuple, settings: dict, at_layer: int | str | None):
     return result, verdict, layer, float(med), text
 
 
-def _model_correlation(args, settings, at_layer, above, below) -> ProbeResult:
+def _model_correlation(args, settings, at_layer, above, below) -> Result:
     result, _, layer, med, text = _model_corr(args, settings, at_layer)
     if not ((above is None or med > above) and (below is None or med < below)):
         bounds = " and ".join(t for t in (f"above {above:g}" if above is not None else "",
@@ -331,7 +329,7 @@ def _model_correlation(args, settings, at_layer, above, below) -> ProbeResult:
     return result
 
 
-def _model_no_collapse(args, settings, at_layer, collapse, decorrelate) -> ProbeResult:
+def _model_no_collapse(args, settings, at_layer, collapse, decorrelate) -> Result:
     result, verdict, layer, med, text = _model_corr(args, settings, at_layer)
     problem = _collapse_problem(verdict, med, 0.0, collapse, decorrelate)
     if problem:

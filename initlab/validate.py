@@ -26,11 +26,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from initlab import config, paths
-from initlab.spec import SpecError, resolve_device
+from initlab.rules import PLOTS, PROGRESS, SpecError
 
 GROUPS = ("init", "activation", "bias", "model", "experiments")
 _SETTINGS = tuple(f.name for f in fields(config.Config))
-PROGRESS = ("auto", "true", "false")
 #: Groups whose options set only their own node: a sweep over several of them is checked
 #: by composing each option once and swapping the nodes, not by composing every combination.
 SEPARABLE = ("init", "activation", "bias")
@@ -332,17 +331,11 @@ def compose_overrides(overrides: list[str]):
 
 
 def _check_spec(cfg) -> None:
-    if str(cfg.progress).lower() not in PROGRESS:
-        allowed = ", ".join(PROGRESS)
-        raise UsageError(f"progress={cfg.progress!r} is not allowed; allowed: {allowed}")
-    if str(cfg.plots).lower() not in PROGRESS:
-        allowed = ", ".join(PROGRESS)
-        raise UsageError(f"plots={cfg.plots!r} is not allowed; allowed: {allowed}")
+    for name, allowed in (("progress", PROGRESS), ("plots", PLOTS)):
+        if str(cfg[name]).lower() not in allowed:
+            raise UsageError(f"{name}={cfg[name]!r} is not allowed; allowed: "
+                             f"{', '.join(allowed)}")
     try:
-        spec = config.spec_from_config(cfg)
-        config.thresholds_from_config(cfg)
-        resolve_device(spec.device)
-        config.check_model(cfg)  # model=...: what applies to it (initlab.modeljob)
+        config.check(cfg)
     except (SpecError, ValueError) as exc:
         raise UsageError(_one_line(exc)) from None
-

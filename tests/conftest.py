@@ -167,8 +167,8 @@ def assert_gradients_are_autograds(spec) -> None:
     import numpy as np
     import torch
 
-    from initlab.chain import draw_inputs, layer_weights, output_gradient, run_chain
-    from initlab.draws import layer_biases
+    from initlab.chain import run_chain
+    from initlab.layout import draw_inputs, layer_biases, layer_weights, output_gradient
 
     assert spec.dtype == "float64" and spec.activation == "tanh" and spec.gradients
     depth, trials = spec.depth, spec.trials

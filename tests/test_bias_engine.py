@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.chain import draw_inputs, input_seed, layer_weights, run_chain, run_many
-from initlab.draws import common_input_seed, layer_biases
+from initlab.chain import run_chain, run_many
+from initlab.draws import common_input_seed, input_seed
+from initlab.layout import draw_inputs, layer_biases, layer_weights
 from tests.conftest import assert_gradients_are_autograds, cpu
 
 EPS64 = np.finfo(np.float64).eps

@@ -16,21 +16,18 @@ import pytest
 import torch
 
 from initlab import draws
-from initlab.chain import GroupLayout, run_chain, run_many
+from initlab.chain import run_chain, run_many
 from initlab.draws import (
-    draw_inputs,
     draw_mode,
     fill_blocked_,
     fill_layer_,
     forced_mode,
     gradient_block_seed,
     input_block_seed,
-    layer_biases,
-    layer_weights,
-    output_gradient,
     weight_block_seed,
     weight_seed,
 )
+from initlab.layout import GroupLayout, draw_inputs, layer_biases, layer_weights, output_gradient
 from initlab.spec import ChainSpec
 from tests.conftest import assert_gradients_are_autograds, cpu, same
 

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.chain import GroupLayout, group_key, input_seed, run_chain, run_many, weight_seed
+from initlab.chain import cut, run_chain, run_many
+from initlab.columns import STATS
+from initlab.draws import input_seed, weight_seed
+from initlab.layout import GroupLayout, group_key
 from initlab.spec import ChainSpec, SpecError
-from initlab.stats import STATS
 from tests.conftest import cpu, same
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,14 +98,17 @@ def test_a_deeper_run_holds_every_shallower_one():
     deep = run_chain(cpu(init="xavier", activation="tanh", width=32, depth=20, trials=3))
     for depth in (1, 7):
         alone = run_chain(cpu(init="xavier", activation="tanh", width=32, depth=depth, trials=3))
-        cut = deep.prefix(depth)
-        assert cut.spec == alone.spec
-        same(cut, alone)
+        shallow = cut(deep, depth)
+        assert shallow.spec == alone.spec and shallow.settings == alone.settings
+        same(shallow, alone)
+        for stat in ("mean", "std"):
+            np.testing.assert_array_equal(shallow.curve(stat), alone.curve(stat))
+        assert shallow.predictions == alone.predictions
     with pytest.raises(ValueError, match="depth=21 is not allowed"):
-        deep.prefix(21)
+        cut(deep, 21)
     with_grads = run_chain(cpu(width=16, depth=3, trials=1, gradients=True))
     with pytest.raises(ValueError, match="a gradient pass depends on the depth"):
-        with_grads.prefix(2)
+        cut(with_grads, 2)
 
 
 @pytest.mark.numerics
@@ -271,10 +276,11 @@ def test_frame_is_tidy():
     np.testing.assert_array_equal(frame["std"].to_numpy().reshape(3, 5), result.stats["std"])
 
 
-def test_the_engine_imports_neither_pandas_nor_the_theory():
-    """``chain.py`` is spec in, arrays out: tables and theory live elsewhere."""
+def test_the_engine_imports_no_pandas_hydra_or_plots():
+    """``chain.py`` is spec in, arrays out (with their prediction): tables, files, the
+    command line and figures live elsewhere."""
     code = ("import sys, initlab.chain; "
-            "print(sorted(m for m in ('pandas', 'initlab.theory', 'initlab.tables', "
+            "print(sorted(m for m in ('pandas', 'hydra', 'initlab.store', "
             "'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True)

@@ -102,7 +102,7 @@ def test_layer_1_is_the_closed_form(measured):
     # c_1 = (sigma_w2 c0 + sigma_b2) / (sigma_w2 + sigma_b2): one layer, no map yet; the band
     # is 4 se of the median (the 1-layer bias (1 - c^2) / n ~ 0.0015 included).
     for name, result in measured.items():
-        sw, sb = result.recipe.sigma_w2, result.spec.bias_recipe().sigma_b2
+        sw, sb = result.spec.weight_recipe().sigma_w2, result.spec.bias_recipe().sigma_b2
         c1 = (sw * C0 + sb) / (sw + sb)
         med, tol = band(result.stats["corr"], 1, c1, 0.0)
         assert abs(med - c1) < tol, (name, med, c1, tol)
@@ -114,7 +114,7 @@ def test_relu_follows_the_arccosine_kernel(measured):
     ref = relu_reference(DEPTH)
     # initlab's theory agrees with the closed form: its quadrature of the ReLU kink is exact
     # to rounding (~1e-13 measured, 100 compositions of a map with slope <= 1): 1e-10.
-    np.testing.assert_allclose(for_chain(result.spec, result.recipe)["corr"], ref, atol=1e-10)
+    np.testing.assert_allclose(result.curve("corr"), ref, atol=1e-10)
     slopes = [0.0] + [(arccos_map(min(c + 1e-6, 1)) - arccos_map(c - 1e-6)) / 2e-6
                       for c in ref[1:]]
     for layer in (2, 10, 30, 50, 100):
@@ -129,7 +129,7 @@ def test_tanh_ordered_edge_chaotic_at_depth_10_50_100(measured, name):
     # initlab's theory_corr against this rule: two Gauss rules (64 and 120 nodes) on an
     # analytic integrand; tanh's poles at +-i pi / 2 bound a 64-node rule's error at
     # q <= 1.5 near 1e-7: 1e-6.
-    theory = for_chain(result.spec, result.recipe)["corr"]
+    theory = for_chain(result.spec, result.spec.weight_recipe())["corr"]
     np.testing.assert_allclose(theory, ref, atol=1e-6)
     for layer in (10, 50, 100):
         med, tol = band(result.stats["corr"], layer, ref[layer], slopes[layer])
@@ -148,7 +148,6 @@ def test_tanh_ordered_edge_chaotic_at_depth_10_50_100(measured, name):
 def test_summary_and_figure_carry_the_correlation(measured, tmp_path):
     import json
 
-    from initlab import plots
     from initlab.summary import summarize
     from initlab.theory import phase_params
     from initlab.verdict import Thresholds
@@ -158,7 +157,7 @@ def test_summary_and_figure_carry_the_correlation(measured, tmp_path):
         summary = summarize(result, Thresholds())
         text = json.dumps(summary, allow_nan=False)  # JSON-safe: inf (ReLU's xi_c) is null
         phase = json.loads(text)["phase"]
-        expect = phase_params(result.spec.activation, result.recipe.sigma_w2,
+        expect = phase_params(result.spec.activation, result.spec.weight_recipe().sigma_w2,
                               result.spec.bias_recipe().sigma_b2)
         for key in ("q_star", "c_star", "chi_1", "chi_c", "xi_q", "xi_c"):
             value = getattr(expect, key)
@@ -167,12 +166,17 @@ def test_summary_and_figure_carry_the_correlation(measured, tmp_path):
         last = result.stats["corr"][:, -1]
         assert summary["final_corr"] == float(np.median(last))
         assert summary["final_corr_q10"] <= summary["final_corr"] <= summary["final_corr_q90"]
-        assert summary["final_theory_corr"] == for_chain(result.spec, result.recipe)["corr"][-1]
+        recipe = result.spec.weight_recipe()
+        assert summary["final_theory_corr"] == for_chain(result.spec, recipe)["corr"][-1]
     assert json.loads(json.dumps(summarize(measured["relu"], Thresholds())))["phase"][
         "xi_c"] is None  # ReLU at sigma_w2 = 2: chi_c = 1, no exponential depth scale
-    path = plots.plot_corr(measured["edge"], tmp_path / plots.CORR_PNG)
+    from initlab.figures import job as plots
+    from initlab.job import Job, write_job
+
+    write_job(Job(measured["edge"].spec, out_dir=tmp_path), measured["edge"], {"engine": 0.0})
+    path = plots.plot_corr(plots.JobView.read(tmp_path), tmp_path / plots.CORR_PNG)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in tmp_path.iterdir()] == [plots.CORR_PNG]  # no temp file left
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file
 
 
 def test_summary_leaves_the_phase_out_where_the_theory_does_not_apply():

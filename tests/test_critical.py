@@ -44,7 +44,7 @@ def test_critical_is_stable_and_keeps_inputs_apart_where_theory_allows(critical_
     assert verdict["verdict"] == "stable", (activation, verdict)
     corr = result.stats["corr"][:, -1]
     measured = float(np.median(corr))
-    theory = float(for_chain(result.spec, result.recipe)["corr"][-1])
+    theory = float(for_chain(result.spec, result.spec.weight_recipe())["corr"][-1])
     if activation == "softplus":
         # Ordered whatever the Gaussian point (initlab.theory docs: E[phi'^2] < 1/2 and
         # E[phi^2] > q/2, so chi_1 < 1 at every finite attracting q*; critical takes the

@@ -9,16 +9,8 @@ import pytest
 import torch
 
 from initlab import draws, schemes
-from initlab.draws import (
-    draw_inputs,
-    fill_base_,
-    fill_layer_,
-    gradient_seed,
-    input_seed,
-    layer_weights,
-    output_gradient,
-    weight_seed,
-)
+from initlab.draws import fill_base_, fill_layer_, gradient_seed, input_seed, weight_seed
+from initlab.layout import draw_inputs, layer_weights, output_gradient
 from initlab.schemes import WeightRecipe
 from initlab.spec import ChainSpec
 

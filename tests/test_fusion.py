@@ -15,7 +15,7 @@ from conftest import SWEEP_ACTS, SWEEP_INITS, ok, run_initlab
 
 from initlab import job
 from initlab.chain import run_chain, run_many
-from initlab.job import JobPlan, batch_trial_layers, plan_passes, run_jobs
+from initlab.job import Job, plan_passes, run_jobs, total_work
 from initlab.spec import ChainSpec
 from initlab.verdict import Thresholds
 
@@ -71,8 +71,8 @@ def test_fused_pass_equals_separate_runs_within_rounding():
                                        atol=0, err_msg=f"{label} {name}")
 
 
-def plans_for(specs, root, **kw) -> list[JobPlan]:
-    return [JobPlan(s, Thresholds(), root / f"job{i}", make_plots=False, **kw)
+def plans_for(specs, root, **kw) -> list[Job]:
+    return [Job(s, Thresholds(), root / f"job{i}", make_plots=False, **kw)
             for i, s in enumerate(specs)]
 
 
@@ -84,12 +84,12 @@ def test_run_jobs_shares_passes_and_cuts_depth_sweeps(tmp_path):
              for i in ("scaled", "xavier", "orthogonal") for d in (6, 3)]
     specs.append(cpu(init="kaiming", activation="relu", width=8, depth=4, trials=2))
     passes = plan_passes(specs)
-    assert sorted(len(group) for group in passes) == [1, 3]
-    assert all(s.depth != 3 for group in passes for s in group)
+    assert sorted(len(p.specs) for p in passes) == [1, 3]
+    assert all(s.depth != 3 for p in passes for s in p.specs)
     done = []
     plans = plans_for(specs, tmp_path)
     summaries = run_jobs(plans, progress=done.append)
-    assert sum(done) == batch_trial_layers(plans) == 3 * 2 * 7 + 2 * 5
+    assert sum(done) == total_work(plans) == 3 * 2 * 7 + 2 * 5
     for plan, written in zip(plans, summaries, strict=True):
         assert written["status"] == "ok" == summary(plan.out_dir)["status"]
         table = pd.read_parquet(plan.out_dir / "layers.parquet")
@@ -123,20 +123,22 @@ def test_engine_seconds_are_each_jobs_share_of_its_pass(tmp_path):
     assert abs(sum(s["engine"] for s in seconds) - seconds[0]["pass"]) <= 4 * 0.5e-4 + 0.5e-4
     # proportional to trial-layers: depth 8 (9 layers) against depth 2 (3 layers)
     assert seconds[0]["engine"] == pytest.approx(3 * seconds[1]["engine"], abs=2e-4)
-    alone = job.run_job(specs[0], Thresholds(), tmp_path / "alone", make_plots=False)
+    alone = job.run_job(Job(specs[0], Thresholds(), tmp_path / "alone"))
     assert alone["seconds"]["engine"] > 0 and alone["seconds"]["total"] >= \
         alone["seconds"]["engine"]
 
 
 def test_a_failing_pass_records_its_jobs_and_the_others_go_on(tmp_path, monkeypatch, caplog):
-    real = job.run_group
+    from initlab import measure
+
+    real = measure.run_group
 
     def out_of_memory_for_width_8(group, **kw):
         if group[0].width == 8:
             raise MemoryError("cannot allocate 8 bytes")
         return real(group, **kw)
 
-    monkeypatch.setattr(job, "run_group", out_of_memory_for_width_8)
+    monkeypatch.setattr(measure, "run_group", out_of_memory_for_width_8)
     specs = [cpu(init=i, width=w, depth=3, trials=1) for w in (8, 16) for i in ("scaled", "xavier")]
     plans = plans_for(specs, tmp_path)
     summaries = run_jobs(plans)
@@ -160,7 +162,7 @@ def test_an_unwritable_job_directory_fails_that_job_only(tmp_path, caplog):
     assert [s["status"] for s in summaries] == ["failed", "failed", "ok"]
     assert tmp_path.joinpath("job0").read_text() == "a file in the way\n"
     recorded = summary(plans[1].out_dir)  # recorded where the directory allows
-    assert recorded["status"] == "failed" and "IsADirectoryError" in recorded["error"]
+    assert recorded["status"] == "failed" and "(Is a directory)" in recorded["error"]
     assert summary(plans[2].out_dir)["status"] == "ok"
     lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(lines) == 2 and "not recorded" in lines[0] and "recorded in" in lines[1]
@@ -189,11 +191,11 @@ def test_a_fused_sweep_with_a_blocked_job_directory_runs_the_others(tmp_path):
     proc = ok(run_initlab(["-m", "init=scaled,kaiming", "activation=relu", "depth=3",
                            "width=8", "trials=1", "plots=false", "report=false",
                            "progress=true", f"hydra.sweep.dir={sweep}"], tmp_path))
-    assert "fused sweep" in proc.stderr and "trial-layer" in proc.stderr  # the bar moved
+    assert "sweep:" in proc.stderr and "trial-layer" in proc.stderr  # the bar moved
     assert summary(sweep / "0_scaled_relu_depth3")["status"] == "ok"
     out = proc.stdout + proc.stderr
     lines = [line for line in out.splitlines() if "1_kaiming_relu_depth3" in line]
-    assert len(lines) == 1 and "job failed" in lines[0] and "FileExistsError" in lines[0], out
+    assert len(lines) == 1 and "job failed" in lines[0] and "(File exists)" in lines[0], out
 
 
 def test_progress_bar_modes():

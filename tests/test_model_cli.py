@@ -93,7 +93,7 @@ def test_model_settings_a_model_does_not_take_are_ignored_so_sweeps_can_mix_mode
      "depth=50 does not apply to model=conv_chain (a setting of the chain); set model.depth"),
     (["model=simple_cnn", "width=64"], "width=64 does not apply to model=simple_cnn"),
     (["model=conv_chain", "weights=shared"], "weights=shared does not apply to model=conv_chain"),
-    (["model=conv_chain", "model.size=21", "model.depth=20"], "depth must be <= 10"),
+    (["model=conv_chain", "model.size=21", "model.depth=20"], "(or depth <= 10)"),
     (["model=conv_chain", "model.channels=0"], "model.channels=0 is not allowed"),
     (["model=conv_chain", "model.nope=1"], "model.nope: no such setting"),
     (["model=custom"], "model=custom needs model._target_=<module.function>"),

@@ -1,4 +1,5 @@
-"""Per-job figures (initlab/plots.py): drawn without pyplot, bands against numpy's quantiles."""
+"""Per-job figures (initlab/figures/): drawn from files without pyplot, bands against numpy's
+quantiles."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from initlab import plots
 from initlab.chain import run_chain
+from initlab.columns import THEORY_STATS
+from initlab.figures import job as plots
+from initlab.numbers import bands
 from initlab.spec import ChainSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_importing_plots_leaves_the_users_backend_and_pyplot_alone():
     """A notebook user's backend must not switch (the module used to call matplotlib.use)."""
-    code = ("import sys, matplotlib; import initlab.plots, initlab.job; "
+    code = ("import sys, matplotlib; import initlab.figures, initlab.job; "
             "print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend())")
     env = {"MPLBACKEND": "svg", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
@@ -39,18 +42,17 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def test_every_figure_is_a_png_of_the_set_size(tmp_path):
-    result = run_chain(ChainSpec(init="kaiming", activation="relu", width=16, depth=5, trials=3,
-                                 gradients=True, device="cpu"))
+    _, out = _finished_job(tmp_path, batch=1)
+    view = plots.JobView.read(out)
     for draw, name in ((plots.plot_std, plots.STD_PNG), (plots.plot_mean, plots.MEAN_PNG),
                        (plots.plot_grad, plots.GRAD_PNG)):
-        path = draw(result, tmp_path / name)
+        path = draw(view, tmp_path / name)
         assert path == tmp_path / name
         width, height = png_size(path)
-        # 7 x 4.2 inches at 110 dpi is 770 x 462 pixels before the tight bounding box,
-        # which trims or adds a margin of at most about an inch around the axes' labels.
-        assert 600 < width < 900 and 350 < height < 600, (name, width, height)
+        # 7 x 4.2 inches at 100 dpi, laid out to fit (constrained layout): 700 x 420 pixels
+        assert (width, height) == (700, 420), (name, width, height)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [plots.STD_PNG, plots.MEAN_PNG, plots.GRAD_PNG])  # no temp file left behind
+        [plots.STD_PNG, plots.MEAN_PNG, plots.GRAD_PNG, "job"])  # no temp file left behind
 
 
 def test_bands_are_numpys_quantiles_of_the_finite_trials():
@@ -58,7 +60,7 @@ def test_bands_are_numpys_quantiles_of_the_finite_trials():
                        [2.0, np.inf, np.nan],
                        [3.0, 7.0, np.nan],
                        [4.0, -np.inf, np.nan]])
-    med, lo, hi = plots.bands(values)
+    med, lo, hi = bands(values)
     for layer, finite in enumerate(([1.0, 2.0, 3.0, 4.0], [5.0, 7.0])):
         ref = np.quantile(finite, [0.5, 0.1, 0.9])
         # the same linear interpolation on the same finite values: equal up to an ulp
@@ -67,13 +69,13 @@ def test_bands_are_numpys_quantiles_of_the_finite_trials():
 
 
 def _finished_job(tmp_path, **settings):
-    from initlab.job import run_job
+    from initlab.job import Job, run_job
     from initlab.verdict import Thresholds
 
     spec = ChainSpec(**{"init": "kaiming", "activation": "relu", "width": 16, "depth": 6,
                         "trials": 3, "batch": 2, "device": "cpu", **settings})
     out = tmp_path / "job"
-    run_job(spec, Thresholds(), out, make_plots=False)
+    run_job(Job(spec, Thresholds(), out))
     return spec, out
 
 
@@ -82,12 +84,14 @@ def test_a_jobs_figures_drawn_from_its_files_show_what_the_engine_computed(tmp_p
     files must hold the engine's arrays and theory (Parquet keeps float64 exactly)."""
     spec, out = _finished_job(tmp_path)
     result = run_chain(spec)
-    read, held = plots.JobView.read(out), plots.JobView.of(result)
-    assert read.title == held.title and read.batch == held.batch == 2
-    for name in ("mean", "std", "corr", "grad_x_std", "grad_w_std"):
-        np.testing.assert_array_equal(read.stats[name], held.stats[name], err_msg=name)
-    for name in plots.THEORY_COLUMNS:
-        np.testing.assert_array_equal(read.curve(name), held.curve(name), err_msg=name)
+    read = plots.JobView.read(out)
+    assert read.batch == 2 and "init=kaiming" in read.title and "width=16" in read.title
+    for name in ("mean", "std", "corr"):
+        np.testing.assert_array_equal(read.stats[name], result.stats[name], err_msg=name)
+    for name in ("grad_x_std", "grad_w_std"):
+        np.testing.assert_array_equal(read.stats[name], result.grads[name], err_msg=name)
+    for name in THEORY_STATS:
+        np.testing.assert_array_equal(read.curve(name), result.curve(name), err_msg=name)
     drawn = plots.job_figures(out)
     assert [p.name for p in drawn] == [plots.STD_PNG, plots.MEAN_PNG, plots.GRAD_PNG,
                                        plots.CORR_PNG]
@@ -98,7 +102,7 @@ def test_a_job_without_theory_says_so_instead_of_drawing_a_line(tmp_path):
     _, out = _finished_job(tmp_path, init="constant", gradients=False, batch=1)
     view = plots.JobView.read(out)
     assert np.isnan(view.curve("std")).all()
-    assert view.no_theory == "no mean-field theory for this scheme"
+    assert view.no_theory == "no theory line: none for constant weights or biases (not zero-mean)"
     assert [p.name for p in plots.job_figures(out)] == [plots.STD_PNG, plots.MEAN_PNG]
 
 

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from initlab.chain import run_chain
-from initlab.probe import fans, gaussian_inputs, probe
+from initlab.inputs import gaussian_inputs
+from initlab.probing import fans, probe
 from initlab.spec import ChainSpec
 from initlab.verdict import Thresholds, overall, trial_verdicts
 
@@ -168,7 +169,7 @@ def test_tuple_module_and_dict_output_record_the_first_tensor():
     xr = x.clone().requires_grad_(True)
     logits = model(xr)["logits"]
     g = torch.empty(3, 4).normal_(generator=torch.Generator().manual_seed(
-        __import__("initlab.chain", fromlist=["gradient_seed"]).gradient_seed(0, 0))).T
+        __import__("initlab.draws", fromlist=["gradient_seed"]).gradient_seed(0, 0))).T
     (gw,) = torch.autograd.grad(logits, [model.head.weight], g)
     assert result.grads["grad_x_std"][0, 2] == pytest.approx(float(g.double().std()), rel=1e-6)
     assert result.grads["grad_w_std"][0, 2] == pytest.approx(float(gw.double().std()), rel=1e-5)
@@ -353,10 +354,10 @@ def test_inplace_activation_after_a_hooked_layer_keeps_its_gradient():
 
 
 def test_by_default_a_small_model_runs_batched_on_a_cpu_with_the_loops_numbers():
-    # batched=None picks the path by size (initlab.probe.batched.small); either way the
+    # batched=None picks the path by size (initlab.probing.batched.small); either way the
     # draws are the same, so the statistics agree up to rounding: a bmm instead of an mm,
     # per layer relative error <= n eps sqrt(n) (n = 32, as in the pairing test), 5 layers.
-    from initlab.probe import batched as B
+    from initlab.probing import batched as B
 
     def small_mlp():
         return nn.Sequential(*[m for _ in range(5) for m in (nn.Linear(32, 32), nn.Tanh())])

@@ -11,7 +11,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from initlab.reference import collect, final_layer, judge
+from initlab.reference import collect
+from initlab.report.judge import final_layer, judge
 
 
 def _final(**cols) -> pd.DataFrame:

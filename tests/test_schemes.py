@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from initlab.chain import layer_weights, weight_seed
+from initlab.draws import weight_seed
+from initlab.layout import layer_weights
 from initlab.schemes import BUILTIN_SCHEMES, calculate_gain, init_, make_recipe
 from initlab.spec import ChainSpec
 

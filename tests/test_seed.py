@@ -21,7 +21,8 @@ import math
 import numpy as np
 import pytest
 
-from initlab.chain import ChainResult, run_chain, run_many
+from initlab.chain import run_chain, run_many
+from initlab.result import Result
 from initlab.spec import ChainSpec
 from initlab.theory import mean_field
 from initlab.verdict import Thresholds, overall, trial_verdicts
@@ -50,18 +51,18 @@ def spec_of(init: str, std: float | None, activation: str) -> ChainSpec:
 
 
 @pytest.fixture(scope="module")
-def journeys() -> dict[tuple, ChainResult]:
+def journeys() -> dict[tuple, Result]:
     """Every experiment in one engine pass (they differ only in scheme and activation, so
     each layer's N(0, 1) matrices are drawn once for all; each config sees exactly the
     draws it would see alone)."""
     return dict(zip(JOURNEYS, run_many([spec_of(*j) for j in JOURNEYS]), strict=True))
 
 
-def journey(journeys, init: str, activation: str, std: float | None = None) -> ChainResult:
+def journey(journeys, init: str, activation: str, std: float | None = None) -> Result:
     return journeys[(init, std, activation)]
 
 
-def assert_median_std_in_band(result: ChainResult, theory_std: float, mean_ln_q: float,
+def assert_median_std_in_band(result: Result, theory_std: float, mean_ln_q: float,
                               var_ln_q: float) -> None:
     ln_std = np.log(result.final("std"))
     expected = math.log(theory_std) + mean_ln_q / 2
@@ -73,7 +74,7 @@ def assert_median_std_in_band(result: ChainResult, theory_std: float, mean_ln_q:
     )
 
 
-def verdict(result: ChainResult) -> dict:
+def verdict(result: Result) -> dict:
     return overall(*trial_verdicts(result.stats, Thresholds()))
 
 

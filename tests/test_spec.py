@@ -131,4 +131,4 @@ def test_keep_fraction_is_a_number_in_0_1(fraction, allowed):
     with pytest.raises(SpecError) as info:
         ChainSpec(**TINY, keep_fraction=fraction)
     assert str(info.value) == (f"keep_fraction={fraction!r} is not allowed; keep_fraction must "
-                               "be a number with 0 <= keep_fraction <= 1 (0: always redraw)")
+                               "be a finite number with 0 <= keep_fraction <= 1 (0: always redraw)")

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from initlab import stats
-from initlab.stats import HIST_RANGE, HIST_STEP, layer_stats, log_histogram, mean_std
+from initlab.columns import HIST_RANGE, HIST_STEP
+from initlab.stats import layer_stats, log_histogram, mean_std
 
 EPS64 = np.finfo(np.float64).eps
 

@@ -15,7 +15,8 @@ import torch
 
 from initlab.activations import BUILTIN_ACTIVATIONS, derivative, get_activation, register
 from initlab.backward import weight_grad_stats
-from initlab.chain import draw_inputs, layer_weights, output_gradient, run_chain, run_many
+from initlab.chain import run_chain, run_many
+from initlab.layout import draw_inputs, layer_weights, output_gradient
 from initlab.spec import ChainSpec
 
 PARAMS = {"leaky_relu": {"negative_slope": 0.2}}

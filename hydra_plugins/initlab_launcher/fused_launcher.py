@@ -1,10 +1,10 @@
 """Hydra launcher ``fused``: the basic (serial) launcher, plus shared engine passes across jobs.
 
-It composes every job's config first, plans each job that builds a valid spec
-(``initlab.job.JobPlan``) and hands them all to ``initlab.job.run_jobs``, which
-runs the jobs that differ only in scheme and activation as one engine pass
-(each layer's base matrices drawn once for all of them), cuts depth sweeps
-without gradients from the deepest run, and writes every job's directory.
+It composes every job's config first, plans each job that builds (``initlab.job.Job``,
+chain or model) and hands them all to ``initlab.job.run_jobs``, which runs the chain
+jobs that differ only in scheme and activation as one engine pass (each layer's base
+matrices drawn once for all of them), cuts depth sweeps without gradients from the
+deepest run, probes each model, and writes every job's directory.
 Then each job goes through Hydra's own ``run_job``, as under the basic
 launcher, so ``.hydra/`` files, job logs, callbacks and ``JobReturn``s are
 Hydra's usual ones: the task it runs only logs what was written. A job whose
@@ -76,21 +76,12 @@ def _mark(cfg: DictConfig) -> None:
 
 
 def plan_job(cfg: DictConfig):
-    """The job's ``JobPlan``, or None when its config does not build (the app's task says why)
-    or runs a model (``model`` not ``chain``: the app's task probes it, ``initlab.modeljob``)."""
+    """The job's ``initlab.job.Job`` (any kind), or None when its config does not build (the
+    app's task says why and records it)."""
     from initlab import config
 
-    if config.is_model(cfg):
-        return None
-    from initlab.job import JobPlan, wants_plots
-
     try:
-        spec = config.spec_from_config(cfg)
-        thresholds = config.thresholds_from_config(cfg)
-        reference = (OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference
-                     else None)
-        return JobPlan(spec, thresholds, job_dir(cfg), reference,
-                       wants_plots(cfg.plots, sweep=True))
+        return config.job_from_config(cfg, job_dir(cfg), sweep=True)
     except Exception:  # noqa: BLE001  the app's task reports and records it
         return None
 
@@ -99,17 +90,11 @@ def logging_task(summary: dict[str, Any] | None):
     """A task function for Hydra's ``run_job`` that reports a job ``run_jobs`` has written."""
 
     def task(cfg: DictConfig) -> dict[str, Any] | None:
-        from initlab.job import log_line
-        from initlab.summary import fmt
+        from initlab.app import report_job
 
         if summary is None or summary.get("status") != "ok":
             return None  # run_jobs logged and recorded the failure
-        app_log = logging.getLogger("initlab")
-        app_log.info(log_line(summary))
-        for row in summary.get("reference", {}).get("rows", []):
-            app_log.info("  %s: seed says %s, measured %s", row["quantity"], fmt(row["seed"]),
-                         fmt(row["measured"]))
-        app_log.info("wrote %s", HydraConfig.get().runtime.output_dir)
+        report_job(summary, HydraConfig.get().runtime.output_dir)
         return summary
 
     return task
@@ -184,18 +169,17 @@ class FusedLauncher(BasicLauncher):
         return runs
 
     def _run_planned(self, configs: list) -> list:
-        """(planned, summary) per job: every job that builds a spec runs through ``run_jobs``."""
-        from initlab.job import batch_trial_layers, plan_passes, progress_bar, run_jobs
+        """(planned, summary) per job: every job that builds runs through ``run_jobs``."""
+        from initlab.job import plan_passes, progress_bar, run_jobs, total_work
 
         plans = [plan_job(cfg) for cfg in configs]
         batch = [p for p in plans if p is not None]
         if not batch:
             return [(False, None)] * len(configs)
         passes = len(plan_passes([p.spec for p in batch]))
-        log.info(f"Shared draws: {len(batch)} jobs in {passes} engine pass"
+        log.info(f"Shared draws: {len(batch)} jobs in {passes} pass"
                  f"{'es' if passes != 1 else ''}")
-        bar = progress_bar(configs[0].get("progress", "auto"), batch_trial_layers(batch),
-                           "fused sweep")
+        bar = progress_bar(configs[0].get("progress", "auto"), total_work(batch), "sweep")
         start = time.perf_counter()
         try:
             done = run_jobs(batch, progress=bar.update if bar else None)
@@ -205,7 +189,7 @@ class FusedLauncher(BasicLauncher):
         seconds = time.perf_counter() - start
         files = sum(s["seconds"]["total"] - s["seconds"]["engine"] for s in done
                     if s.get("status") == "ok")
-        log.info(f"Ran {len(batch)} jobs in {seconds:.2f} s: engine {seconds - files:.2f} s, "
+        log.info(f"Ran {len(batch)} jobs in {seconds:.2f} s: measuring {seconds - files:.2f} s, "
                  f"job files {files:.2f} s")
         summaries = iter(done)
         return [(p is not None, next(summaries) if p is not None else None) for p in plans]

@@ -6,15 +6,12 @@ other than through the loaded jobs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-from initlab.reference import final_layer, judge
-from initlab.report import phase
+from initlab.labels import label
+from initlab.report import phase, phase_section
+from initlab.report.blocks import Block, Section, table_block
 from initlab.report.figures import verdict_text
-from initlab.report.settings import label
+from initlab.report.judge import final_layer, judge
 from initlab.report.tables import Summary, counts, grid_layout, in_panel, panel_keys, panel_title
-from initlab.summary import fmt
 
 CAPTIONS = {
     "heatmap": "log10 of the final std over the swept grid; cells name the verdict.",
@@ -28,27 +25,6 @@ CAPTIONS = {
 }
 JOB_COLUMNS = ("verdict", "verdict_layer", "final_std", "final_std_q10", "final_std_q90",
                "theory_final_std", "final_mean", "input_grad_std", "theory_input_grad_std")
-
-
-@dataclass
-class Block:
-    kind: str  # "p", "table", "img"
-    text: str = ""
-    header: list[str] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)
-    image: str = ""
-    narrow: str = ""  # the same figure laid out for a narrow screen (HTML only), if any
-
-
-Section = tuple[str, list[Block]]
-
-
-def _cell(value: Any) -> str:
-    return value if isinstance(value, str) else fmt(value, digits=3)
-
-
-def table_block(header: list[str], rows: list[list[Any]]) -> Block:
-    return Block("table", header=header, rows=[[_cell(c) for c in r] for r in rows])
 
 
 def _verdicts(table: Summary, jobs) -> str:
@@ -181,8 +157,6 @@ def build(table: Summary, name: str, drawn: dict[str, str], notes: list[str],
           grids: list[phase.PhaseGrid] | None = None,
           lines_note: str = "") -> tuple[str, list[Section]]:
     """Title and non-empty sections, in reading order."""
-    from initlab.report import phase_section  # it builds its blocks with this module's
-
     sections = [intro(table, name)]
     if table.ok:
         sections.append(verdicts(table))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -18,27 +17,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from initlab import store
+from initlab.columns import theory_column
+from initlab.figures import panels
+from initlab.figures.style import LEGEND
+from initlab.labels import label
 from initlab.report.load import JobRecord
-from initlab.report.settings import label
 from initlab.report.tables import Summary, grid_layout, in_panel, panel_keys, panel_title
-
-YLABELS = {"std": "std of x", "mean": "mean of x", "grad_x_std": "std of dL/dx_l",
-           "corr": "corr of two inputs"}
-THEORY_COLUMNS = {"std": "theory_std", "mean": "theory_mean", "grad_x_std": "theory_grad_x_std",
-                  "corr": "theory_corr"}
-LINEAR = ("mean", "corr")  # stats drawn on a linear-ish axis (0 and negatives are values)
-
-
-def save(fig: Figure, path: Path) -> Path:
-    """PNG with no timestamp or version in it, so a rerun gives the same bytes.
-
-    A figure with a layout engine (constrained, tight) already fits its labels: it is
-    saved as laid out, drawn once. Only a figure without one gets the tight bounding
-    box, which costs a second full draw (half of a report's time went there).
-    """
-    tight = "tight" if fig.get_layout_engine() is None else None
-    fig.savefig(path, format="png", dpi=100, bbox_inches=tight, metadata={"Software": None})
-    return path
 
 
 def verdict_text(summary: dict) -> str:
@@ -104,65 +88,36 @@ def by_layer_panels(table: Summary) -> list[str]:
 
 def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
              note: str = "") -> Figure:
-    """Median and 10-90 % band of ``stat`` per layer; a line per setting, a panel per
-    activation (and per model, when models are swept).
+    """Median and 10-90 % band of ``stat`` per layer (``initlab.figures.panels``); a line per
+    setting, a panel per activation (and per model, when models are swept).
 
     ``jobs`` (default: every finished one) are the lines drawn; ``note`` says which when
     they are a selection, under the title."""
-    from initlab.plots import bands
-
     ok = [j for j in (table.ok if jobs is None else jobs) if j.layers is not None]
-    panels = by_layer_panels(table)
-    lines = [a for a in table.axes if a not in panels]
-    keys = panel_keys(table, panels)
+    panel_axes = by_layer_panels(table)
+    lines = [a for a in table.axes if a not in panel_axes]
+    keys = panel_keys(table, panel_axes)
     ncols = min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
-    fig = Figure(figsize=(5.2 * ncols, 3.8 * nrows), layout="tight")
+    fig = Figure(figsize=(5.2 * ncols, 3.8 * nrows), layout="constrained")
     axs = fig.subplots(nrows, ncols, squeeze=False)
     line_keys = list(dict.fromkeys(tuple(table.at(j, a) for a in lines) for j in ok))
     colors = matplotlib.colormaps["tab10" if len(line_keys) <= 10 else "tab20"]
     for n, key in enumerate(keys):
         ax = axs[n // ncols][n % ncols]
-        theory_drawn = False
-        for job in ok:
-            if not in_panel(table, job, panels, key):
-                continue
-            frame = job.layers
-            wide = frame.pivot(index="trial", columns="layer", values=stat).to_numpy(dtype=float)
-            if stat not in LINEAR:  # log axis: 0 is a gap
-                wide = np.where(wide > 0, wide, np.nan)
-            med, lo, hi = bands(wide)
+        drawn = []
+        for job in (j for j in ok if in_panel(table, j, panel_axes, key)):
             lk = tuple(table.at(job, a) for a in lines)
-            color = colors(line_keys.index(lk) % colors.N)
-            layers = np.arange(len(med))
-            ax.plot(layers, med, color=color, lw=1.6,
-                    label=", ".join(str(v) for v in lk) or job.name)
-            ax.fill_between(layers, lo, hi, color=color, alpha=0.12, lw=0)
-            theory = THEORY_COLUMNS.get(stat)
-            if theory in frame:
-                curve = frame[frame["trial"] == frame["trial"].min()].sort_values("layer")
-                curve = curve[theory].to_numpy(dtype=float)
-                if stat not in LINEAR:
-                    curve = np.where(curve > 0, curve, np.nan)
-                ax.plot(np.arange(len(curve)), curve, color=color, lw=0.9, ls="--")
-                theory_drawn = theory_drawn or bool(np.isfinite(curve).any())
-        if not theory_drawn:  # say so rather than leave the reader looking for a dashed line
-            model = dict(zip(panels, key, strict=True)).get("model", table.fixed.get("model"))
-            ax.plot([], [], " ", label=f"no theory line for model {model}" if model not in
-                    (None, "chain", "conv_chain") else "no mean-field theory here")
-        if stat == "corr":
-            ax.axhline(1, color="k", lw=0.5)
-        elif stat != "mean":
-            ax.set_yscale("log")
-        else:
-            ax.set_yscale("symlog", linthresh=1e-3)
-            ax.axhline(0, color="k", lw=0.5)
-        ax.set_title(panel_title(panels, key), fontsize=9)
+            drawn.append(panels.Line(", ".join(str(v) for v in lk) or job.name,
+                                     _wide(job.layers, stat), _curve(job.layers, stat),
+                                     colors(line_keys.index(lk) % colors.N)))
+        model = dict(zip(panel_axes, key, strict=True)).get("model", table.fixed.get("model"))
+        panels.draw(ax, drawn, stat, no_theory=f"no theory line for model {model}" if model
+                    not in (None, "chain", "conv_chain") else "no mean-field theory here")
+        ax.set_title(panel_title(panel_axes, key), fontsize=9)
         ax.set_xlabel("layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(YLABELS.get(stat, stat))
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, title=", ".join(lines) or None, title_fontsize=7)
+        ax.legend(title=", ".join(lines) or None, title_fontsize=7, **LEGEND)
     for n in range(len(keys), nrows * ncols):
         axs[n // ncols][n % ncols].axis("off")
     what = {"std": "std (log axis)", "mean": "mean (symmetric log axis)",
@@ -173,6 +128,20 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
     wrap = 62 * ncols  # characters of a 10-pt title across the panels: no wider than they are
     fig.suptitle("\n".join(textwrap.fill(t, wrap) for t in (title, note) if t), fontsize=10)
     return fig
+
+
+def _wide(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """(trials, layers) of a per-layer column."""
+    return frame.pivot(index="trial", columns="layer", values=column).to_numpy(dtype=float)
+
+
+def _curve(frame: pd.DataFrame, stat: str) -> np.ndarray:
+    """The prediction of ``stat`` by layer (NaN where the table has none)."""
+    column = theory_column(stat)
+    first = frame[frame["trial"] == frame["trial"].min()].sort_values("layer")
+    if column not in first:
+        return np.full(len(first), np.nan)
+    return first[column].to_numpy(dtype=float)
 
 
 def color_dim(job: JobRecord) -> Figure:

@@ -27,8 +27,8 @@ from typing import Any
 import pandas as pd
 
 from initlab import store
-from initlab.report.checks import Broken, check_summary, read_layers
-from initlab.report.settings import from_overrides, settings_of
+from initlab.checks import Broken, check_summary, read_layers
+from initlab.labels import from_overrides, settings_of
 
 STATUSES = ("ok", "failed", "broken", "unfinished", "never started")
 

@@ -4,7 +4,7 @@ A report's figures are independent, and matplotlib draws on one core: the
 five figures of a 15-job sweep took most of the report's seconds. Each figure
 is drawn in a forked worker (it inherits the report's tables, nothing is pickled
 but the figure's index and the one-line error), and saved by the worker, whole
-(``figures.save`` writes into the report's temp folder). Without ``fork`` (macOS's
+(``initlab.figures.style.save`` writes into the report's temp folder). Without ``fork`` (macOS's
 and Windows' default) or with one core, they are drawn one after the other.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from initlab.report import figures
+from initlab.figures.style import save
 
 #: (name, make the figure, where to save it): what the forked workers draw
 Task = tuple[str, Callable[[], Figure], Path]
@@ -37,7 +37,7 @@ def _draw(index: int) -> str | None:
     """Draw and save task ``index``; the error as one line, or None."""
     _, make, path = _TASKS[index]
     try:
-        figures.save(make(), path)
+        save(make(), path)
     except Exception as exc:  # noqa: BLE001  one odd figure must not cost the report
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
     return None

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from initlab.labels import is_number, label, params
 from initlab.report.load import JobRecord
-from initlab.report.settings import is_number, label, params
 
 W_KEY, B_KEY = "init_sigma_w2", "bias_sigma_b2"
 RESOLUTION = 3e-5  # a float32 cosine of width-512 vectors: ~ width * eps32 (512 * 6e-8)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from initlab.report import phase
-from initlab.report.document import Block, Section, table_block
+from initlab.report.blocks import Block, Section, table_block
 
 CAPTION = ("Order to chaos: final correlation of two inputs over (sigma_w2, sigma_b2), "
            "measured (left) and theory (right), with the chi_1 = 1 edge.")

@@ -7,7 +7,7 @@ import html
 import re
 from pathlib import Path
 
-from initlab.report.document import Section
+from initlab.report.blocks import Section
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;

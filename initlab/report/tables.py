@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from initlab.labels import DERIVED, FAMILIES, PLAIN, label, params
 from initlab.report.load import JobRecord
-from initlab.report.settings import DERIVED, FAMILIES, PLAIN, label, params
 
 #: summary.json fields copied into summary.csv after the verdict.
 SUMMARY_COLUMNS = ("final_mean", "final_mean_q10", "final_mean_q90", "final_std",

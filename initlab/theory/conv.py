@@ -26,23 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from initlab.biases import make_bias
-from initlab.schemes import make_recipe
 from initlab.theory.meanfield import mean_field
 from initlab.theory.phase import propagate
-
-
-def conv_gains(init: str, init_params: dict | None, bias: str, bias_params: dict | None,
-               channels: int, kernel: int = 3) -> tuple[float, float] | None:
-    """(sigma_w2, sigma_b2) of a C -> C k x k convolution under the schemes, with torch's
-    fans (fan_in = fan_out = C k^2); None where the theory does not apply (constant
-    weights or a constant bias are not zero-mean), as ``for_chain``."""
-    fan = channels * kernel * kernel
-    draw = make_recipe(init, fan, fan, init_params)
-    recipe = make_bias(bias, fan, bias_params)
-    if draw.base == "constant" or recipe.base == "constant":
-        return None
-    return float(draw.sigma_w2), float(recipe.sigma_b2)
 
 
 def conv_chain_curves(activation: str, sigma_w2: float, sigma_b2: float, sizes: list[int],

@@ -1,11 +1,15 @@
 """``probe(model, inputs, ...)``: the chain's per-layer statistics for any torch model.
 
-Per trial: the model's weights (``initlab.probe.weights``), an input batch,
-a forward pass with a hook on every chosen module (``initlab.probe.record``),
+Per trial: the model's weights (``initlab.probing.weights``), an input batch,
+a forward pass with a hook on every chosen module (``initlab.probing.record``),
 and with gradients a backward pass from g ~ N(0, I) (the loss <g, output>, as
 the chain does) or from the model's own scalar output (a loss). Every hook is
 removed when the trial ends, also when the model raises; an ``nn.Module``
 passed in gets its parameters and buffers back as they were.
+
+Inputs, weights, biases and the output gradient come from the chain engine's keyed
+streams (``initlab.draws``): a ``Sequential`` of square ``Linear`` layers probed with a
+chain's schemes sees the chain's matrices, biases, inputs and output gradient.
 """
 
 from __future__ import annotations
@@ -20,48 +24,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from initlab import rules
 from initlab.biases import make_bias
-from initlab.chain import gradient_seed, input_seed, stream_seed
-from initlab.probe import batched as B
-from initlab.probe import weights as W
-from initlab.probe.record import Recorder, first_tensor, grad_stats, select, signal_stats
-from initlab.probe.result import GRAD_STATS, ProbeResult
+from initlab.columns import GRAD_STATS, STATS
+from initlab.draws import gradient_columns, input_seed, stream_seed
+from initlab.probing import batched as B
+from initlab.probing import weights as W
+from initlab.probing.record import Recorder, first_tensor, grad_stats, select, signal_stats
+from initlab.result import Result
 from initlab.schemes import make_recipe
-from initlab.stats import STATS
 
+#: A batch-first tensor (every trial's batch), ``(generator) -> tensor`` (trial t's
+#: generator seeded from ``input_seed(seed, t)``), or an object with ``keyed(seed, trial)``
+#: (``initlab.inputs.gaussian_inputs``: the chain's own input stream).
 Inputs = torch.Tensor | Callable[[torch.Generator], torch.Tensor]
 _RUN_STREAM = 0x0F0E_D00D  # the global generators during a trial's passes (dropout, ...)
-
-
-def gaussian_inputs(shape: Sequence[int], batch: int = 1, dtype: torch.dtype = torch.float32,
-                    correlation: float = 0.0) -> Callable[[torch.Generator], torch.Tensor]:
-    """Inputs x ~ N(0, I) of per-sample ``shape``: a callable ``(generator) -> (batch, *shape)``.
-
-    Drawn as a (features, batch) matrix and transposed, so for a vector input
-    trial t's batch is the chain engine's x_0 of trial t (``draw_inputs``).
-    ``correlation`` = c0 > 0: x_b = sqrt(1 - c0) z_b + sqrt(c0) z with one shared z
-    (drawn after the z_b), so every value has variance 1 and two samples correlation
-    c0, as the chain's ``input_correlation``; c0 = 0 draws exactly the inputs above.
-    """
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch={batch!r} is not allowed; batch must be an integer >= 1")
-    shape = tuple(int(s) for s in shape)
-    if not shape or min(shape) < 1:
-        raise ValueError(f"shape={shape!r} is not allowed; a per-sample shape has sizes >= 1")
-    features = math.prod(shape)
-    c0 = float(correlation)
-    if not 0 <= c0 < 1:
-        raise ValueError(f"correlation={correlation!r} is not allowed; correlation must be a "
-                         "number with 0 <= correlation < 1")
-
-    def make(generator: torch.Generator) -> torch.Tensor:
-        z = torch.empty(features, batch).normal_(generator=generator)
-        if c0 > 0:
-            common = torch.empty(features, 1).normal_(generator=generator)
-            z.mul_(math.sqrt(1.0 - c0)).add_(common, alpha=math.sqrt(c0))
-        return z.T.reshape(batch, *shape).to(dtype)
-
-    return make
 
 
 def _check(init: str, init_params: dict | None, bias: str, bias_params: dict | None,
@@ -71,10 +48,8 @@ def _check(init: str, init_params: dict | None, bias: str, bias_params: dict | N
         make_recipe(init, 4, 4, init_params)  # a wrong parameter fails before any work
     if bias not in (W.MODEL, W.KEEP):
         make_bias(bias, 4, bias_params)
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"trials={trials!r} is not allowed; trials must be an integer >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed={seed!r} is not allowed; seed must be an integer in [0, 2**63)")
+    rules.positive_int("trials", trials)
+    rules.seed(seed)
 
 
 def _settings(model: Any, init: str, init_params: dict | None, bias: str,
@@ -92,10 +67,11 @@ def _settings(model: Any, init: str, init_params: dict | None, bias: str,
 
 
 def _output_gradient(y: torch.Tensor, batch: int, seed: int, trial: int) -> torch.Tensor:
-    """g ~ N(0, I) shaped like ``y``, drawn (features, batch) from the chain's gradient stream."""
+    """g ~ N(0, I) shaped like ``y``: the chain's output gradient of trial ``trial``
+    (``draws.gradient_columns``), features x batch, on the CPU, then moved to ``y``."""
     rows = batch if y.shape[0] == batch else 1
-    gen = torch.Generator().manual_seed(gradient_seed(seed, trial))
-    g = torch.empty(y.numel() // rows, rows).normal_(generator=gen)
+    g = gradient_columns(seed, y.numel() // rows, rows, range(trial, trial + 1),
+                         mode="trial")[0]
     return g.T.reshape(y.shape).to(device=y.device, dtype=y.dtype)
 
 
@@ -150,7 +126,8 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
           trials: int = 8, seed: int = 0, gradients: bool = True,
           include: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
           device: str | torch.device | None = None, histogram: bool = True,
-          batched: bool | None = None) -> ProbeResult:
+          batched: bool | None = None,
+          progress: Callable[[int], object] | None = None) -> Result:
     """Per-layer statistics of ``model`` over ``trials`` weight draws.
 
     ``model``: an ``nn.Module`` (reset per trial by its modules' ``reset_parameters``
@@ -160,88 +137,137 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
     model with biases), else once, its weights and biases redrawn per trial.
     ``inputs``: a batch-first tensor (the same batch every trial) or
     ``(generator) -> tensor`` (trial t's generator is seeded with the chain's
-    ``input_seed(seed, t)``; see ``gaussian_inputs``).
+    ``input_seed(seed, t)``), or ``initlab.inputs.gaussian_inputs`` (the chain's inputs).
 
     ``init``: ``model`` (the model's own initialization), ``keep`` (an instance's
     weights as they are) or an initlab scheme (not ``lsuv``/``critical``), on every
     module with a weight of >= 2 dimensions, torch's fans; ``bias``: ``model``,
     ``keep`` or an ``initlab.biases`` scheme. ``include``/``exclude``: fnmatch
-    patterns on module names (default: every leaf module with parameters).
+    patterns on module names or class names (a string is one pattern; default: every leaf
+    module with parameters); none matching is an error.
     A module's signal is its output's first floating tensor (depth-first through
     tuples, lists and dicts); a 0-d output (a loss) is no layer, and when it is the
     model's output the backward pass starts from it. ``device``: where a factory's
     model goes (an instance stays where it is); the inputs follow the model.
     ``histogram=False`` skips the log10|x| histogram (``result.hist`` is None): it costs
     more than every other statistic together on a large signal. ``batched``: run all
-    trials of a plain ``nn.Sequential`` at once (``initlab.probe.batched``); None: when
+    trials of a plain ``nn.Sequential`` at once (``initlab.probing.batched``); None: when
     the model qualifies, on CUDA, and on a CPU when it is small (``batched.small``: there
     the per-layer overhead of a trial outweighs its compute), False: never (one trial at
     a time, hooks), True: whenever the model qualifies, else raise. Both paths draw the
     same weights, inputs and output gradients: their statistics agree up to rounding
-    (``result.timing["path"]`` says which ran).
+    (``result.timing["path"]`` says which ran). ``progress``, when given, is called with
+    the number of trials done after each trial (or chunk of trials).
     """
     _check(init, init_params, bias, bias_params, trials, seed)
+    include, exclude = _patterns(include, "include"), _patterns(exclude, "exclude")
+    dev = _device(model, device)
     source = model
-    instance = isinstance(model, nn.Module)
-    if not instance and not callable(model):
-        raise ValueError(f"model={type(model).__name__} is not allowed; pass an nn.Module "
-                         "or a zero-argument function returning one")
-    dev = torch.device(device) if device is not None else None
-    if instance and dev is not None and W.device_of(model) != dev:
-        raise ValueError(f"device={device} differs from the model's ({W.device_of(model)}); "
-                         "move the model first, or pass a factory")
     snapshot = ({k: v.detach().clone() for k, v in model.state_dict().items()}
-                if instance else None)
+                if isinstance(model, nn.Module) else None)
     prep = dict(seed=seed, init=init, init_params=init_params, bias=bias,
                 bias_params=bias_params, device=dev)
-    gen = torch.Generator()
-
-    def batch_of(t: int, where: torch.device) -> torch.Tensor:
-        x = inputs if isinstance(inputs, torch.Tensor) else inputs(
-            gen.manual_seed(input_seed(seed, t)))
-        return x.to(where)
-
+    batch_of = _batches(inputs, seed)
     start = time.perf_counter()
     try:
         m0 = W.prepare(model, 0, **prep)
-        if not instance and not W.needs_own_init(m0, init, bias):
+        if snapshot is None and not W.needs_own_init(m0, init, bias):
             model = m0  # every parameter a trial needs comes from a scheme: build once
+        if not select(m0, include, exclude):
+            raise ValueError(_no_module(include, exclude))
         where = W.device_of(m0)
         x00 = batch_of(0, where)
         wide = x00.dtype == torch.float64 or any(
             p.dtype == torch.float64 for p in m0.parameters())
         hist_dtype = ("float64" if wide else "float32") if histogram else None
-        # By default the batched path runs on CUDA, and on a CPU for small models only,
-        # where it measured faster (initlab.probe.batched.small, benchmarks/probe_bench.py).
-        plan = _batched_plan(m0, include, exclude) if batched is not False else None
-        first = 1  # the first chunk measures the signals' sizes, unless they are known
-        if batched is None and plan is not None and where.type != "cuda":
-            if B.small(m0, x00, plan):  # all signals of a trial <= SMALL_VALUES values
-                first = B.chunk_size(trials, [B.SMALL_VALUES * x00.element_size()], gradients)
-            else:
-                plan = None
-        if batched and plan is None:
-            raise ValueError("batched=True needs a plain nn.Sequential of Linear/ConvNd layers "
-                             "and parameter-free activations; use batched=None or False")
-        run = (functools.partial(_run_batched, first=first) if plan is not None
-               else _run_loop)
+        plan, run = _path(m0, x00, batched, include, exclude, trials, gradients)
         tables, types, shapes = run(model, m0, x00, batch_of, plan, prep, trials=trials,
                                     seed=seed, gradients=gradients, include=include,
-                                    exclude=exclude, hist_dtype=hist_dtype)
+                                    exclude=exclude, hist_dtype=hist_dtype,
+                                    progress=progress or (lambda n: None))
     finally:
         if snapshot is not None:
             with torch.no_grad():
                 model.load_state_dict(snapshot)
-    elapsed = time.perf_counter() - start
     settings = _settings(source, init, init_params, bias, bias_params, trials, seed, gradients,
                          str(where))
-    settings["batch"] = x00.shape[0]
-    settings["dtype"] = str(x00.dtype).removeprefix("torch.")
-    return ProbeResult(settings=settings, stats=tables.stats, modules=["input", *tables.names],
-                       module_types=["input", *types], shapes=shapes, device=str(where),
-                       hist=tables.hist, hist_dtype=hist_dtype or "float32", grads=tables.grads,
-                       timing={"path": "loop" if plan is None else "batched",
-                               "seconds_per_trial": elapsed / trials})
+    settings.update(batch=x00.shape[0], dtype=str(x00.dtype).removeprefix("torch."))
+    return Result(settings=settings, stats=tables.stats, modules=["input", *tables.names],
+                  module_types=["input", *types], shapes=shapes, device=str(where),
+                  hist=tables.hist, hist_dtype=hist_dtype or "float32", grads=tables.grads,
+                  timing={"path": "loop" if plan is None else "batched",
+                          "seconds_per_trial": (time.perf_counter() - start) / trials})
+
+
+def _patterns(value: str | Sequence[str] | None, name: str) -> list[str] | None:
+    """fnmatch patterns: a string is one pattern (not its letters); None: the default."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    patterns = list(value)
+    if not all(isinstance(v, str) for v in patterns):
+        raise ValueError(f"{name}={value!r} is not allowed; give fnmatch patterns (strings) on "
+                         "module names or class names")
+    return patterns
+
+
+def _no_module(include: list[str] | None, exclude: list[str] | None) -> str:
+    chosen = (f"include={include}" if include is not None else "the default (every leaf "
+              "module with parameters)") + (f" minus exclude={exclude}" if exclude else "")
+    return (f"no module to probe: {chosen} matches no module of this model; patterns match "
+            "module names (as model.named_modules() gives them) or class names (Conv2d)")
+
+
+def _device(model: Any, device: str | torch.device | None) -> torch.device | None:
+    """The device a factory's model goes to; an instance must already be there."""
+    if not isinstance(model, nn.Module) and not callable(model):
+        raise ValueError(f"model={type(model).__name__} is not allowed; pass an nn.Module "
+                         "or a zero-argument function returning one")
+    dev = torch.device(device) if device is not None else None
+    if isinstance(model, nn.Module) and dev is not None and W.device_of(model) != dev:
+        raise ValueError(f"device={device} differs from the model's ({W.device_of(model)}); "
+                         "move the model first, or pass a factory")
+    return dev
+
+
+def _batches(inputs: Inputs, seed: int) -> Callable[[int, torch.device], torch.Tensor]:
+    """trial, device -> that trial's input batch."""
+    gen = torch.Generator()
+    keyed = getattr(inputs, "keyed", None)
+
+    def batch_of(t: int, where: torch.device) -> torch.Tensor:
+        if isinstance(inputs, torch.Tensor):
+            x = inputs
+        elif callable(keyed):
+            x = keyed(seed, t)
+        else:
+            x = inputs(gen.manual_seed(input_seed(seed, t)))
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"the inputs gave {type(x).__name__}, not a tensor")
+        return x.to(where)
+
+    return batch_of
+
+
+def _path(m0: nn.Module, x00: torch.Tensor, batched: bool | None, include, exclude,
+          trials: int, gradients: bool):
+    """(plan, run): the batched path's hooked children and runner, or (None, the loop).
+
+    By default the batched path runs on CUDA, and on a CPU for small models only, where
+    it measured faster (``batched.small``, benchmarks/probe_bench.py)."""
+    plan = _batched_plan(m0, include, exclude) if batched is not False else None
+    first = 1  # the first chunk measures the signals' sizes, unless they are known
+    if batched is None and plan is not None and x00.device.type != "cuda":
+        if B.small(m0, x00, plan):  # all signals of a trial <= SMALL_VALUES values
+            first = B.chunk_size(trials, [B.SMALL_VALUES * x00.element_size()], gradients)
+        else:
+            plan = None
+    if batched and plan is None:
+        raise ValueError("batched=True needs a plain nn.Sequential of Linear/ConvNd layers "
+                         "and parameter-free activations; use batched=None or False")
+    return plan, (functools.partial(_run_batched, first=first) if plan is not None
+                  else _run_loop)
 
 
 class _Tables:
@@ -276,7 +302,7 @@ class _Tables:
 
 
 def _run_loop(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradients, include,
-              exclude, hist_dtype):
+              exclude, hist_dtype, progress):
     tables = None
     for t in range(trials):
         m = m0 if t == 0 else W.prepare(model, t, **prep)
@@ -293,6 +319,7 @@ def _run_loop(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradients, 
                              "trial 0; the probe needs the same layers in every trial")
         tables.put(range(t, t + 1), [in_stats, *rec.stats], [in_hist, *rec.hists],
                    rec.grads, wgrads)
+        progress(1)
     return tables, types, shapes
 
 
@@ -308,7 +335,7 @@ def _batched_plan(m: nn.Module, include, exclude) -> list[int] | None:
 
 
 def _run_batched(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradients, include,
-                 exclude, hist_dtype, first=1):
+                 exclude, hist_dtype, progress, first=1):
     where, batch = x00.device, x00.shape[0]
     tables = _Tables([(str(i), 0) for i in plan], trials, gradients, None)
     start, chunk = 0, first  # the first chunk's signals give the sizes of the next ones
@@ -332,6 +359,7 @@ def _run_batched(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradient
         if tables.hist is None and hist_dtype is not None:
             tables.hist = np.zeros((len(plan) + 1, len(out["hists"][0])), dtype=np.int64)
         tables.put(rows, out["stats"], out["hists"], out["grads"], out["wgrads"])
+        progress(len(rows))
         if start == 0:
             item = x00.element_size()
             sizes = [math.prod(s) * batch * item for s in out["shapes"]]

@@ -4,29 +4,19 @@ A model qualifies when it is an ``nn.Sequential`` of ``Linear``/``ConvNd``
 layers, parameter-free activations (``torch.nn`` ones or ``initlab.models.Activation``),
 ``Flatten`` and ``Identity``, and nothing else (no buffers, no nested containers).
 Each trial's parameters are drawn exactly as on the loop path
-(``initlab.probe.weights.prepare``), stacked along a leading trial dimension,
+(``initlab.probing.weights.prepare``), stacked along a leading trial dimension,
 and each child runs once over all trials with ``torch.func.vmap`` of
 ``functional_call`` (a ConvNd becomes one grouped convolution). Statistics are
 reduced per trial from the (trials, features, batch) signal, as the chain does.
 Trials are cut into chunks to bound the memory (``budget``): the signals kept for
 the backward pass, or one layer's signal without gradients.
 
-Measured on this project's 2-core CPU (shared, one torch thread, kaiming, no
-histogram; ms per trial, loop / batched, best of 3; ``benchmarks/probe_bench.py``
-for the large ones): small MLPs (Linear + Tanh, 64 trials) are overhead-bound on
-the loop: width 32 x 5 layers, batch 16: 7.3 / 1.7 forward, 15.7 / 2.6 with
-gradients; 64 x 10, batch 16: 28 / 5.2 and 19 / 5.2; 128 x 10, batch 32: 15 / 7.3
-and 18 / 12; 256 x 10, batch 32: 27 / 15 and 26 / 52. Large ones are not:
-20 x Linear(512) + ReLU, batch 8 (RNG-bound: 5.2 M weights a trial), 1.1-1.9x slower
-batched; conv_chain (16 channels, 199x199, compute- and reduction-bound), 1.3-1.8x
-slower; simple_cnn, batch 64 (200 k signal values a trial), 0.85-1.4x. So ``probe``
-takes this path by default on CUDA, where one launch per layer instead of one per
-trial and layer is the point (not measured: no GPU was lent), and on a CPU when the
-model is ``small``: at most ``SMALL_PARAMS`` parameters and ``SMALL_VALUES`` signal
-values (the input and every hooked output, one trial). Such a model's sizes are known
-before it runs, so its first chunk holds every trial that fits, not one: 5 x Linear(32)
-+ Tanh, batch 16, runs in 0.25 (forward) / 0.19 (gradients) of the loop's time at 16
-trials and 0.9 / 0.6 at 2 trials (``probe_bench.py --models mlp_5x32``).
+By default (``batched=None``) the probe takes this path on CUDA, where one launch per
+layer instead of one per trial and layer is the point, and on a CPU only for a
+``small`` model (at most ``SMALL_PARAMS`` parameters and ``SMALL_VALUES`` signal
+values a trial), where per-trial overhead outweighs the compute; larger models run
+faster trial by trial on a CPU. The figures behind these limits are in
+``benchmarks/README.md`` (``benchmarks/probe_bench.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from initlab.models import Activation
 from initlab.stats import layer_stats, log_histogram, mean_std
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -52,8 +43,6 @@ SMALL_VALUES = 1 << 16
 
 def eligible(model: nn.Module) -> bool:
     """Whether ``model`` can take the batched path."""
-    from initlab.models import Activation
-
     if type(model) is not nn.Sequential or next(model.buffers(), None) is not None:
         return False
     for child in model:

@@ -1,7 +1,7 @@
 """Verdicts on a probed model: which layers to judge (``depth_window``), what to say.
 
 The chain's verdict (``initlab.verdict``) judges every layer 1..depth. A model's
-layers are its hooked module calls in forward order (``ProbeResult.modules``;
+layers are its hooked module calls in forward order (``Result.modules``;
 layer 0 is the input), and a user may want only some of them judged — the body
 of a network but not its classifier head, say, whose logits are allowed any
 scale. ``depth_window`` picks them:
@@ -11,7 +11,7 @@ scale. ``depth_window`` picks them:
   the last five; ``slice(0, 10)``: the first ten);
 * ``(first, last)``, inclusive, each a layer index (1-based, as in the table;
   negative counts from the end, -1 is the last layer) or a module name as
-  ``ProbeResult.modules`` spells it (``"body.3"``; ``first`` is that module's
+  ``Result.modules`` spells it (``"body.3"``; ``first`` is that module's
   first call, ``last`` its last).
 
 The verdict is then the chain's, on those columns alone: a trial exploded at
@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from initlab.probe.result import ProbeResult
+from initlab.result import Result
 from initlab.verdict import Thresholds, overall, trial_verdicts
 
 Window = slice | Sequence[int | str] | None
 
 
-def layer_index(result: ProbeResult, where: int | str, label: str, last: bool = False) -> int:
+def layer_index(result: Result, where: int | str, label: str, last: bool = False) -> int:
     """A layer index in 1..depth for an index (negative: from the end) or a module name
     (its first call, or its last with ``last``); ``label`` names the argument in errors."""
     depth = result.depth
@@ -51,7 +51,7 @@ def layer_index(result: ProbeResult, where: int | str, label: str, last: bool = 
     return layer
 
 
-def window_layers(result: ProbeResult, depth_window: Window) -> list[int]:
+def window_layers(result: Result, depth_window: Window) -> list[int]:
     """The judged layers (indices into the result's columns, each in 1..depth), in order."""
     layers = list(range(1, result.depth + 1))
     if depth_window is None:
@@ -72,7 +72,7 @@ def window_layers(result: ProbeResult, depth_window: Window) -> list[int]:
     return chosen
 
 
-def window_verdict(result: ProbeResult, layers: list[int],
+def window_verdict(result: Result, layers: list[int],
                    thresholds: Thresholds) -> dict[str, Any]:
     """``initlab.verdict.overall`` on the judged layers alone; ``verdict_layer`` is an
     index into the result's columns (the median over the trials that had the verdict)."""
@@ -82,17 +82,17 @@ def window_verdict(result: ProbeResult, layers: list[int],
     return overall(names, [None if h is None else columns[h] for h in hit])
 
 
-def model_label(result: ProbeResult) -> str:
+def model_label(result: Result) -> str:
     """``model=... init=... init.std=... bias=...``, as the settings say."""
     return " ".join(f"{k.replace('_', '.', 1)}={v}" for k, v in result.settings.items()
                     if k in ("model", "init", "bias") or k.startswith(("init_", "bias_")))
 
 
-def _at(result: ProbeResult, layer: int) -> str:
+def _at(result: Result, layer: int) -> str:
     return f"layer {layer} '{result.modules[layer]}' ({result.module_types[layer]})"
 
 
-def describe(result: ProbeResult, verdict: dict[str, Any], layers: list[int]) -> str:
+def describe(result: Result, verdict: dict[str, Any], layers: list[int]) -> str:
     """One paragraph: the model and its init, the judged layers, the verdict with the
     module where it happened and the median std there, the trial counts, the last layer."""
     s = result.settings

@@ -7,13 +7,13 @@ torch's (``torch.nn.init._calculate_fan_in_and_fan_out``): for a ConvNd,
 fan_in = in_channels / groups * prod(kernel) and fan_out = out_channels * prod(kernel).
 Other parameters (normalization layers' scales and shifts) keep the model's own.
 
-Random streams are keyed like the chain engine's (``initlab.chain``): the
-weight of the ``k``-th re-initialized module (1-based) in trial ``t`` comes
-from ``weight_seed(seed, k, t)``, drawn on the CPU in float32 (float64 for a
-float64 parameter) and copied to the parameter's device and dtype. So a
-trial is redone alone, a GPU probe sees the CPU probe's weights, and an
-``nn.Sequential`` of square ``Linear`` layers sees exactly the chain's matrices
-(``Linear`` computes ``x W^T`` batch-first, the chain ``W x``: the same map).
+Random streams are the chain engine's (``initlab.draws``): the weight of the
+``k``-th re-initialized module (1-based) in trial ``t`` comes from
+``weight_seed(seed, k, t)`` and its bias from ``bias_seed(seed, k, t)``, drawn on the
+CPU in float32 (float64 for a float64 parameter) and copied to the parameter's device
+and dtype. So a trial is redone alone, a GPU probe sees the CPU probe's weights, and
+an ``nn.Sequential`` of square ``Linear`` layers sees exactly the chain's matrices and
+biases (``Linear`` computes ``x W^T`` batch-first, the chain ``W x``: the same map).
 """
 
 from __future__ import annotations
@@ -26,23 +26,16 @@ import torch
 from torch import nn
 
 from initlab.biases import BiasRecipe, make_bias
-from initlab.chain import stream_seed, weight_seed
-from initlab.schemes import SCHEMES, WeightRecipe, fill_base_, make_recipe, uniform_from_normal_
+from initlab.draws import bias_seed, fill_base_, stream_seed, uniform_from_normal_, weight_seed
+from initlab.modelspec import check_model_init
+from initlab.schemes import WeightRecipe, make_recipe
 
 #: ``init`` / ``bias`` values that are not schemes.
 MODEL = "model"  # the model's own initialization, redrawn per trial
 #: the instance's weights as they are, in every trial (its biases too unless ``bias`` is a
 #: scheme); with a factory, the same as ``model``
 KEEP = "keep"
-_BIAS_STREAM = 0xB1A5_0B1A
 _MODEL_STREAM = 0x0DE1_5EED
-#: Schemes that need what a model does not say (data, its activation).
-_UNSUPPORTED = {
-    "lsuv": "it rescales each layer on data inside the chain",
-    "critical": "its gain depends on the chain's activation, which a model does not declare",
-}
-
-
 def targets(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The modules whose weight (and bias) a scheme re-initializes, in ``named_modules`` order."""
     return [(name, m) for name, m in model.named_modules()
@@ -55,13 +48,8 @@ def fans(weight: torch.Tensor) -> tuple[int, int]:
 
 
 def check_init(init: str) -> None:
-    """ValueError unless ``init`` is usable on a model."""
-    allowed = [MODEL, KEEP, *(s for s in SCHEMES if s not in _UNSUPPORTED)]
-    if init in _UNSUPPORTED:
-        raise ValueError(f"init={init!r} is not supported for models ({_UNSUPPORTED[init]}); "
-                         f"allowed: {', '.join(allowed)}")
-    if init not in allowed:
-        raise ValueError(f"init={init!r} is not a known scheme; allowed: {', '.join(allowed)}")
+    """ValueError unless ``init`` is usable on a model (a scheme, ``model`` or ``keep``)."""
+    check_model_init(init, extra=(MODEL, KEEP))
 
 
 def weight_draw(weight: torch.Tensor, init: str, params: dict[str, Any] | None) -> WeightRecipe:
@@ -141,7 +129,7 @@ def prepare(source: nn.Module | Callable[[], nn.Module], trial: int, *, seed: in
     if isinstance(source, nn.Module):
         model = source
         if init != KEEP and needs_own_init(model, init, bias):
-            with seeded(model_seed(seed, trial), _device_of(model)):
+            with seeded(model_seed(seed, trial), device_of(model)):
                 own_init_(model)
     else:
         with seeded(model_seed(seed, trial), device or torch.device("cpu")):
@@ -169,14 +157,12 @@ def prepare(source: nn.Module | Callable[[], nn.Module], trial: int, *, seed: in
                 if fan[0] not in biases:
                     biases[fan[0]] = make_bias(bias, fan[0], bias_params)
                 fill_bias_(b, biases[fan[0]],
-                           gen.manual_seed(stream_seed(seed, _BIAS_STREAM, k, trial)))
+                           gen.manual_seed(bias_seed(seed, k, trial)))
     return model
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
 
-
-device_of = _device_of

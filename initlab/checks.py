@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from initlab import store
-from initlab.report.settings import FAMILIES, PLAIN, is_number, settings_of
+from initlab.labels import FAMILIES, PLAIN, is_number, settings_of
 
 INTS = ("depth", "width", "trials", "batch", "seed")
 STRS = ("init", "activation", "dtype", "weights", "device")
