@@ -264,7 +264,8 @@ def check(cfg: DictConfig) -> None:
 
 def job_from_config(cfg: DictConfig, out_dir: Any, sweep: bool = False):
     """The ``initlab.job.Job`` a composed config asks for (SpecError: one line)."""
-    from initlab.job import Job
+    from initlab.job import Job  # here, not at the top: the job path loads torch and the
+    #                              engine, which composing and checking configs never need
 
     check_inputs(cfg)
     spec = model_spec_from_config(cfg) if is_model(cfg) else spec_from_config(cfg)

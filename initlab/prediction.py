@@ -89,13 +89,27 @@ def _phase_applies(spec, recipe, bias) -> bool:
     return recipe.base in ("normal", "uniform", "orthogonal")
 
 
+#: The sigma_w2 range searched for the edge of chaos at a job's sigma_b2 (log-spaced).
+EDGE_SEARCH = np.geomspace(1e-2, 1e3, 96)
+
+
 @lru_cache(maxsize=512)
 def _phase(activation: str, params: tuple, sigma_w2: float, sigma_b2: float) -> dict:
-    """phase_params as a JSON-safe dict, cached on its arguments (a sweep asks for the
-    same point once per job; one call costs ~0.01-0.06 s)."""
-    phase = theory.phase_params(activation, sigma_w2, sigma_b2,
-                                activation_params=dict(params) or None)
-    return {k: (v if isinstance(v, bool) else num(v)) for k, v in phase.as_dict().items()}
+    """phase_params as a JSON-safe dict, and ``edge_sigma_w2``: the sigma_w2 with chi_1 = 1
+    at this sigma_b2 (null: none in 1e-2..1e3), which the report draws as the edge of
+    chaos from the files alone; cached on its arguments (a sweep asks for the same point
+    once per job; one call costs ~0.01-0.06 s)."""
+    kwargs = {"activation_params": dict(params) or None}
+    phase = theory.phase_params(activation, sigma_w2, sigma_b2, **kwargs)
+    fields = {k: (v if isinstance(v, bool) else num(v)) for k, v in phase.as_dict().items()}
+    fields["edge_sigma_w2"] = _edge(activation, params, sigma_b2)
+    return fields
+
+
+@lru_cache(maxsize=512)
+def _edge(activation: str, params: tuple, sigma_b2: float) -> float | None:
+    edge = theory.chi1_curve(activation, [sigma_b2], EDGE_SEARCH, dict(params) or None)
+    return num(edge[0])
 
 
 def _phase_fields(spec, recipe, bias) -> dict[str, Any] | None:

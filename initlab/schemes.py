@@ -12,8 +12,8 @@ numbers). The U(-1, 1) base of the uniform-family schemes is erf(Z / sqrt(2)) =
 transform, so even Xavier-uniform and Kaiming-normal see paired weights, and a
 sweep over every scheme draws one random matrix per layer, not two.
 
-Each scheme matches its ``torch.nn.init`` counterpart (see ``TORCH_EQUIVALENT``
-and ``tests/test_schemes.py``); the formulas follow ``torch/nn/init.py``.
+Each scheme matches its ``torch.nn.init`` counterpart (each docstring names it;
+``tests/test_schemes.py`` checks them); the formulas follow ``torch/nn/init.py``.
 """
 
 from __future__ import annotations
@@ -26,12 +26,8 @@ from typing import Any
 
 import torch
 
-from initlab.draws import (  # noqa: F401  (re-exported: the one drawing path)
-    BASES,
-    fill_base_,
-    orthogonalize_,
-    uniform_from_normal_,
-)
+from initlab.draws import fill_base_
+from initlab.theory.critical import critical_for
 
 MODES = ("fan_in", "fan_out")
 DISTRIBUTIONS = ("normal", "uniform")
@@ -274,8 +270,6 @@ def critical(fan_in: int, fan_out: int, sigma_b2: float | None = None,
     too. The bias comes with the scheme (leave ``bias=zero``). Poole et al.
     2016; Schoenholz et al. 2017.
     """
-    from initlab.theory import critical_for
-
     if sigma_b2 is not None and not (math.isfinite(sigma_b2) and sigma_b2 >= 0):
         raise ValueError(f"sigma_b2={sigma_b2!r} is not allowed; sigma_b2 must be a finite "
                          "number >= 0")

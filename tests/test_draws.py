@@ -92,7 +92,7 @@ def test_init_and_the_engine_draw_the_same_weights():
                       distribution="uniform")
     # the same normal draw and formula; a vectorized and a scalar erf may differ by an ulp
     torch.testing.assert_close(w, engine, rtol=4 * EPS64, atol=0)
-    assert schemes.fill_base_ is fill_base_  # re-exported, not a second copy
+    assert schemes.init_.__globals__["fill_base_"] is fill_base_  # the one drawing path
 
 
 def test_a_plugin_fills_from_the_keyed_stream(monkeypatch):

@@ -22,7 +22,6 @@ from initlab.report.load import JobRecord
 
 W_KEY, B_KEY = "init_sigma_w2", "bias_sigma_b2"
 RESOLUTION = 3e-5  # a float32 cosine of width-512 vectors: ~ width * eps32 (512 * 6e-8)
-EDGE_POINTS = 48  # sigma_b2 values the drawn edge is computed at (a smooth curve at 100 dpi)
 
 
 @dataclass
@@ -128,19 +127,23 @@ def _one(values: list[Any]) -> Any:
     return distinct[0] if len(distinct) == 1 else None
 
 
-def edge(grid: PhaseGrid) -> None:
-    """Fill ``edge_b2``/``edge_w2``: sigma_w2 with chi_1 = 1 per sigma_b2 (NaN: none in range)."""
-    from initlab.theory.diagram import chi1_curve
-
-    b = np.linspace(min(grid.sigma_b2), max(grid.sigma_b2), EDGE_POINTS)
+def edge(grid: PhaseGrid, jobs: list[JobRecord]) -> None:
+    """Fill ``edge_b2``/``edge_w2``: per sigma_b2 row, the sigma_w2 with chi_1 = 1 that the
+    jobs' summaries record (``phase.edge_sigma_w2``; NaN where none lies in the swept
+    sigma_w2 range). The theory ran with the jobs: the report reads files only."""
+    rows = {float(j.settings[B_KEY]): (j.summary.get("phase") or {}).get("edge_sigma_w2")
+            for j in jobs}
+    known = {b: w for b, w in rows.items() if is_number(w)}
+    if not known:
+        recorded = any("edge_sigma_w2" in (j.summary.get("phase") or {}) for j in jobs)
+        grid.edge_note = ("chi_1 = 1 is not reached at these sigma_b2" if recorded else
+                          "no chi_1 = 1 edge recorded in these jobs' summaries (an older sweep)")
+        return
     lo, hi = min(grid.sigma_w2), max(grid.sigma_w2)
-    w = np.geomspace(lo, hi, 64) if lo > 0 else np.linspace(lo, hi, 64)
-    try:
-        grid.edge_w2 = chi1_curve(grid.activation, b, w, grid.activation_params or None)
-        grid.edge_b2 = b
-    except Exception as exc:  # an activation the theory cannot name: the figure says so
-        grid.edge_note = f"no chi_1 = 1 curve: {type(exc).__name__}: {exc}"
-    if grid.edge_b2.size and not np.isfinite(grid.edge_w2).any():
+    grid.edge_b2 = np.array(sorted(known))
+    grid.edge_w2 = np.array([known[b] if lo <= known[b] <= hi else np.nan
+                             for b in grid.edge_b2])
+    if not np.isfinite(grid.edge_w2).any():
         grid.edge_note = "chi_1 = 1 is not reached inside the swept sigma_w2 range"
 
 
@@ -178,7 +181,7 @@ def build(jobs: list[JobRecord], activation: str | None = None) -> PhaseGrid:
         width=_one([j.settings.get("width") for j in sel]),
         trials=_one([j.settings.get("trials") for j in sel]),
         c0=_one([j.settings.get("input_correlation") for j in sel]))
-    edge(grid)
+    edge(grid, list(cells.values()))
     return grid
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from initlab.labels import DERIVED, FAMILIES, PLAIN, label, params
-from initlab.report.load import JobRecord
+from initlab.report.load import STATUSES, JobRecord
 
 #: summary.json fields copied into summary.csv after the verdict.
 SUMMARY_COLUMNS = ("final_mean", "final_mean_q10", "final_mean_q90", "final_std",
@@ -142,8 +142,6 @@ def summary_frame(summary: Summary) -> pd.DataFrame:
 
 def counts(jobs: list[JobRecord]) -> dict[str, int]:
     """Jobs per status, in the order of ``load.STATUSES``, zeros left out."""
-    from initlab.report.load import STATUSES
-
     return {s: n for s in STATUSES if (n := sum(j.status == s for j in jobs))}
 
 
