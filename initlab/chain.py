@@ -169,7 +169,7 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
     scales = torch.tensor([d.scale for d in layout.recipes], dtype=ref.torch_dtype,
                           device=layout.device)
     coefs = _bias_coefficients(layout)
-    lsuv = [pos for pos, draw in enumerate(layout.recipes) if draw.normalize]
+    lsuv = [pos for pos, recipe in enumerate(layout.recipes) if recipe.normalize]
     x, pre, post, gains, bias = x0, [], [], [], None
     for layer in range(1, ref.depth + 1):
         if layer == 1 or redraw:

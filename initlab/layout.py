@@ -127,9 +127,9 @@ class GroupLayout:
         if len(keys) != 1:
             raise ValueError("specs of one group must differ only in "
                              f"{', '.join(PER_CONFIG_FIELDS)}")
-        draws = [s.weight_recipe() for s in specs]
+        recipes = [s.weight_recipe() for s in specs]
         act_key = [(s.activation, repr(sorted(s.activation_params.items()))) for s in specs]
-        order = tuple(sorted(range(len(specs)), key=lambda k: (draws[k].base, act_key[k])))
+        order = tuple(sorted(range(len(specs)), key=lambda k: (recipes[k].base, act_key[k])))
         b = specs[0].batch
         columns = tuple(slice(pos * b, (pos + 1) * b) for pos in range(len(specs)))
         acts = tuple(get_activation(specs[k].activation, specs[k].activation_params)
@@ -142,7 +142,7 @@ class GroupLayout:
                 runs.append((columns[pos], acts[pos]))
         blocks: dict[str, slice] = {}
         for pos, k in enumerate(order):
-            base = draws[k].base
+            base = recipes[k].base
             if base != "zero":
                 start = blocks[base].start if base in blocks else columns[pos].start
                 blocks[base] = slice(start, columns[pos].stop)
@@ -153,7 +153,7 @@ class GroupLayout:
         if mode == "blocked":  # whole blocks: none drawn twice
             chunk = block_chunk(chunk, ref.trials)
         return cls(specs=tuple(specs[k] for k in order), order=order,
-                   recipes=tuple(draws[k] for k in order),
+                   recipes=tuple(recipes[k] for k in order),
                    biases=tuple(specs[k].bias_recipe() for k in order),
                    acts=acts, columns=columns, act_runs=tuple(runs), blocks=blocks, chunk=chunk,
                    device=device, mode=mode)

@@ -362,8 +362,8 @@ def init_(
     if get_scheme(name) is lsuv:
         raise ValueError("init=lsuv depends on data; it exists only inside a chain")
     context = {k: params.pop(k) for k in CONTEXT_PARAMS if k in params}
-    draw = make_recipe(name, fan_in, fan_out, params, context)
+    recipe = make_recipe(name, fan_in, fan_out, params, context)
     with torch.no_grad():
-        if draw.base == "custom":
-            return draw.fill(tensor, generator)
-        return fill_base_(tensor, draw.base, generator).mul_(draw.scale)
+        if recipe.base == "custom":
+            return recipe.fill(tensor, generator)
+        return fill_base_(tensor, recipe.base, generator).mul_(recipe.scale)

@@ -60,7 +60,6 @@ inputs with cosine c_0 = 0.5 (``propagate``):
 from initlab.theory.critical import DEFAULT_SIGMA_B2, CriticalPoint, critical_for, critical_point
 from initlab.theory.diagram import chi1_curve, phase_diagram
 from initlab.theory.meanfield import (
-    UNSET,
     critical_sigma_w2,
     crossing,
     fixed_point_slope,
@@ -82,9 +81,6 @@ from initlab.theory.phase import (
     variance_map,
 )
 from initlab.theory.quadrature import (
-    _NODES,
-    _WEIGHTS,
-    _rule,
     derivative_second_moment,
     gaussian_moments,
     one_input,
@@ -92,7 +88,7 @@ from initlab.theory.quadrature import (
 )
 
 __all__ = [
-    "DEFAULT_SIGMA_B2", "UNSET", "CriticalPoint", "PhaseParams", "_NODES", "_WEIGHTS", "_rule",
+    "DEFAULT_SIGMA_B2", "CriticalPoint", "PhaseParams",
     "c_star_at", "chi1_curve", "correlation_slope", "critical_for", "critical_point",
     "critical_sigma_w2", "crossing", "depth_scale", "derivative_second_moment",
     "fixed_point_slope", "for_chain", "gaussian_moments", "hanin_rolnick", "mean_field",

@@ -95,13 +95,8 @@ def fixed_point_slope(activation: str, activation_params: dict | None = None,
     return sigma_w2 * (up - down) / (2 * step)
 
 
-#: "not computed yet": callers that pass ``for_chain``'s curves along (None is a valid value:
-#: no theory applies) use it as the default of their ``curves`` argument.
-UNSET = object()
-
-
-def for_chain(spec, draw) -> dict[str, np.ndarray] | None:
-    """Mean-field curves for a spec and its draw; None where the theory does not apply
+def for_chain(spec, recipe) -> dict[str, np.ndarray] | None:
+    """Mean-field curves for a spec and its recipe; None where the theory does not apply
     (constant weights or a constant bias are not zero-mean).
 
     ``mean``, ``std``, ``grad_std`` by layer, and ``corr``: the cosine of two
@@ -110,24 +105,24 @@ def for_chain(spec, draw) -> dict[str, np.ndarray] | None:
     rescaling is not in the map) and with shared weights.
     """
     bias = spec.bias_recipe()
-    if draw.base == "constant" or bias.base == "constant":
+    if recipe.base == "constant" or bias.base == "constant":
         return None
     curves = mean_field(
         spec.activation,
-        draw.sigma_w2,
+        recipe.sigma_w2,
         spec.depth,
         activation_params=spec.activation_params,
-        fixed_q=1.0 if draw.normalize else None,
+        fixed_q=1.0 if recipe.normalize else None,
         sigma_b2=bias.sigma_b2,
     )
-    if draw.normalize or spec.batch < 2 or spec.weights == "shared":
+    if recipe.normalize or spec.batch < 2 or spec.weights == "shared":
         # one input has no pair; LSUV's rescaling is not in the map; one matrix reused at
         # every layer breaks the independence between layers that the correlation map assumes
         curves["corr"] = np.full(spec.depth + 1, np.nan)
     else:
         from initlab.theory.phase import propagate
 
-        curves["corr"] = propagate(spec.activation, draw.sigma_w2, bias.sigma_b2, spec.depth,
+        curves["corr"] = propagate(spec.activation, recipe.sigma_w2, bias.sigma_b2, spec.depth,
                                    c0=float(spec.input_correlation),
                                    activation_params=spec.activation_params)["c"]
     return curves
@@ -169,7 +164,7 @@ def crossing(std: np.ndarray, level: float) -> float | None:
     return None
 
 
-def hanin_rolnick(spec, draw) -> tuple[float, float] | None:
+def hanin_rolnick(spec, recipe) -> tuple[float, float] | None:
     """Predicted (mean, variance) of ln(|x_L|^2 / |x_0|^2) over weight draws, or None.
 
     Hanin & Rolnick, "How to start training: the effect of initialization and
@@ -181,11 +176,11 @@ def hanin_rolnick(spec, draw) -> tuple[float, float] | None:
 
     Given only for those two cases (other activations have no closed form).
     """
-    if draw.base != "normal" or spec.weights != "fresh" or draw.normalize:
+    if recipe.base != "normal" or spec.weights != "fresh" or recipe.normalize:
         return None
     beta = spec.depth / spec.width
     if spec.activation == "none":
-        return spec.depth * math.log(draw.sigma_w2) - beta, 2 * beta
+        return spec.depth * math.log(recipe.sigma_w2) - beta, 2 * beta
     if spec.activation == "relu":
-        return spec.depth * math.log(draw.sigma_w2 / 2) - 2.5 * beta, 5 * beta
+        return spec.depth * math.log(recipe.sigma_w2 / 2) - 2.5 * beta, 5 * beta
     return None
