@@ -114,7 +114,7 @@ class BatchedChain:
         self.near_zero, self.hist_dtype = near_zero, hist_dtype
         self._outs: list[torch.Tensor] | None = None
         self.width, self.depth = first.width, first.depth
-        self.params = self._draw(features, outputs, seed, dtype, device)
+        self.weights, self.biases = self._draw(features, outputs, seed, dtype, device)
         self.acts = [get_activation(c.activation, c.activation_params) for c in configs]
         same = all((c.activation, c.activation_params) == (first.activation,
                                                            first.activation_params)
@@ -122,13 +122,15 @@ class BatchedChain:
         self.act = self.acts[0] if same else self._per_config
 
     def _draw(self, features: int, outputs: int, seed: int, dtype: torch.dtype,
-              device: torch.device) -> list[torch.Tensor]:
-        """Row g = (config c, trial t): ``prepare``'s draws for trial t of config c's
-        Sequential, weights transposed to (in, out)."""
-        rows, w, depth = len(self.configs) * self.trials, self.width, self.depth
-        shapes = [(rows, features, w), (rows, 1, w), (depth, rows, w, w), (depth, rows, 1, w),
-                  (rows, w, outputs), (rows, 1, outputs)]
-        w_in, b_in, w_hid, b_hid, w_out, b_out = (torch.empty(s, dtype=dtype) for s in shapes)
+              device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per layer, the stacked weights (rows, in, out) and biases (rows, 1, out); row g =
+        (config c, trial t) holds ``prepare``'s draws for trial t of config c's Sequential,
+        weights transposed. One tensor per layer (not one for all hidden layers): the
+        optimizer's fused kernel takes the list, and no backward pass stacks them."""
+        rows, w = len(self.configs) * self.trials, self.width
+        dims = [(features, w), *[(w, w)] * self.depth, (w, outputs)]
+        weights = [torch.empty(rows, i, o, dtype=dtype) for i, o in dims]
+        biases = [torch.empty(rows, 1, o, dtype=dtype) for _, o in dims]
         for c, config in enumerate(self.configs):
             net = sequential(config, features, outputs, dtype)
             schemes = model_schemes(config)
@@ -137,12 +139,10 @@ class BatchedChain:
                 m = prepare(net, t, seed=seed, device=None, **schemes)
                 linears = [x for x in m if isinstance(x, nn.Linear)]
                 with torch.no_grad():
-                    w_in[g], b_in[g, 0] = linears[0].weight.T, linears[0].bias
-                    for j, lin in enumerate(linears[1:-1]):
-                        w_hid[j, g], b_hid[j, g, 0] = lin.weight.T, lin.bias
-                    w_out[g], b_out[g, 0] = linears[-1].weight.T, linears[-1].bias
-        return [p.to(device).requires_grad_(True)
-                for p in (w_in, b_in, w_hid, b_hid, w_out, b_out)]
+                    for k, lin in enumerate(linears):
+                        weights[k][g], biases[k][g, 0] = lin.weight.T, lin.bias
+        return ([p.to(device).requires_grad_(True) for p in weights],
+                [p.to(device).requires_grad_(True) for p in biases])
 
     def _per_config(self, h: torch.Tensor) -> torch.Tensor:
         t = self.trials
@@ -153,52 +153,51 @@ class BatchedChain:
         return len(self.configs) * self.trials
 
     def parameters(self) -> list[torch.Tensor]:
-        """The stacked tensors the optimizer updates (the hidden ones only when depth > 0)."""
-        return [p for p in self.params if p.numel()]
+        """The stacked tensors the optimizer updates: each layer's weights and biases."""
+        return [*self.weights, *self.biases]
 
     def train(self, mode: bool) -> None:
         """No layer of the chain depends on the mode."""
 
-    def _rest(self, x: torch.Tensor, outs: list | None) -> torch.Tensor:
-        """Hidden layers and readout from x_1; appends each output to ``outs`` if given."""
-        _, _, w_hid, b_hid, w_out, b_out = self.params
-        if self.depth:
-            for w, b in zip(w_hid.unbind(0), b_hid.unbind(0), strict=True):
-                x = self.act(torch.baddbmm(b, x, w))
-                if outs is not None:
-                    outs.append(x)
-        y = torch.baddbmm(b_out, x, w_out)
-        if outs is not None:
-            outs.append(y)
-        return y
+    def _layers(self, x: torch.Tensor, first: int, outs: list | None) -> torch.Tensor:
+        """Layers ``first``.. of x (the activation after all but the readout); appends each
+        output to ``outs`` if given."""
+        last = len(self.weights) - 1
+        for k in range(first, last + 1):
+            x = torch.baddbmm(self.biases[k], x, self.weights[k])
+            if k < last:
+                x = self.act(x)
+            if outs is not None:
+                outs.append(x)
+        return x
 
     def forward(self, x: torch.Tensor, record: bool = False) -> torch.Tensor:
         """Logits (rows, batch, outputs) of the trials' batches x (trials, batch, features),
         each config's rows fed its trial's batch. With ``record``, the input and every
         layer's output are kept (their gradients retained) for ``measure``."""
         x = x.repeat(len(self.configs), 1, 1)
-        if record:
-            x.requires_grad_(True)
-        x1 = self.act(torch.baddbmm(self.params[1], x, self.params[0]))
-        self._outs = [x, x1] if record else None
-        y = self._rest(x1, self._outs)
-        if record:
-            for o in self._outs[1:]:
-                o.retain_grad()
+        if not record:
+            self._outs = None
+            return self._layers(x, 0, None)
+        x.requires_grad_(True)
+        self._outs = [x]
+        y = self._layers(x, 0, self._outs)
+        for o in self._outs[1:]:
+            o.retain_grad()
         return y
 
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (rows, n, outputs) of one input set (n, features) shared by every row."""
+        """Logits (rows, n, outputs) of one input set (n, features) shared by every row
+        (the first layer by ``matmul``'s broadcasting: no copy of x per row)."""
         with torch.no_grad():
-            return self._rest(self.act(torch.matmul(x, self.params[0]) + self.params[1]),
-                              None)
+            h = torch.matmul(x, self.weights[0]) + self.biases[0]
+            return self._layers(self.act(h), 1, None)
 
     def measure(self, step: int, bufs: Buffers) -> None:
         """Statistics of the kept signals and their gradients (``initlab.train.measure``),
-        layers of one shape reduced in one call; the weights' gradients per layer."""
+        layers of one shape reduced in one call; the weights' gradients likewise."""
         outs, self._outs = self._outs, None
-        shapes = [tuple(o.shape) for o in outs]
-        for a, b in M.runs(shapes):
+        for a, b in M.runs([tuple(o.shape) for o in outs]):
             stacked = torch.stack([o.detach() for o in outs[a:b]])
             grads = torch.stack([o.grad for o in outs[a:b]])
             bufs.put_layers(step, slice(None), a, M.signal_stats(stacked, self.near_zero),
@@ -206,17 +205,9 @@ class BatchedChain:
             if self.hist_dtype is not None:
                 bufs.put_hist(step, a, M.histograms(stacked, len(self.configs),
                                                     self.hist_dtype))
-        for first, g in self.weight_grads():
-            bufs.put_layers(step, slice(None), first, {}, M.grad_stats(g, "grad_w"))
-
-    def weight_grads(self) -> list[tuple[int, torch.Tensor]]:
-        """(first layer, stacked weight gradients (k, rows, in, out)) per weight tensor."""
-        w_in, _, w_hid, _, w_out, _ = self.params
-        out = [(1, w_in.grad.unsqueeze(0))]
-        if self.depth:
-            out.append((2, w_hid.grad))
-        out.append((self.depth + 2, w_out.grad.unsqueeze(0)))
-        return out
+        for a, b in M.runs([tuple(w.shape) for w in self.weights]):
+            stacked = torch.stack([w.grad for w in self.weights[a:b]])
+            bufs.put_layers(step, slice(None), a + 1, {}, M.grad_stats(stacked, "grad_w"))
 
 
 def layer_names(depth: int) -> list[str]:

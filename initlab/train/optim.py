@@ -30,20 +30,31 @@ import torch
 from initlab.train.spec import TrainSpec
 
 
+def _fast(cls: type, params: list[torch.Tensor], **kwargs) -> torch.optim.Optimizer:
+    """``cls(params, fused=True)`` where torch has a fused kernel for it (SGD and Adam, on a
+    CPU since torch 2.4, on CUDA): one pass over each tensor instead of one per operation,
+    4x faster than the default for Adam on the chain's stacks (5 vs 19-48 ms for 7.9 M
+    entries, benchmarks/train_bench.py's width 128); else ``foreach=True``. The same
+    element-wise update (torch tests each path against the others)."""
+    try:
+        return cls(params, fused=True, **kwargs)
+    except (TypeError, RuntimeError):  # no fused kernel here: this torch, device or dtype
+        return cls(params, foreach=True, **kwargs)
+
+
 def make_optimizer(params: Sequence[torch.Tensor], train: TrainSpec) -> torch.optim.Optimizer:
     """The torch optimizer ``train.optimizer`` over ``params`` (stacked trials or one model's
     parameters), at the schedule's first values (``set_hypers`` moves them per update)."""
     params = list(params)
     wd = train.weight_decay
-    if train.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=train.lr, momentum=0.0, weight_decay=wd)
-    if train.optimizer == "momentum":
-        return torch.optim.SGD(params, lr=train.lr, momentum=train.beta1, weight_decay=wd)
+    if train.optimizer in ("sgd", "momentum"):
+        return _fast(torch.optim.SGD, params, lr=train.lr, momentum=train.beta1,
+                     weight_decay=wd)
     if train.optimizer == "adam":
-        return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2),
-                                eps=train.eps, weight_decay=wd)
+        return _fast(torch.optim.Adam, params, lr=train.lr, betas=(train.beta1, train.beta2),
+                     eps=train.eps, weight_decay=wd)
     return torch.optim.RMSprop(params, lr=train.lr, alpha=train.beta2, eps=train.eps,
-                               momentum=train.beta1, weight_decay=wd)
+                               momentum=train.beta1, weight_decay=wd, foreach=True)
 
 
 def set_hypers(optimizer: torch.optim.Optimizer, lr: float, momentum: float) -> None:
