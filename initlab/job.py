@@ -221,17 +221,26 @@ def progress_bar(mode: Any, total: int, label: str):
     return tqdm(total=total, desc=label, unit="trial-layer", leave=False, file=sys.stderr)
 
 
+def verdict_words(summary: dict[str, Any], prefix: str = "") -> str:
+    """``exploded at layer 4`` for the forward verdict (``prefix=""``) or the gradient's
+    (``prefix="grad_"``); ``not recorded`` where the summary has none."""
+    verdict = summary.get(f"{prefix}verdict")
+    if verdict is None:
+        return "not recorded"
+    layer = summary.get(f"{prefix}verdict_layer")
+    return verdict + (f" at layer {layer}" if layer is not None else "")
+
+
 def log_line(summary: dict[str, Any]) -> str:
-    """One line for the log: what ran and what it did."""
-    verdict = summary["verdict"]
-    if summary["verdict_layer"] is not None:
-        verdict += f" at layer {summary['verdict_layer']}"
+    """One line for the log: what ran and what it did, forward and backward."""
     spread = ", ".join(f"{k} {v}" for k, v in summary["verdict_counts"].items() if v)
     what = f"model={summary['model']} " if "model" in summary else ""
+    grads = ("gradients off" if summary.get("grad_verdict") is None and not
+             summary.get("gradients", True) else f"gradients {verdict_words(summary, 'grad_')}")
     return (
         f"{what}init={summary['init']} activation={summary['activation']} "
         f"depth={summary['depth']} width={summary['width']} trials={summary['trials']}: "
-        f"{verdict} ({spread}); final std median {fmt(summary['final_std'])} "
-        f"[10-90%: {fmt(summary['final_std_q10'])} .. {fmt(summary['final_std_q90'])}], "
-        f"final mean median {fmt(summary['final_mean'])}"
+        f"forward {verdict_words(summary)} ({spread}), {grads}; final std median "
+        f"{fmt(summary['final_std'])} [10-90%: {fmt(summary['final_std_q10'])} .. "
+        f"{fmt(summary['final_std_q90'])}], final mean median {fmt(summary['final_mean'])}"
     )

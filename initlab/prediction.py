@@ -89,27 +89,45 @@ def _phase_applies(spec, recipe, bias) -> bool:
     return recipe.base in ("normal", "uniform", "orthogonal")
 
 
-#: The sigma_w2 range searched for the edge of chaos at a job's sigma_b2 (log-spaced).
+#: The sigma_w2 range searched for the edge of chaos (log-spaced), and the points the
+#: recorded edge has: sigma_b2 from 0 to ``_edge_span`` of the job's sigma_b2.
 EDGE_SEARCH = np.geomspace(1e-2, 1e3, 96)
+EDGE_POINTS = 48
 
 
 @lru_cache(maxsize=512)
 def _phase(activation: str, params: tuple, sigma_w2: float, sigma_b2: float) -> dict:
-    """phase_params as a JSON-safe dict, and ``edge_sigma_w2``: the sigma_w2 with chi_1 = 1
-    at this sigma_b2 (null: none in 1e-2..1e3), which the report draws as the edge of
-    chaos from the files alone; cached on its arguments (a sweep asks for the same point
-    once per job; one call costs ~0.01-0.06 s)."""
+    """phase_params as a JSON-safe dict, and ``edge``: the chi_1 = 1 curve (sigma_w2 per
+    sigma_b2, null where there is none in 1e-2..1e3) over 0..``_edge_span(sigma_b2)``,
+    which the report draws from the files alone; cached on its arguments (a sweep asks
+    for the same point once per job; one call costs ~0.01-0.06 s, an edge ~0.5 s)."""
     kwargs = {"activation_params": dict(params) or None}
     phase = theory.phase_params(activation, sigma_w2, sigma_b2, **kwargs)
     fields = {k: (v if isinstance(v, bool) else num(v)) for k, v in phase.as_dict().items()}
-    fields["edge_sigma_w2"] = _edge(activation, params, sigma_b2)
+    fields["edge"] = edge_curve(activation, params, sigma_b2)
     return fields
 
 
-@lru_cache(maxsize=512)
-def _edge(activation: str, params: tuple, sigma_b2: float) -> float | None:
-    edge = theory.chi1_curve(activation, [sigma_b2], EDGE_SEARCH, dict(params) or None)
-    return num(edge[0])
+def edge_curve(activation: str, params: tuple, sigma_b2: float) -> dict[str, list]:
+    """The chi_1 = 1 curve a job at ``sigma_b2`` records: ``sigma_b2`` and ``sigma_w2`` lists
+    (``params``: the activation's parameters as sorted (key, value) pairs)."""
+    return _edge(activation, params, _edge_span(sigma_b2))
+
+
+def _edge_span(sigma_b2: float) -> float:
+    """0.3, or the power of two times 0.3 that holds twice ``sigma_b2``: every job of a
+    sweep records the same few curves, each covering the sweep's sigma_b2 up to its own."""
+    span = 0.3
+    while span < 2 * sigma_b2:
+        span *= 2
+    return span
+
+
+@lru_cache(maxsize=64)
+def _edge(activation: str, params: tuple, span: float) -> dict[str, list]:
+    b2 = np.linspace(0.0, span, EDGE_POINTS)
+    w2 = theory.chi1_curve(activation, b2, EDGE_SEARCH, dict(params) or None)
+    return {"sigma_b2": [float(b) for b in b2], "sigma_w2": [num(w) for w in w2]}
 
 
 def _phase_fields(spec, recipe, bias) -> dict[str, Any] | None:

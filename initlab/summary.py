@@ -14,7 +14,16 @@ import numpy as np
 
 from initlab.numbers import median_band, num
 from initlab.result import Result
-from initlab.verdict import Thresholds, first_nonfinite_layer, overall, trial_verdicts
+from initlab.verdict import (
+    Thresholds,
+    backward_finite,
+    first_nonfinite_layer,
+    gradient_ratios,
+    gradient_verdicts,
+    overall,
+    overall_gradient,
+    trial_verdicts,
+)
 
 REFERENCE_META = ("source", "code", "note")
 
@@ -28,10 +37,13 @@ def summarize(result: Result, thresholds: Thresholds,
     summary.update(_verdict_fields(stats, thresholds))
     summary.update(_final_fields(stats))
     summary["thresholds"] = {"explode_std": thresholds.explode_std,
-                             "vanish_std": thresholds.vanish_std}
+                             "vanish_std": thresholds.vanish_std,
+                             "grad_explode": thresholds.grad_explode,
+                             "grad_vanish": thresholds.grad_vanish}
     summary.update(result.predictions)
     curve = result.curve
     summary.update(theory_final_mean=num(curve("mean")[-1]), theory_final_std=num(curve("std")[-1]))
+    summary.update(_gradient_verdict_fields(result, thresholds))
     if result.grads is not None:
         summary.update(_gradient_fields(result))
     summary.update(_fluctuation_fields(result))
@@ -84,15 +96,41 @@ def _identical_units_layer(stats: dict[str, np.ndarray], width: int, dtype: str)
 
 def _gradient_fields(result: Result) -> dict[str, Any]:
     """Gradient at the input (layer 0) and at the first and last weights: medians over
-    trials, the input's beside its prediction."""
+    trials (null where a gradient went back through a non-finite forward signal), the
+    input's beside its prediction."""
     g = result.grads
+    finite = backward_finite(g["grad_x_std"], result.stats["finite"])
     with np.errstate(invalid="ignore"):
         return {
-            "input_grad_std": num(np.median(g["grad_x_std"][:, 0])),
+            "input_grad_std": num(np.median(np.where(finite[:, 0], g["grad_x_std"][:, 0],
+                                                     np.nan))),
             "first_weight_grad_std": num(np.median(g["grad_w_std"][:, 1])),
             "last_weight_grad_std": num(np.median(g["grad_w_std"][:, -1])),
             "theory_input_grad_std": num(result.curve("grad_x_std")[0]),
         }
+
+
+GRADIENTS_OFF = "gradients off (gradients=false): no backward pass, no gradient verdict"
+
+
+def _gradient_verdict_fields(result: Result, thresholds: Thresholds) -> dict[str, Any]:
+    """The gradient's verdict (``initlab.verdict.gradient_verdicts``) with its counts, and
+    the growth ratio std(dL/dx_0) / std(dL/dx_L) over trials (median, 10-90 %) beside the
+    mean-field prediction (the ratio of the predicted gradient std at layer 0 and at the
+    output: chi_1^(L/2) for the chain, with the border factor for a conv chain)."""
+    grads = result.grads
+    if grads is None or not np.isfinite(grads["grad_x_std"][:, -1]).any():
+        return {"grad_verdict": None, "grad_verdict_layer": None, "grad_verdict_counts": None,
+                "grad_verdict_note": GRADIENTS_OFF if grads is None else
+                "no gradient reached the output layer: no gradient verdict"}
+    names, layers = gradient_verdicts(grads["grad_x_std"], result.stats["finite"], thresholds)
+    finite = backward_finite(grads["grad_x_std"], result.stats["finite"])
+    ratio = np.where(finite[:, 0], gradient_ratios(grads["grad_x_std"])[:, 0], np.nan)
+    curve = result.curve("grad_x_std")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        theory = curve[0] / curve[-1]
+    return {**overall_gradient(names, layers), **median_band(ratio, "grad_ratio"),
+            "theory_grad_ratio": num(theory)}
 
 
 def _fluctuation_fields(result: Result) -> dict[str, Any]:

@@ -39,7 +39,9 @@ def test_report_md_names_the_sweep_and_shows_every_figure(tiny_sweep):
     assert (f"Swept: init ({', '.join(SWEEP_INITS)}); activation ({', '.join(SWEEP_ACTS)}).\n"
             in text)
     assert f"| init \\ activation | {' | '.join(SWEEP_ACTS)} |" in text
-    assert "| zero | vanished @1 | vanished @1 |" in text
+    # forward: all zero from layer 1; backward: dL/dx_5 = W_6^T (...) = 0, the first layer back
+    zero = "vanished @1, grad vanished @5"
+    assert f"| zero | {zero} | {zero} |" in text
     for name in FIGURES:
         assert f"]({name})" in text
 
@@ -153,3 +155,24 @@ def test_importing_the_report_leaves_pyplot_and_the_backend_alone():
                          env=clean_env(), timeout=120)
     assert out.stdout.split() == ["svg", "False"], out.stderr[-2000:]
 
+
+
+def test_a_sweep_written_before_gradient_verdicts_reads_not_recorded(sweep_copy):
+    """summary.json files without the gradient verdict (an older initlab): the report still
+    builds, and every place a gradient verdict shows says it was not recorded."""
+    import json
+
+    import pandas as pd
+
+    from initlab.report import write_report
+
+    for path in sweep_copy.glob("*/summary.json"):
+        data = json.loads(path.read_text())
+        for key in [k for k in data if k.startswith(("grad_", "theory_grad"))]:
+            del data[key]
+        path.write_text(json.dumps(data))
+    report = write_report(sweep_copy)
+    text = (report / "report.md").read_text()
+    assert "| zero | vanished @1, grad not recorded | vanished @1, grad not recorded |" in text
+    frame = pd.read_csv(report / "summary.csv")
+    assert set(frame["grad_verdict"]) == {"not recorded"}

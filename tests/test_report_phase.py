@@ -125,7 +125,8 @@ def test_drawn_edge_is_chi1_equal_one(phase_sweep):
     for ax in fig.axes[:2]:  # both panels: the same curve, the data actually plotted
         (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "edge (theory)"]
         x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
-        assert len(x) >= 10 and np.all(np.diff(y) > 0)
+        assert len(x) >= 10 and np.all(np.diff(y) > 0)  # the jobs' recorded curve, 48 points
+        # over sigma_b2 in [0, 0.3] of which 0..0.1 (the grid's rows) are drawn
         for w, b in zip(x[::9], y[::9], strict=True):
             if b > 0:  # at sigma_b2 = 0 q* = 0: chi_1 = w2 exactly, the curve starts at 1
                 # bisection to 45 halvings of a grid step and a 24+ node rule: chi_1 = 1 to
@@ -133,7 +134,7 @@ def test_drawn_edge_is_chi1_equal_one(phase_sweep):
                 assert tanh_chi1(w, b) == pytest.approx(1.0, abs=1e-6)
         assert x[0] == pytest.approx(1.0, abs=1e-6)  # sigma_b2 = 0: chi_1 = sigma_w2
         # Schoenholz et al. quote 1.76 (three digits, +-0.005); the drawn curve is linear
-        # between points 0.1/47 apart, whose curvature error there is below 1e-3
+        # between points 0.3/47 apart, whose curvature error there is below 1e-3
         assert np.interp(0.05, y, x) == pytest.approx(1.76, abs=0.006)
     meshes = [ax.collections[0] for ax in fig.axes[:2]]
     assert meshes[0].norm.vmin == meshes[1].norm.vmin and meshes[0].norm.vmax == 1.0
@@ -170,11 +171,14 @@ def test_many_settings_draw_named_representatives():
 
     w2 = [0.5 + 0.25 * k for k in range(16)]
     b2 = [0.025 * i for i in range(12)]
-    jobs = {(w, b): JobRecord(name=f"{n}_x", path=None, status="ok")
+    from initlab.prediction import edge_curve
+
+    jobs = {(w, b): JobRecord(name=f"{n}_x", path=None, status="ok",
+                              summary={"phase": {"edge": edge_curve("tanh", (), b)}})
             for n, (w, b) in enumerate((w, b) for w in w2 for b in b2)}
     nan = np.full((12, 16), np.nan)
     grid = phase.PhaseGrid("tanh", {}, w2, b2, nan, nan, nan, nan, nan, jobs)
-    phase.edge(grid)
+    phase.edge(grid, list(jobs.values()))
     table = Summary(jobs=list(jobs.values()), axes=[], values={}, coords={}, fixed={})
     shown, note = lines_shown(table, grid)
     cells = [k for k, j in jobs.items() if any(j is s for s in shown)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from initlab.labels import label
 from initlab.report import phase, phase_section
 from initlab.report.blocks import Block, Section, table_block
-from initlab.report.figures import verdict_text
+from initlab.report.figures import grad_text, verdict_text
 from initlab.report.judge import final_layer, judge
 from initlab.report.tables import Summary, counts, grid_layout, in_panel, panel_keys, panel_title
 
@@ -23,12 +23,14 @@ CAPTIONS = {
     "color_dim": "Histogram of |x| by layer for one job (fastai's colour_dim over depth): "
                  "how the whole distribution moves, not just its std.",
 }
-JOB_COLUMNS = ("verdict", "verdict_layer", "final_std", "final_std_q10", "final_std_q90",
-               "theory_final_std", "final_mean", "input_grad_std", "theory_input_grad_std")
+JOB_COLUMNS = ("verdict", "verdict_layer", "grad_verdict", "grad_verdict_layer", "final_std",
+               "final_std_q10", "final_std_q90", "theory_final_std", "final_mean",
+               "grad_ratio", "theory_grad_ratio")
 
 
 def _verdicts(table: Summary, jobs) -> str:
-    return "; ".join(verdict_text(j.summary) for j in jobs) or "—"
+    """Each job's forward verdict and its gradient's: ``stable, grad exploded @91``."""
+    return "; ".join(f"{verdict_text(j.summary)}, {grad_text(j.summary)}" for j in jobs) or "—"
 
 
 def intro(table: Summary, name: str) -> Section:
@@ -44,10 +46,14 @@ def intro(table: Summary, name: str) -> Section:
             f"{a} ({', '.join(str(v) for v in table.values[a])})" for a in table.axes) + ".")
     if table.fixed:
         lines.append("Fixed: " + ", ".join(f"{k}={v}" for k, v in table.fixed.items()) + ".")
-    lines.append("Verdict per job: the most common over its trials — exploded (non-finite or "
-                 "std above the threshold) or vanished (all zeros or std below it) at the "
-                 "layer given, else stable. Final values are medians over trials at the last "
-                 "layer.")
+    lines.append("Verdicts per job, each the most common over its trials. Forward: the signal "
+                 "exploded (non-finite or std above the threshold) or vanished (all zeros or "
+                 "std below it) at the layer given, else stable. Gradient (grad): going back "
+                 "from the output, dL/dx grew past the threshold times the output gradient's "
+                 "std (or became non-finite) or shrank below it, at the first layer where it "
+                 "did, else stable; \"not recorded\" for jobs written before gradient verdicts, "
+                 "\"off\" without a backward pass. Final values are medians over trials at the "
+                 "last layer.")
     return "", [Block("p", text=t) for t in lines]
 
 
@@ -112,13 +118,15 @@ def jobs_table(table: Summary) -> Section:
     derived = ["depth", "width"] if "model" in table.axes else []  # each model's own
     cols = [c for c in ["job", *table.axes, *derived, *JOB_COLUMNS] if c in frame.columns]
     shown = frame[cols].astype(object).where(frame[cols].notna(), None)
-    if "verdict_layer" in shown:
-        shown["verdict_layer"] = ["—" if v is None else str(int(v))
-                                  for v in shown["verdict_layer"]]
+    for column in ("verdict_layer", "grad_verdict_layer"):
+        if column in shown:
+            shown[column] = ["—" if v is None else str(int(v)) for v in shown[column]]
     return "Jobs", [
         Block("p", text="final_std is measured (median and 10-90 % of trials), theory_final_std "
-                        "the mean-field prediction; input_grad_std the std of dL/dx_0 beside its "
-                        "prediction. All columns: summary.csv."),
+                        "the mean-field prediction; grad_ratio is std(dL/dx_0) / std(dL/dx_L), "
+                        "how much the gradient grew from the output back to the input (median "
+                        "over trials; empty where it went through a non-finite signal), beside "
+                        "the mean-field theory_grad_ratio. All columns: summary.csv."),
         table_block(cols, shown.values.tolist())]
 
 

@@ -22,14 +22,32 @@ from initlab.figures import panels
 from initlab.figures.style import LEGEND
 from initlab.labels import label
 from initlab.report.load import JobRecord
-from initlab.report.tables import Summary, grid_layout, in_panel, panel_keys, panel_title
+from initlab.report.tables import (
+    Summary,
+    grad_fields,
+    grid_layout,
+    in_panel,
+    panel_keys,
+    panel_title,
+)
 
 
 def verdict_text(summary: dict) -> str:
+    """The forward verdict, short: ``exploded @4``."""
     if not summary.get("verdict"):
         return "?"
     layer = summary.get("verdict_layer")
     return summary["verdict"] + (f" @{layer}" if layer is not None else "")
+
+
+def grad_text(summary: dict) -> str:
+    """The gradient verdict, short: ``grad exploded @91``, ``grad off``, ``grad not recorded``
+    (a summary from before gradient verdicts)."""
+    verdict = grad_fields(summary)["grad_verdict"]
+    if verdict == "gradients off":
+        return "grad off"
+    layer = summary.get("grad_verdict_layer")
+    return "grad " + verdict + (f" @{layer}" if layer is not None else "")
 
 
 def heatmap(table: Summary) -> Figure:
@@ -64,7 +82,8 @@ def heatmap(table: Summary) -> Figure:
                 grid[i, k] = math.log10(std)
             text = "NaN" if std is None else ("0" if std == 0 else f"{std:.2g}")
             dark = not np.isnan(grid[i, k]) and abs(grid[i, k]) > 0.6 * span
-            ax.text(k, i, f"{verdict_text(job.summary)}\nstd {text}", ha="center",
+            ax.text(k, i, f"{verdict_text(job.summary)}\n{grad_text(job.summary)}\nstd {text}",
+                    ha="center",
                     va="center", fontsize=6 if small else 7,
                     color="white" if dark else "black")
         image = ax.imshow(grid, cmap="RdBu_r", norm=norm, aspect="auto")

@@ -128,21 +128,23 @@ def _one(values: list[Any]) -> Any:
 
 
 def edge(grid: PhaseGrid, jobs: list[JobRecord]) -> None:
-    """Fill ``edge_b2``/``edge_w2``: per sigma_b2 row, the sigma_w2 with chi_1 = 1 that the
-    jobs' summaries record (``phase.edge_sigma_w2``; NaN where none lies in the swept
-    sigma_w2 range). The theory ran with the jobs: the report reads files only."""
-    rows = {float(j.settings[B_KEY]): (j.summary.get("phase") or {}).get("edge_sigma_w2")
-            for j in jobs}
-    known = {b: w for b, w in rows.items() if is_number(w)}
-    if not known:
-        recorded = any("edge_sigma_w2" in (j.summary.get("phase") or {}) for j in jobs)
-        grid.edge_note = ("chi_1 = 1 is not reached at these sigma_b2" if recorded else
-                          "no chi_1 = 1 edge recorded in these jobs' summaries (an older sweep)")
+    """Fill ``edge_b2``/``edge_w2``: the chi_1 = 1 curve the jobs' summaries record
+    (``phase.edge``, the widest one), over the grid's sigma_b2, NaN where its sigma_w2 lies
+    outside the swept range. The theory ran with the jobs: the report reads files only."""
+    curves = [c for j in jobs if isinstance(c := (j.summary.get("phase") or {}).get("edge"),
+                                               dict) and c.get("sigma_b2")]
+    if not curves:
+        old = not any("edge" in (j.summary.get("phase") or {}) for j in jobs)
+        grid.edge_note = ("no chi_1 = 1 edge recorded in these jobs' summaries (an older sweep)"
+                          if old else "chi_1 = 1 is not reached at these sigma_b2")
         return
+    widest = max(curves, key=lambda c: max(c["sigma_b2"]))
+    b2 = np.asarray(widest["sigma_b2"], dtype=float)
+    w2 = np.array([np.nan if w is None else w for w in widest["sigma_w2"]], dtype=float)
+    inside = (b2 >= min(grid.sigma_b2)) & (b2 <= max(grid.sigma_b2))
     lo, hi = min(grid.sigma_w2), max(grid.sigma_w2)
-    grid.edge_b2 = np.array(sorted(known))
-    grid.edge_w2 = np.array([known[b] if lo <= known[b] <= hi else np.nan
-                             for b in grid.edge_b2])
+    grid.edge_b2 = b2[inside]
+    grid.edge_w2 = np.where((w2 >= lo) & (w2 <= hi), w2, np.nan)[inside]
     if not np.isfinite(grid.edge_w2).any():
         grid.edge_note = "chi_1 = 1 is not reached inside the swept sigma_w2 range"
 

@@ -19,7 +19,24 @@ import pandas as pd
 from initlab.labels import DERIVED, FAMILIES, PLAIN, label, params
 from initlab.report.load import STATUSES, JobRecord
 
-#: summary.json fields copied into summary.csv after the verdict.
+
+def grad_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """The gradient verdict's columns; "not recorded" for a summary written before gradient
+    verdicts existed, "gradients off" where the job ran without a backward pass."""
+    counts = summary.get("grad_verdict_counts") or {}
+    verdict = summary.get("grad_verdict")
+    if verdict is None:
+        verdict = ("gradients off" if summary.get("gradients") is False else
+                   "no gradient" if "grad_verdict" in summary else "not recorded")
+    return {"grad_verdict": verdict, "grad_verdict_layer": summary.get("grad_verdict_layer"),
+            "grad_exploded": counts.get("exploded"), "grad_vanished": counts.get("vanished"),
+            "grad_stable": counts.get("stable"), "grad_ratio": summary.get("grad_ratio"),
+            "grad_ratio_q10": summary.get("grad_ratio_q10"),
+            "grad_ratio_q90": summary.get("grad_ratio_q90"),
+            "theory_grad_ratio": summary.get("theory_grad_ratio")}
+
+
+#: summary.json fields copied into summary.csv after the verdicts.
 SUMMARY_COLUMNS = ("final_mean", "final_mean_q10", "final_mean_q90", "final_std",
                    "final_std_q10", "final_std_q90", "theory_final_std",
                    "predicted_overflow_layer", "input_grad_std", "theory_input_grad_std",
@@ -134,6 +151,7 @@ def summary_frame(summary: Summary) -> pd.DataFrame:
                    exploded=counts.get("exploded"), vanished=counts.get("vanished"),
                    stable=counts.get("stable"),
                    first_nonfinite_layer=s.get("first_nonfinite_layer"))
+        row.update(grad_fields(s) if s else {})
         for key in SUMMARY_COLUMNS:
             row[key] = s.get(key)
         rows.append(row)
