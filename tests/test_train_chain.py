@@ -183,3 +183,16 @@ def test_progress_is_called_after_every_update():
     train_chain(configs(), TrainSpec(steps=7, batch_size=8), trials=1,
                 progress=lambda done, total: calls.append((done, total)))
     assert calls == [(i, 7) for i in range(1, 8)]
+
+
+def test_an_exploding_chain_records_non_finite_values_and_does_not_train():
+    # N(0, 1) weights without activation, width 64: the signal grows by sqrt(64) = 8 a
+    # layer, past float32's largest value (3.4e38) near layer 43; the loss is NaN from
+    # step 0 on. Non-finite values are data, never raised.
+    config = ChainConfig(init="normal", activation="none", width=64, depth=50)
+    rec = train_chain([config], TrainSpec(steps=3, batch_size=8, record_every=1),
+                      trials=2, seed=0)[0]
+    finite = rec.stats["finite"][:, 0]
+    assert finite[:, :40].all() and not finite[:, -1].any()
+    assert np.isnan(rec.train_loss).all() and rec.verdict() == "did not train"
+    assert rec.hist[0, -1, 1] > 0  # the readout's values counted as non-finite

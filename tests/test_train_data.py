@@ -45,7 +45,9 @@ def test_digits_are_standardised_on_the_training_set_and_resized():
     img = digits((3, 28, 28))
     assert img.x_train.shape == (1438, 3, 28, 28)
     assert torch.equal(img.x_train[:, 0], img.x_train[:, 2])
-    assert float(img.x_train.std()) == pytest.approx(1.0, rel=1e-9)  # 3.4e6 float64 sums
+    assert img.x_train.stride(1) == 0  # channels repeated as a view, not copied
+    assert float(img.x_train[:, 0].std()) == pytest.approx(1.0, rel=1e-9)  # 1.1e6 sums
+    assert torch.equal(img.y_train, flat.y_train)
     with pytest.raises(SpecError, match="64 values or an image"):
         digits((10,))
 

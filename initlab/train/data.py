@@ -80,6 +80,7 @@ class Dataset:
 
     @property
     def chance(self) -> float:
+        """The held-out share of the most frequent class: what always guessing it scores."""
         if self.task != "classify":
             return float("nan")
         counts = torch.bincount(self.y_test, minlength=self.outputs)
@@ -126,28 +127,35 @@ def digits_split() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.nonzero(mask)[:, 0], held.sort().values
 
 
-def digits(shape: Sequence[int] | None = None) -> Dataset:
+def digits(shape: Sequence[int] | None = None, dtype: torch.dtype = torch.float64) -> Dataset:
     """The digits for a model taking ``shape`` per sample: None or 64 values: flattened;
-    (channels, height, width): resized bilinearly. Standardised with the training set's
-    mean and std."""
+    (channels, height, width): resized bilinearly, the one channel repeated as a view
+    (``expand``: conv_chain's 16 x 199 x 199 would be 9 GB as copies; a batch gathered
+    from it is a plain tensor). Standardised with the training set's mean and std (of
+    the one channel), in float64, then in ``dtype``."""
     pixels, labels = _digits()
     images = pixels.unsqueeze(1)  # (N, 1, 8, 8) float64
+    channels = 1
     if shape is None or math.prod(shape) == 64 and len(shape) != 3:
         x = images.reshape(len(images), *(shape or (64,)))
     elif len(shape) == 3:
         channels, height, width = (int(s) for s in shape)
         x = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
-        x = x.expand(-1, channels, -1, -1).contiguous()
     else:
         raise SpecError(f"train.data=digits needs a model input of 64 values or an image "
                         f"[channels, height, width]; this model takes {list(shape)}")
     train, test = digits_split()
-    mean, std = x[train].mean(), x[train].std()
-    x = (x - mean) / std
-    return Dataset("digits", x[train], labels[train], x[test], labels[test], "classify", 10)
+    x, y = x[torch.cat([train, test])], labels[torch.cat([train, test])]  # train, then test
+    n = len(train)
+    mean, std = x[:n].mean(), x[:n].std()
+    x = ((x - mean) / std).to(dtype)
+    if channels > 1:
+        x = x.expand(-1, channels, -1, -1)  # a view, and so are its slices below
+    return Dataset("digits", x[:n], y[:n], x[n:], y[n:], "classify", 10)
 
 
 def _teacher_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``TEACHER`` updated with ``params``, each checked (SpecError naming the bad one)."""
     unknown = sorted(set(params) - set(TEACHER))
     if unknown:
         raise SpecError(f"train.data_params.{unknown[0]} does not apply to data=teacher; its "
@@ -201,6 +209,7 @@ def teacher(shape: Sequence[int] | None, data_seed: int, **params: Any) -> Datas
 
 
 def _as_tensor(name: str, value: Any, target: str) -> torch.Tensor:
+    """A user's array or tensor as a CPU tensor (no graph)."""
     try:
         t = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
     except Exception as exc:  # noqa: BLE001  (the user's object: any failure is one line)
@@ -235,6 +244,8 @@ def custom(shape: Sequence[int] | None, target: str, **params: Any) -> Dataset:
 
 
 def _checked(target: str, shape, xa, ya, xb, yb) -> Dataset:
+    """The user's arrays as a ``Dataset``: lengths, sample shapes and label kinds checked;
+    integer labels make a classification, floating targets a regression."""
     where = f"train.data_params._target_={target}"
     if len(xa) != len(ya) or len(xb) != len(yb) or len(xa) == 0 or len(xb) == 0:
         raise SpecError(f"{where}: x_train/y_train ({len(xa)}/{len(ya)}) and x_test/y_test "
@@ -268,7 +279,7 @@ def load_data(train: TrainSpec, shape: Sequence[int] | None = None,
         if params:
             raise SpecError(f"train.data_params.{sorted(params)[0]} does not apply to "
                             "data=digits; it takes none")
-        data = digits(shape)
+        data = digits(shape, dtype)
     elif train.data == "teacher":
         data = teacher(shape, train.data_seed, **params)
     else:
@@ -279,7 +290,7 @@ def load_data(train: TrainSpec, shape: Sequence[int] | None = None,
     ys = (data.y_train.to(dtype), data.y_test.to(dtype)) if data.task == "regress" else (
         data.y_train, data.y_test)
     return Dataset(data.name, data.x_train.to(dtype), ys[0], data.x_test.to(dtype), ys[1],
-                   data.task, data.outputs)
+                   data.task, data.outputs)  # .to: a no-op where the dtype is already it
 
 
 def batch_order(samples: int, batch_size: int, batches: int, seed: int,

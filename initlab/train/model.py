@@ -80,6 +80,7 @@ class ModelNet:
         self.model.train(mode)
 
     def _out(self, out: Any) -> torch.Tensor:
+        """The model's (batch, k) output (its first floating tensor) as (1, batch, k)."""
         y = first_tensor(out)
         if y is None or y.dim() != 2:
             shape = None if y is None else list(y.shape)
@@ -134,6 +135,7 @@ class ModelNet:
             bufs.put_hist(step, 0, torch.stack([hist, *rec.hists]).unsqueeze(0))
 
     def _weight_grads(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Layer index -> (mean, std) of the hooked module's weight gradient."""
         out = {}
         for index, module in enumerate(self.rec.modules, start=1):
             w = getattr(module, "weight", None)
