@@ -75,3 +75,14 @@ def test_linear_chain_with_bias_is_a_geometric_series():
         expected.append(q)
     second = mean_field("none", 0.9, 20, sigma_b2=0.3)["second_moment"]
     np.testing.assert_allclose(second, expected, rtol=1e-12)
+
+
+def test_an_odd_activations_predicted_mean_is_exactly_zero_at_every_scale():
+    """E[phi(h)] = 0 for odd phi (none, tanh) by symmetry; the rule's nodes come in +-z
+    pairs, so the prediction is exactly 0, not rounding noise times sqrt(q): N(0, 1)
+    weights without an activation reach q ~ 512^100 (the column held +-1e123 before)."""
+    for activation, sigma_w2 in (("none", 512.0), ("tanh", 512.0), ("tanh", 1.0)):
+        curves = mean_field(activation, sigma_w2, 100)
+        assert (curves["mean"] == 0).all(), activation
+    relu = mean_field("relu", 2.0, 3)["mean"]  # not odd: sqrt(q / (2 pi)), here 1/sqrt(pi)
+    assert relu[1:] == pytest.approx(1 / np.sqrt(np.pi), rel=1e-12)

@@ -89,12 +89,22 @@ def values_and_slopes(act: Callable, h: np.ndarray) -> tuple[np.ndarray, np.ndar
         return y.detach().numpy(), slope.detach().numpy()
 
 
+def symmetric_mean(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """sum(w * y) over the rule's nodes (the last axis), summed as pairs y(z) + y(-z): the
+    nodes are symmetric about 0, so an odd phi (none, tanh) gives exactly 0, not the
+    rounding of a huge sum (a linear chain's mean at q = 1e246 would otherwise be +-1e107
+    of noise)."""
+    half = y.shape[-1] // 2
+    return (y[..., half:] + y[..., :half][..., ::-1]) @ weights[half:]
+
+
 def gaussian_moments(act: Callable, q: float) -> tuple[float, float]:
     """(E[phi(h)], E[phi(h)^2]) for h ~ N(0, q); inf where they overflow (a chain that
-    explodes: the caller reads inf, no warning is printed)."""
+    explodes: the caller reads inf, no warning is printed). E[phi] of an odd phi is
+    exactly 0 (``symmetric_mean``)."""
     with np.errstate(over="ignore", invalid="ignore"):
         y = values(act, np.sqrt(q) * _NODES)
-        return float(_WEIGHTS @ y), float(_WEIGHTS @ (y * y))
+        return float(symmetric_mean(y, _WEIGHTS)), float(_WEIGHTS @ (y * y))
 
 
 def derivative_second_moment(act: Callable, q: float) -> float:
@@ -117,10 +127,10 @@ def one_input(act: Callable, q: np.ndarray | float, points: int = 128,
     h = np.sqrt(q)[..., None] * nodes
     if not slopes:
         y = values(act, h)
-        return {"m1": y @ weights, "m2": (y * y) @ weights}
+        return {"m1": symmetric_mean(y, weights), "m2": (y * y) @ weights}
     y, dy = values_and_slopes(act, h)
     return {
-        "m1": y @ weights,
+        "m1": symmetric_mean(y, weights),
         "m2": (y * y) @ weights,
         "d2": (dy * dy) @ weights,
         "dm2": (y * dy * nodes) @ weights / np.sqrt(q),
