@@ -9,6 +9,7 @@ allowed (``initlab.rules``); the command line prints exactly that line.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -157,7 +158,7 @@ def recipe_error(exc: BaseException, init: str) -> SpecError:
     msg = rules.first_line(exc)
     if isinstance(exc, TypeError):
         msg = f"init={init}: a parameter has the wrong type ({msg})"
-    elif "init" not in msg:  # a parameter's own message: name it as on the command line
+    elif not re.search(r"\binit[.=]", msg):  # a parameter's own: name it as on the command line
         msg = f"init.{msg} (init={init})"
     return SpecError(msg)
 

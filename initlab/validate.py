@@ -2,20 +2,29 @@
 
 Hydra reports a bad override with a multi-line message (and, inside a
 multirun, only when that job's turn comes). Here every override — and every
-value of a sweep — is checked up front against the config groups and the
-``ChainSpec`` rules, and the first problem becomes one ``UsageError`` line
-naming the bad value and what is allowed.
+job of a sweep, a preset's own swept values (``hydra.sweeper.params``) included — is
+checked up front against the config groups and the ``ChainSpec``/``ModelSpec`` rules,
+and the first problem becomes one ``UsageError`` line naming the bad value and what
+is allowed.
+
+Which combinations are checked: every one, except along the ``INDEPENDENT`` settings.
+A value's validity can depend on another setting's value (``input_correlation`` needs
+``batch >= 2``, ``model.size`` depends on ``model.depth``, a scheme's parameters on the
+scheme, a bias on the dtype), so checking each value once would miss a bad pair; the
+settings in ``INDEPENDENT`` are read by one rule each, on their own value alone
+(``rules.seed``, ``rules.positive_int``, a choice, a boolean), so each of their values is
+checked once and the rest of the sweep's product without them. A check costs about
+0.5 ms; Hydra then spends some 70 ms composing each job before it starts.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import re
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,51 +32,58 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from initlab import config, paths
 from initlab.rules import PLOTS, PROGRESS, SpecError
+from initlab.usage import UsageError, no_such_parameter, one_line, tidy, type_message
 
 GROUPS = ("init", "activation", "bias", "model", "experiments")
 _SETTINGS = tuple(f.name for f in fields(config.Config))
 #: Groups whose options set only their own node: a sweep over several of them is checked
 #: by composing each option once and swapping the nodes, not by composing every combination.
 SEPARABLE = ("init", "activation", "bias")
+#: Settings whose validity depends on their own value alone (see the module docstring):
+#: each swept value is checked once, not in every combination with the other settings.
+INDEPENDENT = ("seed", "trials", "device", "gradients", "keep_fraction", "plots", "progress",
+               "report")
+
+__all__ = ["UsageError", "check_args", "check_output_dir", "compose_overrides",
+           "writable_dir"]
 
 
-class UsageError(Exception):
-    """A bad command line; the message is one line."""
+@dataclass
+class Axis:
+    """One override of the sweep: its key and the values it takes (one unless swept), as
+    Python values (to set) and as an override writes them (to compose)."""
+
+    override: Any
+    values: list[Any]
+    texts: list[str]
+
+    @property
+    def key(self) -> str:
+        return self.override.key_or_group
+
+    def line(self, i: int = 0) -> str:
+        return f"{self.override.get_key_element()}={self.texts[i]}"
 
 
-def _one_line(exc: BaseException) -> str:
-    """First line of an exception, with the first line of its cause when it has one."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    added = re.search(r"Could not override '((?:init|activation)\.params\.[^']+)'", str(exc))
-    if added:
-        key = added.group(1)
-        return f"{key}: no such parameter yet; add a plug-in's parameter with a +: +{key}=..."
-    if re.search(r"Key '[^']*' (is )?not in", f"{exc} {exc.__cause__}"):
-        settings = ", ".join(f.name for f in fields(config.Config))
-        return f"{text} No such setting; settings are: {settings}"
-    cause = exc.__cause__
-    if cause is not None and str(cause).strip():
-        text += ": " + str(cause).strip().splitlines()[0]
-    return text
+@dataclass
+class Plan:
+    """The overrides of every job: swept or chosen groups, swept settings, fixed lines, and
+    keys the schema lacks (named after composing, with the chosen scheme's parameters)."""
 
-
-def _values(override) -> list[Any] | None:
-    """The values an override takes (one, or each of a sweep); None when not listable (glob)."""
-    if not override.is_sweep_override():
-        return [override.value()]
-    try:
-        return list(override.sweep_iterator())
-    except Exception:
-        return None
+    groups: list[Axis] = field(default_factory=list)
+    scalars: list[Axis] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+    unknown: list[tuple[str, Any]] = field(default_factory=list)
 
 
 def check_args(argv: list[str]) -> None:
-    """Raise UsageError for the first bad override in ``argv`` (Hydra's command line)."""
+    """Raise UsageError for the first bad override in ``argv`` (Hydra's command line), or
+    for the first job of the sweep it starts that would fail on its settings."""
     args = get_args_parser().parse_args(argv)
     modes = [args.run, args.cfg is not None, args.multirun, args.shell_completion,
              args.info is not None]
@@ -76,19 +92,71 @@ def check_args(argv: list[str]) -> None:
                          "--shell-completion at a time")
     if args.help or args.hydra_help or args.info or args.shell_completion:
         return
-    try:
-        overrides = OverridesParser.create().parse_overrides(args.overrides)
-    except Exception as exc:
-        raise UsageError(_one_line(exc)) from None
+    overrides = _parse(args.overrides)
+    plan = classify(overrides)
+    with _composer() as compose_with:
+        master = _master(compose_with, overrides, plan)
+        params = OmegaConf.select(master, "hydra.sweeper.params") or {}
+        if params and (args.multirun or master.hydra.mode == RunMode.MULTIRUN):
+            overrides = with_preset_sweep(params, overrides)
+            plan = classify(overrides)
+        _check_plan(plan, compose_with, overrides)
 
-    groups, scalars, fixed, unknown = [], [], [], []
+
+def _parse(lines: list[str], where: str = "") -> list[Any]:
+    try:
+        return OverridesParser.create().parse_overrides(list(lines))
+    except Exception as exc:
+        raise UsageError(where + one_line(exc)) from None
+
+
+def _master(compose_with, overrides: list[Any], plan: Plan):
+    """The config Hydra composes before a sweep (every override but the swept ones),
+    with its ``hydra`` node: the preset's sweep and the run mode are read from it."""
+    unknown = {key for key, _ in plan.unknown}
+    lines = [o.input_line for o in overrides
+             if not o.is_sweep_override() and o.key_or_group not in unknown]
+    try:
+        return compose_with(lines, return_hydra_config=True)
+    except Exception as exc:
+        raise UsageError(tidy(exc, overrides)) from None
+
+
+def with_preset_sweep(params: Any, overrides: list[Any]) -> list[Any]:
+    """The sweep Hydra's basic sweeper runs: ``hydra.sweeper.params`` (a preset's) first,
+    then the command line's overrides, a later one of the same key replacing it in place."""
+    preset = _parse([f"{k}={v}" for k, v in params.items()], "hydra.sweeper.params: ")
+    merged: dict[str, Any] = {}
+    for o in [*preset, *overrides]:
+        if o.is_hydra_override():
+            continue
+        merged[o.get_key_element()] = o
+    return list(merged.values())
+
+
+def _values(override) -> tuple[list[Any], list[str]] | None:
+    """(values, texts) of an override (one, or each of a sweep); None when not listable
+    (glob(): Hydra expands it against the config, we cannot)."""
+    if not override.is_sweep_override():
+        return [override.value()], [override.get_value_element_as_str()]
+    try:
+        return list(override.sweep_iterator()), list(override.sweep_string_iterator())
+    except Exception:
+        return None
+
+
+def classify(overrides: list[Any]) -> Plan:
+    """Sort the overrides into a ``Plan``; UsageError for a group option that does not
+    exist, a deletion, or a ``+key`` the schema lacks."""
+    plan = Plan()
     for o in overrides:
         key = o.key_or_group
-        if key == "hydra" or key.startswith("hydra."):
+        if key == "hydra" or key.startswith("hydra.") or o.is_hydra_override():
             continue
-        values = _values(o)
-        if values is None:  # glob() and the like: Hydra expands them, we cannot
+        listed = _values(o)
+        if listed is None:
             continue
+        axis = Axis(o, *listed)
         group = key.split("@")[0]
         root = group.split(".")[0].split("/")[0]
         if o.is_delete():
@@ -98,70 +166,84 @@ def check_args(argv: list[str]) -> None:
             raise UsageError(f"+{key}: no such setting; settings are: {', '.join(_SETTINGS)}")
         if group in GROUPS or group.startswith("experiments/"):
             allowed = paths.group_options(group)
-            for v in values:
+            for v in axis.values:
                 if v is not None and str(v) not in allowed:
                     raise UsageError(f"{group}={v} is not an option; allowed: {', '.join(allowed)}")
-            groups.append((o, values))
+            if len(axis.values) > 1:
+                plan.groups.append(axis)
+            else:
+                plan.fixed.append(o.input_line)
         elif not o.is_add() and _unknown_parameter(key):
-            unknown.append((key, values[0]))
-        elif len(values) > 1:
-            scalars.append((o, values))
+            plan.unknown.append((key, axis.values[0]))
+        elif len(axis.values) > 1:
+            _check_types(key, axis.values)
+            plan.scalars.append(axis)
         else:
-            fixed.append(f"{o.get_key_element()}={_text(values[0])}")
-    for o, values in scalars:
-        _check_types(o.key_or_group, values)
+            plan.fixed.append(o.input_line)
+    return plan
 
-    # Every combination of swept groups (a scheme with its parameters, say) is
-    # checked; then every swept scalar value is tried on each.
-    first_scalars = [f"{o.get_key_element()}={_text(vals[0])}" for o, vals in scalars]
-    with _composer() as compose_with:
 
-        def composed(choice: Sequence[Any]):
-            chosen = [f"{o.get_key_element()}={_text(v)}"
-                      for (o, _), v in zip(groups, choice, strict=True)]
-            try:
-                cfg = compose_with([*chosen, *fixed, *first_scalars])
-            except Exception as exc:
-                raise UsageError(_tidy(exc, overrides)) from None
-            for key, value in unknown:
-                raise UsageError(_no_such_parameter(cfg, key, value))
-            return cfg
+def _check_plan(plan: Plan, compose_with, overrides: list[Any]) -> None:
+    """Compose every combination of the groups (``_combinations``) and check every job's
+    settings on it: the swept settings' product, the ``INDEPENDENT`` ones value by value."""
+    first_scalars = [a.line(0) for a in plan.scalars]
 
-        for cfg in _combinations(groups, composed):
-            _check_spec(cfg)
-            points = itertools.product(*[vals for _, vals in scalars])
-            for point in itertools.islice(points, MAX_COMBINATIONS):
-                trial = cfg.copy()
-                for (o, _), v in zip(scalars, point, strict=True):
-                    OmegaConf.update(trial, o.key_or_group, v, merge=True)
+    def composed(choice: list[int]):
+        chosen = [a.line(i) for a, i in zip(plan.groups, choice, strict=True)]
+        try:
+            cfg = compose_with([*chosen, *plan.fixed, *first_scalars])
+        except Exception as exc:
+            raise UsageError(tidy(exc, overrides)) from None
+        for key, value in plan.unknown:
+            raise UsageError(no_such_parameter(cfg, key, value))
+        return cfg
+
+    coupled = [a for a in plan.scalars if a.key not in INDEPENDENT]
+    first = None
+    for cfg in _combinations(plan.groups, composed):
+        first = cfg if first is None else first
+        _check_product(cfg, coupled)
+    for axis in plan.scalars:
+        if axis.key in INDEPENDENT:
+            for value in {repr(v): v for v in axis.values}.values():
+                trial = first.copy()
+                OmegaConf.update(trial, axis.key, value, merge=True)
                 _check_spec(trial)
 
 
-def _combinations(groups: list, composed: Callable[[Sequence[Any]], Any]) -> Iterator[Any]:
-    """The config of every combination of the swept groups' values (up to MAX_COMBINATIONS).
+def _check_product(cfg, axes: list[Axis]) -> None:
+    """Check ``cfg`` with every combination of the ``axes``' values set in it."""
+    work = cfg.copy() if axes else cfg
+    for point in itertools.product(*[a.values for a in axes]):
+        for axis, value in zip(axes, point, strict=True):
+            if isinstance(value, dict):  # a dict merges into a job's node, not into the last
+                OmegaConf.update(work, axis.key, OmegaConf.select(cfg, axis.key), merge=False)
+            OmegaConf.update(work, axis.key, value, merge=True)
+        _check_spec(work)
 
-    Each combination is composed, unless every swept group is ``SEPARABLE``: then
-    each value is composed once (the other groups at their first value) and each
-    combination is the first config with the chosen groups' nodes swapped in — the
-    same config for 5 + 3 composes instead of 5 x 3 (about 0.15 s each).
+
+def _combinations(groups: list[Axis], composed: Callable[[list[int]], Any]) -> Iterator[Any]:
+    """The config of every combination of the groups' values (indices into each).
+
+    Each combination is composed, unless every group is ``SEPARABLE``: then each value is
+    composed once (the i-th value of every group together, so 5 + 3 values take 5
+    composes, about 0.07 s each) and each combination is the first config with the
+    chosen groups' nodes swapped in — the config that composing it would give.
     """
-    combos = list(itertools.product(*[range(len(vals)) for _, vals in groups]))
-    combos = combos[:MAX_COMBINATIONS]
-    choice = [[vals[i] for (_, vals), i in zip(groups, combo, strict=True)] for combo in combos]
-    keys = [o.key_or_group for o, _ in groups]
+    combos = itertools.product(*[range(len(a.values)) for a in groups])
+    keys = [a.key for a in groups]
     if len(groups) < 2 or not set(keys) <= set(SEPARABLE) or len(set(keys)) < len(keys):
-        for values in choice:
-            yield composed(values)
+        for combo in combos:
+            yield composed(list(combo))
         return
-    firsts = [vals[0] for _, vals in groups]
-    nodes: list[list[Any]] = []
+    nodes: list[list[Any]] = [[] for _ in groups]
     base = None
-    for g, (_, vals) in enumerate(groups):
-        nodes.append([])
-        for v in vals:
-            cfg = composed([*firsts[:g], v, *firsts[g + 1:]])
-            base = cfg if base is None else base
-            nodes[g].append(cfg[keys[g]])
+    for i in range(max(len(a.values) for a in groups)):
+        cfg = composed([min(i, len(a.values) - 1) for a in groups])
+        base = cfg if base is None else base
+        for g, axis in enumerate(groups):
+            if i < len(axis.values):
+                nodes[g].append(cfg[keys[g]])
     for combo in combos:
         cfg = base.copy()
         for g, i in enumerate(combo):
@@ -183,56 +265,6 @@ def _unknown_parameter(key: str) -> bool:
     return False
 
 
-def _no_such_parameter(cfg, key: str, value: Any) -> str:
-    """One line for ``init.foo=1``: the parameters of the chosen scheme (or of that node)."""
-    group, _, param = key.partition(".")
-    if group == "init" and "." not in param:
-        name = cfg.init.name
-        allowed = _scheme_params(name)
-        return (f"init.{param}={_text(value)} does not apply to init={name!r}; its parameters: "
-                f"{', '.join(allowed) or 'none'}")
-    if group == "activation" and "." not in param:
-        name = cfg.activation.name
-        allowed = _activation_params(name)
-        return (f"activation.{param}={_text(value)} does not apply to activation={name!r}; its "
-                f"parameters: {', '.join(allowed) or 'none'}")
-    parent = key.rsplit(".", 1)[0]
-    node = OmegaConf.select(cfg, parent)
-    allowed = ", ".join(node.keys()) if hasattr(node, "keys") else ""
-    return f"{key}: no such setting; the settings of {parent} are: {allowed}"
-
-
-def _scheme_params(name: str) -> tuple[str, ...]:
-    from initlab.schemes import SCHEMES, scheme_params
-
-    return scheme_params(name) if name in SCHEMES else ()
-
-
-def _activation_params(name: str) -> tuple[str, ...]:
-    from initlab.activations import ACTIVATIONS, activation_params
-
-    return (activation_params(name) or ()) if name in ACTIVATIONS else ()
-
-
-#: Beyond this many combinations (of groups, and of scalars per group combination) the
-#: rest are checked as the jobs run (a failing job records its error in summary.json).
-MAX_COMBINATIONS = 256
-
-_TYPE_WORDS = {
-    "Integer": "an integer",
-    "Float": "a number",
-    "bool": "true or false",
-}
-
-
-def _type_message(key: str, value: Any, exc: BaseException) -> str | None:
-    text = f"{exc} {exc.__cause__ or ''}"
-    for marker, words in _TYPE_WORDS.items():
-        if marker in text:
-            return f"{key}={value!r} is not allowed; {key} must be {words}"
-    return None
-
-
 def _check_types(key: str, values: list[Any]) -> None:
     """Each swept value fits the schema's type for ``key`` (depth=10,abc -> 'abc' refused)."""
     schema = OmegaConf.structured(config.Config)
@@ -240,37 +272,8 @@ def _check_types(key: str, values: list[Any]) -> None:
         try:
             OmegaConf.update(schema, key, v, merge=True)
         except Exception as exc:
-            msg = _type_message(key, v, exc) or f"{key}={v!r}: {_one_line(exc)}"
+            msg = type_message(key, v, exc) or f"{key}={v!r}: {one_line(exc)}"
             raise UsageError(msg) from None
-
-
-def _tidy(exc: BaseException, overrides) -> str:
-    """A composition error as one line, in initlab's words where we can tell what went wrong."""
-    for o in overrides:
-        if o.is_sweep_override() or o.key_or_group.startswith("hydra"):
-            continue
-        if f"override {o.input_line}" in str(exc):
-            msg = _type_message(o.key_or_group, o.value(), exc)
-            if msg:
-                return msg
-    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", str(exc))
-    if missing:  # a config group option that does not exist (hydra/launcher=nope)
-        group, option = missing.groups()
-        try:
-            options = GlobalHydra.instance().config_loader().get_group_options(group)
-        except Exception:
-            options = []
-        if options:
-            return f"{group}={option} is not an option; allowed: {', '.join(options)}"
-    return _one_line(exc)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "null"
-    return str(value)
 
 
 @contextmanager
@@ -338,4 +341,4 @@ def _check_spec(cfg) -> None:
     try:
         config.check(cfg)
     except (SpecError, ValueError) as exc:
-        raise UsageError(_one_line(exc)) from None
+        raise UsageError(one_line(exc)) from None
