@@ -26,6 +26,11 @@ def one_line(exc: BaseException) -> str:
     if added:
         key = added.group(1)
         return f"{key}: no such parameter yet; add a plug-in's parameter with a +: +{key}=..."
+    append = re.search(r"Could not override '([^']+)'.*To append to your config use (.+)$",
+                       str(exc), re.S | re.M)
+    if append:  # a dict (model.params) takes new keys only with a +
+        key, line = append.groups()
+        return f"{key}: has no such key yet; add keys with a +: {line}"
     if re.search(r"Key '[^']*' (is )?not in", f"{exc} {exc.__cause__}"):
         settings = ", ".join(f.name for f in fields(config.Config))
         return f"{text} No such setting; settings are: {settings}"

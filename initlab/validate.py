@@ -23,7 +23,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,11 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from initlab import config, paths
 from initlab.rules import PLOTS, PROGRESS, SpecError
-from initlab.usage import UsageError, no_such_parameter, one_line, tidy, type_message
+from initlab.usage import UsageError, no_such_parameter, one_line, text, tidy, type_message
 
 GROUPS = ("init", "activation", "bias", "model", "experiments")
 _SETTINGS = tuple(f.name for f in fields(config.Config))
@@ -68,6 +68,12 @@ class Axis:
 
     def line(self, i: int = 0) -> str:
         return f"{self.override.get_key_element()}={self.texts[i]}"
+
+    @property
+    def merges(self) -> bool:
+        """A dict value merges into the node as composed, so it is set on a config composed
+        without this axis (``_set``)."""
+        return any(isinstance(v, dict) for v in self.values)
 
 
 @dataclass
@@ -186,7 +192,7 @@ def classify(overrides: list[Any]) -> Plan:
 def _check_plan(plan: Plan, compose_with, overrides: list[Any]) -> None:
     """Compose every combination of the groups (``_combinations``) and check every job's
     settings on it: the swept settings' product, the ``INDEPENDENT`` ones value by value."""
-    first_scalars = [a.line(0) for a in plan.scalars]
+    first_scalars = [a.line(0) for a in plan.scalars if not a.merges]
 
     def composed(choice: list[int]):
         chosen = [a.line(i) for a, i in zip(plan.groups, choice, strict=True)]
@@ -207,7 +213,10 @@ def _check_plan(plan: Plan, compose_with, overrides: list[Any]) -> None:
         if axis.key in INDEPENDENT:
             for value in {repr(v): v for v in axis.values}.values():
                 trial = first.copy()
-                OmegaConf.update(trial, axis.key, value, merge=True)
+                for other in coupled:
+                    if other.merges:
+                        _set(trial, other, other.values[0], first)
+                _set(trial, axis, value)
                 _check_spec(trial)
 
 
@@ -216,10 +225,22 @@ def _check_product(cfg, axes: list[Axis]) -> None:
     work = cfg.copy() if axes else cfg
     for point in itertools.product(*[a.values for a in axes]):
         for axis, value in zip(axes, point, strict=True):
-            if isinstance(value, dict):  # a dict merges into a job's node, not into the last
-                OmegaConf.update(work, axis.key, OmegaConf.select(cfg, axis.key), merge=False)
-            OmegaConf.update(work, axis.key, value, merge=True)
+            _set(work, axis, value, cfg)
         _check_spec(work)
+
+
+def _set(cfg, axis: Axis, value: Any, original=None) -> None:
+    """Set one swept value as Hydra sets a job's override (a ``+key`` may add keys; a dict
+    merges into the node as composed, not into the previous value)."""
+    try:
+        with open_dict(cfg) if axis.override.is_add() else nullcontext():
+            if axis.merges and original is not None:
+                OmegaConf.update(cfg, axis.key, OmegaConf.select(original, axis.key),
+                                 merge=False)
+            OmegaConf.update(cfg, axis.key, value, merge=True)
+    except Exception as exc:
+        raise UsageError(f"{axis.override.get_key_element()}={text(value)}: "
+                         f"{one_line(exc)}") from None
 
 
 def _combinations(groups: list[Axis], composed: Callable[[list[int]], Any]) -> Iterator[Any]:
