@@ -255,11 +255,75 @@ def check_inputs(cfg: DictConfig) -> None:
 
 def check(cfg: DictConfig) -> None:
     """SpecError (one line) unless the config builds a job that can run here (its spec, its
-    thresholds, its device)."""
+    thresholds, its device, a model's hooked modules)."""
     check_inputs(cfg)
     spec = model_spec_from_config(cfg) if is_model(cfg) else spec_from_config(cfg)
     thresholds_from_config(cfg)
+    reference_from_config(cfg)
     resolve_device(spec.device)
+    if isinstance(spec, ModelSpec):
+        check_hooks(spec)
+
+
+def reference_from_config(cfg: DictConfig) -> dict[str, Any] | None:
+    """The numbers a source reports for this setting (a preset's ``reference``), to be put
+    beside the measurement; SpecError when the job is not what they were measured on.
+
+    A reference belongs to the chain it was measured on: a model job is refused (judging
+    a CNN by the seed's 100-layer chain means nothing), and so is a chain whose settings
+    differ from the reference's ``measured_on`` (``{depth: 100, width: 512}``). Either
+    way ``reference=null`` runs the preset without its numbers.
+    """
+    if not cfg.get("reference"):
+        return None
+    reference = OmegaConf.to_container(cfg.reference, resolve=True)
+    where = reference.pop("measured_on", None) or {}
+    source = reference.get("source", "a preset's numbers")
+    if is_model(cfg):
+        raise SpecError(f"the reference ({source}) was measured on the chain, not on "
+                        f"model={_model_name(cfg)}; run the preset without model=, or add "
+                        "reference=null to run it without the reference")
+    for key, value in where.items():
+        if OmegaConf.select(cfg, key) != value:
+            raise SpecError(f"the reference ({source}) was measured with {key}={value}, not "
+                            f"{key}={OmegaConf.select(cfg, key)}; keep {key}={value}, or add "
+                            "reference=null to run without the reference")
+    return reference
+
+
+_HOOKED: dict[str, str | None] = {}  # a model's settings -> why nothing is hooked (None: fine)
+
+
+def check_hooks(spec: ModelSpec) -> None:
+    """SpecError when ``model.include``/``exclude`` (or the default) hook no module of the
+    model, found by building it on torch's meta device (no memory, no numbers); a model
+    that cannot be built there is left to the job (whose probe says the same line)."""
+    if spec.model == "conv_chain":
+        return  # hooks its own convolutions and activations
+    key = repr((spec.model, spec.target, spec.params, spec.batchnorm, spec.include,
+                spec.exclude))
+    if key not in _HOOKED:
+        _HOOKED[key] = _why_nothing_hooked(spec)
+    if _HOOKED[key]:
+        raise SpecError(_HOOKED[key])
+
+
+def _why_nothing_hooked(spec: ModelSpec) -> str | None:
+    import torch
+
+    from initlab.probing.core import no_module_message
+    from initlab.probing.record import select
+
+    include, exclude = spec.hooks()
+    try:
+        with torch.device("meta"):
+            model = spec.factory()()
+    except Exception:  # noqa: BLE001 - the job builds it for real and says what failed
+        return None
+    if select(model, include, exclude):
+        return None
+    name = f"model={spec.model}" + (f" ({spec.target})" if spec.target else "")
+    return no_module_message(include, exclude, "model.", name)
 
 
 def job_from_config(cfg: DictConfig, out_dir: Any, sweep: bool = False):
@@ -269,7 +333,7 @@ def job_from_config(cfg: DictConfig, out_dir: Any, sweep: bool = False):
 
     check_inputs(cfg)
     spec = model_spec_from_config(cfg) if is_model(cfg) else spec_from_config(cfg)
-    reference = OmegaConf.to_container(cfg.reference, resolve=True) if cfg.reference else None
+    reference = reference_from_config(cfg)
     return Job(spec=spec, thresholds=thresholds_from_config(cfg), out_dir=Path(out_dir),
                reference=reference, make_plots=wants_plots(cfg.plots, sweep))
 

@@ -10,6 +10,7 @@ returning an ``nn.Module`` (called with ``params``) and one sample's ``input_sha
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +105,7 @@ class ModelSpec(Settings):
             raise SpecError("model=custom needs model._target_=<module.function> (returning an "
                             "nn.Module) and model.input_shape=[...] (one sample's shape)")
         try:
-            plugins.locate(str(self.target))
+            make = plugins.locate(str(self.target))
         except plugins.PluginError as exc:
             raise SpecError(f"model.{exc}") from None
         shape = self.input_shape
@@ -113,6 +114,7 @@ class ModelSpec(Settings):
             shown = "null" if shape is None else str(list(shape)).replace(" ", "")
             raise SpecError(f"model.input_shape={shown} is not allowed; give one sample's "
                             "shape as positive integers, e.g. model.input_shape=[3,32,32]")
+        _check_params(make, self.target, self.params)
 
     def shape(self) -> tuple[int, ...]:
         """One sample's input shape."""
@@ -168,6 +170,21 @@ class ModelSpec(Settings):
                    device=self.device, dtype=self.dtype, gradients=self.gradients,
                    inputs=self.inputs)
         return out
+
+
+def _check_params(make: Any, target: str | None, params: dict[str, Any]) -> None:
+    """SpecError unless ``target`` can be called with ``params`` (when Python can tell)."""
+    try:
+        signature = inspect.signature(make)
+    except (ValueError, TypeError):  # a builtin: its parameters cannot be read
+        return
+    try:
+        signature.bind(**params)
+    except TypeError as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"
+        takes = ", ".join(signature.parameters) or "none"
+        raise SpecError(f"model.params ({given}) do not fit model._target_={target} "
+                        f"({exc}); its parameters: {takes}") from None
 
 
 def _as_module(model: Any, target: str | None):

@@ -82,7 +82,11 @@ def _finite_params(family: str, values: dict[str, Any]) -> None:
 def check_bias(recipe: BiasRecipe, name: str, params: dict[str, Any], dtype: str) -> None:
     """SpecError when the bias's values or variance overflow ``dtype`` (``bias.bound=1e300``)."""
     limit = float(torch.finfo(getattr(torch, dtype)).max)
-    if not (math.isfinite(recipe.sigma_b2) and abs(recipe.scale) <= limit):
+    try:
+        sigma_b2 = recipe.sigma_b2  # a Python float: 1e300 ** 2 raises, not inf
+    except OverflowError:
+        sigma_b2 = math.inf
+    if not (math.isfinite(sigma_b2) and abs(recipe.scale) <= limit):
         given = ", ".join(f"bias.{k}={v!r}" for k, v in params.items()) or f"bias={name}"
         raise SpecError(f"{given} is not allowed: the bias's values or their square overflow "
                         f"{dtype} (largest {limit:.3g}); give a smaller scale")
