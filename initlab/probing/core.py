@@ -174,7 +174,7 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
         if snapshot is None and not W.needs_own_init(m0, init, bias):
             model = m0  # every parameter a trial needs comes from a scheme: build once
         if not select(m0, include, exclude):
-            raise ValueError(_no_module(include, exclude))
+            raise ValueError(no_module_message(include, exclude))
         where = W.device_of(m0)
         x00 = batch_of(0, where)
         wide = x00.dtype == torch.float64 or any(
@@ -212,10 +212,13 @@ def _patterns(value: str | Sequence[str] | None, name: str) -> list[str] | None:
     return patterns
 
 
-def _no_module(include: list[str] | None, exclude: list[str] | None) -> str:
-    chosen = (f"include={include}" if include is not None else "the default (every leaf "
-              "module with parameters)") + (f" minus exclude={exclude}" if exclude else "")
-    return (f"no module to probe: {chosen} matches no module of this model; patterns match "
+def no_module_message(include: list[str] | None, exclude: list[str] | None,
+                      key: str = "", model: str = "this model") -> str:
+    """Why the probe has nothing to hook, in one line naming the patterns (``key``: how the
+    caller spells them, ``model.`` on the command line)."""
+    chosen = (f"{key}include={include}" if include is not None else "the default (every leaf "
+              "module with parameters)") + (f" minus {key}exclude={exclude}" if exclude else "")
+    return (f"no module to probe: {chosen} matches no module of {model}; patterns match "
             "module names (as model.named_modules() gives them) or class names (Conv2d)")
 
 

@@ -103,15 +103,27 @@ def critical_point(activation: Callable | str, sigma_b2: float | None = None,
     if sigma_b2 is None:
         name = activation if isinstance(activation, str) else None
         sigma_b2 = DEFAULT_SIGMA_B2.get(name, PLUGIN_SIGMA_B2)
+    try:
+        return _critical_point(act, activation, sigma_b2, q_max)
+    except ValueError:
+        raise
+    except (ArithmeticError, RuntimeError, TypeError) as exc:  # a degenerate plug-in
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(
+            f"init=critical cannot place activation={activation!r} on the edge of chaos: its "
+            f"mean-field maps fail ({type(exc).__name__}: {text}); critical needs an "
+            "activation whose output is a differentiable function of its input") from None
+
+
+def _critical_point(act: Callable, activation: Callable | str, sigma_b2: float,
+                    q_max: float) -> CriticalPoint:
     grid = _GRID
     second = gaussian_moments(act, 1.0)[1]
     if second > 0:
         grid = np.unique(np.append(grid, 1.0 / second))
     ok, d = _scan(act, grid, sigma_b2, q_max)
     if not ok.any():
-        raise ValueError(
-            f"activation={activation!r} has no attracting fixed point for any sigma_w2 in "
-            f"[0.05, 1000] with sigma_b2={sigma_b2}; give sigma_b2 > 0")
+        raise ValueError(_no_fixed_point(activation, sigma_b2, q_max))
     grid = np.unique(np.concatenate([grid, _edges(act, sigma_b2, q_max, grid, ok)]))
     ok, d = _scan(act, grid, sigma_b2, q_max)
     good = np.flatnonzero(ok)
@@ -130,6 +142,19 @@ def critical_point(activation: Callable | str, sigma_b2: float | None = None,
         return CriticalPoint("chi_1 = 1", phase_params(act, float(np.exp(lo)), sigma_b2))
     best = good[np.argmin(np.abs(d[good]))]
     return CriticalPoint("nearest", phase_params(act, float(grid[best]), sigma_b2))
+
+
+def _no_fixed_point(activation: Callable | str, sigma_b2: float, q_max: float) -> str:
+    """Why no sigma_w2 is admissible, with the sigma_b2 that could help."""
+    if sigma_b2 >= q_max:  # q* >= sigma_b2 whatever sigma_w2: above the admissible range
+        fix = f"give sigma_b2 < {q_max:g} (the fixed point q* is at least sigma_b2)"
+    elif sigma_b2 > 0:
+        fix = "give another sigma_b2"
+    else:
+        fix = "give sigma_b2 > 0"
+    return (f"init=critical with sigma_b2={sigma_b2:g}: activation={activation!r} has no "
+            f"attracting fixed point q* in [{Q_MIN:g}, {q_max:g}] for any sigma_w2 in "
+            f"[0.05, 1000]; {fix}")
 
 
 @lru_cache(maxsize=256)
