@@ -117,29 +117,50 @@ def _check_layers(frame: pd.DataFrame, name: str, trials: int, depth: int,
 
 
 def read_layers(path: Path, trials: int, depth: int) -> pd.DataFrame:
-    """The job's per-layer table, checked; Parquet when it holds together, else CSV."""
-    reasons = []
+    """The job's per-layer table, checked: the Parquet file, else (none written) the CSV.
+
+    Both files are the job's contract; when the Parquet file exists it must hold
+    together: a truncated one makes the job broken even if the CSV is whole (the
+    reason names both), never an ``ok`` job whose table a script cannot read.
+    """
     parquet, csv = path / store.LAYERS_PARQUET, path / store.LAYERS_CSV
     if parquet.exists():
         try:
             frame, names = _read_parquet(parquet)
             return _check_layers(frame, parquet.name, trials, depth, names)
-        except Broken as exc:
-            reasons.append(str(exc))
+        except Broken:
+            raise
         except Exception as exc:
-            reasons.append(f"{parquet.name} unreadable ({type(exc).__name__})")
-    if csv.exists():
-        try:
-            text = csv.read_text()
-            if not text.endswith("\n"):
-                raise Broken(f"{csv.name} is cut mid-row (no final newline)")
-            return _check_layers(pd.read_csv(StringIO(text)), csv.name, trials, depth)
-        except Broken as exc:
-            reasons.append(str(exc))
-        except Exception as exc:
-            reasons.append(f"{csv.name} unreadable ({type(exc).__name__})")
-    if not reasons:
-        reasons.append(f"neither {parquet.name} nor {csv.name} exists")
-    raise Broken("; ".join(reasons))
+            reason = f"{parquet.name} unreadable ({type(exc).__name__}: {_first(exc)})"
+            whole = f"; {csv.name} holds together" if _csv_ok(csv, trials, depth) else ""
+            raise Broken(reason + whole) from None
+    if not csv.exists():
+        raise Broken(f"neither {parquet.name} nor {csv.name} exists")
+    return _read_csv(csv, trials, depth)
 
 
+def _read_csv(csv: Path, trials: int, depth: int) -> pd.DataFrame:
+    try:
+        text = csv.read_text()
+    except OSError as exc:
+        raise Broken(f"{csv.name} unreadable ({exc.strerror or type(exc).__name__})") from None
+    if not text.endswith("\n"):
+        raise Broken(f"{csv.name} is cut mid-row (no final newline)")
+    try:
+        frame = pd.read_csv(StringIO(text))
+    except Exception as exc:
+        raise Broken(f"{csv.name} unreadable ({type(exc).__name__}: {_first(exc)})") from None
+    return _check_layers(frame, csv.name, trials, depth)
+
+
+def _csv_ok(csv: Path, trials: int, depth: int) -> bool:
+    try:
+        _read_csv(csv, trials, depth)
+    except Broken:
+        return False
+    return csv.exists()
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:120] if text else "no message"

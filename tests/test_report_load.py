@@ -58,7 +58,8 @@ def test_statuses_of_damaged_jobs(sweep_copy):
     (jobs[0] / ".summary.json.x1y2.tmp").write_text("{")  # ...mid-write: a hidden temp file
     text = (jobs[1] / "summary.json").read_text()
     (jobs[1] / "summary.json").write_text(text[: len(text) // 2])  # half-written
-    (jobs[2] / "layers.parquet").write_bytes(b"not parquet")  # the CSV copy is whole
+    (jobs[2] / "layers.parquet").write_bytes(b"not parquet")  # the CSV copy is whole, but
+    #                                                            a script reading it fails
     record_failure(jobs[3], {"init": "kaiming", "activation": "none"}, MemoryError("boom"))
     (jobs[4] / "layers.parquet").unlink()
     (jobs[4] / "layers.csv").write_text("garbage\n")  # no readable table at all
@@ -68,7 +69,9 @@ def test_statuses_of_damaged_jobs(sweep_copy):
     assert "layers.csv" in status[jobs[0].name][1]
     assert status[jobs[1].name][0] == "broken"
     assert "summary.json unreadable" in status[jobs[1].name][1]
-    assert status[jobs[2].name] == ("ok", "")
+    assert status[jobs[2].name][0] == "broken"
+    assert status[jobs[2].name][1].startswith("layers.parquet unreadable (ArrowInvalid: ")
+    assert status[jobs[2].name][1].endswith("; layers.csv holds together")
     assert status[jobs[3].name] == ("failed", "MemoryError: boom")
     assert status[jobs[4].name][0] == "broken" and "lacks columns" in status[jobs[4].name][1]
     assert status[jobs[5].name] == ("ok", "")
