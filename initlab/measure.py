@@ -63,13 +63,16 @@ def model(spec: ModelSpec, progress: Progress = None) -> Result:
     if spec.model == "conv_chain":
         result = pair_layers(result, spec.activation)
     stats = result.stats
+    measured = None
     if spec.inputs == "gaussian":
         q0, c0 = 1.0, spec.input_correlation
-    else:  # real images: the theory starts from the measured E[x_0^2] and cosine
+    else:  # real images: the theory starts from the measured E[x_0^2], cosine, mean, std
         q0 = float(np.mean(stats["rms"][:, 0] ** 2))
         c0 = float(np.nanmean(stats["corr"][:, 0])) if spec.batch >= 2 else None
+        measured = float(np.mean(stats["mean"][:, 0])), float(np.mean(stats["std"][:, 0]))
     sizes = models.conv_sizes(spec.depth, spec.size) if spec.model == "conv_chain" else None
-    curves, predictions = prediction.model(spec, sizes, q0, c0 if spec.batch >= 2 else None)
+    curves, predictions = prediction.model(spec, sizes, q0, c0 if spec.batch >= 2 else None,
+                                           measured)
     return replace(result, settings=spec.describe(result.depth, width_of(result)),
                    theory=curves, predictions=predictions, spec=spec)
 

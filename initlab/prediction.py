@@ -156,11 +156,15 @@ def conv_gains(init: str, init_params: dict | None, bias: str, bias_params: dict
     return float(recipe.sigma_w2), float(bias_recipe.sigma_b2)
 
 
-def model(spec, sizes: list[int] | None, q0: float,
-          c0: float | None) -> tuple[dict[str, np.ndarray] | None, dict[str, Any]]:
+def model(spec, sizes: list[int] | None, q0: float, c0: float | None,
+          measured_input: tuple[float, float] | None = None,
+          ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any]]:
     """(curves, predictions) of a ``ModelSpec``: a conv chain's (``initlab.theory.conv``,
     fan_in = C * 9, the layers' sides ``sizes``), else none, with the note saying why.
-    ``q0``, ``c0``: the inputs' E[x_0^2] and cosine (None: one input per trial)."""
+    ``q0``, ``c0``: the inputs' E[x_0^2] and cosine (None: one input per trial).
+    ``measured_input``: the (mean, std) of inputs the theory did not draw (real images):
+    the curves start from them at layer 0, where the maps, which assume zero-mean
+    N(0, q0) inputs, would say mean 0 and std sqrt(q0)."""
     none = {"predicted_overflow_layer": None, "predicted_underflow_layer": None,
             "predicted_log_norm_ratio_mean": None, "predicted_log_norm_ratio_var": None,
             "phase": None}
@@ -174,6 +178,11 @@ def model(spec, sizes: list[int] | None, q0: float,
     with np.errstate(over="ignore", invalid="ignore"):
         curves = conv_chain_curves(spec.activation, gains[0], gains[1], sizes,
                                    spec.activation_params or None, q0=q0, c0=c0)
-    return _keyed(curves), {**none, **_limits(curves, spec.dtype),
+    keyed = _keyed(curves)
+    if measured_input is not None:
+        for stat, value in zip(("mean", "std"), measured_input, strict=True):
+            keyed[stat] = np.array(keyed[stat], dtype=float)
+            keyed[stat][0] = value
+    return keyed, {**none, **_limits(curves, spec.dtype),
                             "theory_note": "mean-field maps of the chain with fan_in = "
                                            "channels * 9 (initlab.theory.conv)"}
