@@ -16,10 +16,10 @@ at 0). ``init=critical`` runs as what it draws: ``scaled`` with its sigma_w2 and
 
 Batched: the G = configs x trials copies (row g = config g // trials, trial g % trials)
 are stacked along a leading dimension and run by ``torch.baddbmm`` with weights kept
-transposed, (G, in, out), so each layer is one x W^T + b over all rows; the hidden
-layers' weights are one (depth, G, width, width) tensor, split per layer by one
-``unbind`` (its backward stacks the layers' gradients once); autograd runs the
-backward pass; one torch optimizer updates the six stacked tensors. The loss is the sum
+transposed, (G, in, out), so each layer is one x W^T + b over all rows (one weight and
+one bias tensor per layer: no stacking of all layers, whose backward would copy every
+gradient once more); autograd runs the backward pass; one torch optimizer (a fused
+kernel where torch has one) updates the stacked tensors. The loss is the sum
 over rows of each row's mean loss, so row g's gradient is its own and the element-wise
 optimizers (``initlab.train.optim``) update it as if it were alone. Configs in one
 group share the data's shape, ``width`` and ``depth``; their schemes, bias schemes and
