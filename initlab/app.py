@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from initlab import callbacks, config, paths
+from initlab import callbacks, config, interrupts, paths
 from initlab.numbers import fmt
 from initlab.rules import SpecError, first_line
 from initlab.validate import UsageError, check_args, check_output_dir
@@ -126,44 +127,149 @@ def _finished(directory: Path) -> int:
     return count
 
 
-def _interrupted() -> None:
-    """After Ctrl-C: one line, the report of what finished, exit status 130."""
-    logging.disable(logging.CRITICAL)  # no more log lines from jobs being torn down
-    where = dict(callbacks.started)
-    if not where:
-        print("initlab: interrupted; no job had started", file=sys.stderr)
-        raise SystemExit(130)
+def _progress() -> tuple[Path | None, int, int | None]:
+    """(directory, jobs finished, jobs planned) of the run or sweep Hydra started, if any."""
+    where = callbacks.started
+    if not where.get("dir"):
+        return None, 0, None
     directory = Path(where["dir"]).absolute()
-    done, planned = _finished(directory), where.get("jobs")
-    jobs = f"{done} of {planned}" if planned else f"{done}"
-    tail = f"results: {directory}"
-    if where.get("mode") == "sweep" and where.get("report") and done:
-        try:
-            from initlab.report import write_report
+    planned = where.get("jobs")
+    if planned is None and where.get("mode") == "sweep":  # a plan the report cannot read
+        planned = sum(1 for p in directory.iterdir() if (p / ".hydra").is_dir()
+                      or (p / "summary.json").exists()) if directory.is_dir() else None
+    return directory, _finished(directory), planned
 
-            tail = f"report: {write_report(directory)}"
-        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C, or a report failure
-            tail = f"no report ({first_line(exc)}); results: {directory}"
+
+def _of(count: int, planned: int | None) -> str:
+    """``3 of 6 jobs`` (``3 jobs`` when the plan is unknown)."""
     noun = "job" if planned == 1 else "jobs"
-    print(f"initlab: interrupted; {jobs} {noun} finished; {tail}", file=sys.stderr)
-    raise SystemExit(130)
+    return f"{count} of {planned} {noun}" if planned else f"{count} {noun}"
+
+
+def _interrupted(signum: int, watch: interrupts.Watch) -> int:
+    """After Ctrl-C or SIGTERM: one line, the report of what finished; 128 + the signal.
+    A further signal skips (or stops) the report."""
+    logging.disable(logging.CRITICAL)  # no more log lines from jobs being torn down
+    code = 128 + signum
+    directory, done, planned = _progress()
+    if directory is None:
+        print("initlab: interrupted; no job had started", file=sys.stderr)
+        return code
+    tail = f"results: {directory}"
+    if callbacks.started.get("report") and done:
+        if watch.twice:
+            tail = f"no report (interrupted again); {tail}"
+        elif callbacks.started.get("report_dir"):  # written after the last job finished
+            tail = f"report: {callbacks.started['report_dir']}"
+        else:
+            tail = _report_after_stop(directory, watch, tail)
+    print(f"initlab: interrupted; {_of(done, planned)} finished; {tail}", file=sys.stderr)
+    return code
+
+
+def _report_after_stop(directory: Path, watch: interrupts.Watch, tail: str) -> str:
+    """Write the report of what finished; a further signal stops it (its temp folder goes)."""
+    from initlab.report import write_report
+
+    try:
+        with watch.again():
+            return f"report: {write_report(directory)}"
+    except KeyboardInterrupt:
+        return f"no report (interrupted again); {tail}"
+    except Exception as exc:  # noqa: BLE001 - a report must not cost the line
+        return f"no report ({first_line(exc)}); {tail}"
+
+
+def _failures() -> int:
+    """After a sweep: one line and exit status 1 when any planned job did not finish ok."""
+    directory, done, planned = _progress()
+    if directory is None or callbacks.started.get("mode") != "sweep" or not planned:
+        return 0
+    if done >= planned:
+        return 0
+    tail = f"results: {directory}"
+    if callbacks.started.get("report_dir"):
+        tail = f"report: {callbacks.started['report_dir']}"
+    elif callbacks.started.get("report_error"):
+        tail = f"no report ({callbacks.started['report_error']}); {tail}"
+    print(f"initlab: {_of(planned - done, planned)} failed; {tail}",
+          file=sys.stderr)
+    return 1
+
+
+def _crashed(exc: Exception) -> int:
+    """Hydra itself could not go on (its own files on a full disk, say): one line, status 1,
+    with what finished. ``HYDRA_FULL_ERROR=1`` (set by the user) shows the traceback."""
+    from initlab.job import problem
+
+    directory, done, planned = _progress()
+    where = f"; {_of(done, planned)} finished; results: {directory}" if directory else ""
+    hint = "" if isinstance(exc, OSError) else " (HYDRA_FULL_ERROR=1 shows the traceback)"
+    print(f"initlab: error: {problem(exc, directory)}{hint}{where}", file=sys.stderr)
+    return 1
+
+
+@contextmanager
+def _errors_raised():
+    """Hydra prints a traceback for an error that escapes it unless ``HYDRA_FULL_ERROR=1``;
+    set it for the call so the error reaches ``main`` (which prints one line), unless the
+    user set it to see the traceback."""
+    saved = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield saved == "1"
+    finally:
+        if saved is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved
+
+
+def _run(args: list[str]) -> int:
+    """Check the arguments, run Hydra, and say how it went; the exit status."""
+    interrupts.pause("check")
+    try:
+        check_args(args)
+        check_output_dir(args)
+    except UsageError as exc:
+        print(f"initlab: error: {exc}", file=sys.stderr)
+        return 2
+    with _argv(args), _errors_raised() as full_error:
+        try:
+            task()
+        except SystemExit as exc:  # a single run that failed has said why in one line
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except Exception as exc:
+            if full_error:
+                raise
+            return _crashed(exc)
+    interrupts.pause("exit")
+    return _failures()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point (``initlab`` and ``python -m initlab``)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Console entry point (``initlab`` and ``python -m initlab``); ``main(args)`` from Python.
+
+    Exit status: 0; 1 when a job failed (a sweep's report lists them); 2 for bad input;
+    130 after Ctrl-C, 143 after SIGTERM (the report of what finished is written first).
+    As the console entry (no ``argv``) it owns the process: signals after the work is done
+    are ignored until it exits. Called with ``argv`` it puts the signal handlers back.
+    """
+    own = argv is None
+    args = list(sys.argv[1:] if own else argv)
     callbacks.started.clear()
-    try:
+    with interrupts.watching(restore=not own) as watch:
         try:
-            check_args(args)
-            check_output_dir(args)
-        except UsageError as exc:
-            print(f"initlab: error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        with _argv(args):
-            task()
-    except KeyboardInterrupt:
-        _interrupted()
+            code = _run(args)
+        except KeyboardInterrupt:  # raised by the watch, or by code (taken as Ctrl-C)
+            code = None
+        signum = watch.settle() or (signal.SIGINT if code is None else None)
+        if signum is not None:
+            code = _interrupted(signum, watch)
+            if not own:
+                logging.disable(logging.NOTSET)
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from initlab import figures, measure, store
+from initlab import figures, interrupts, measure, store
 from initlab.chain import cut
 from initlab.layout import group_key
 from initlab.modelspec import ModelSpec
@@ -128,7 +129,7 @@ def run_jobs(jobs: Sequence[Job],
         served = [i for i, j in enumerate(jobs) if one.source(j.spec) is not None]
         start = time.perf_counter()
         try:
-            results = one.run(progress)
+            results = one.run(interrupts.at_first_tick("measure", progress))
         except (Exception, SystemExit) as exc:
             for i in served:
                 summaries[i] = fail(jobs[i], exc, "measuring")
@@ -144,8 +145,8 @@ def run_jobs(jobs: Sequence[Job],
                      "shared_by": len(served)}
             try:
                 summaries[i] = write_job(job, result, share)
-            except Exception as exc:  # e.g. PermissionError, a file in the way
-                summaries[i] = fail(job, exc, "writing its directory")
+            except Exception as exc:  # e.g. PermissionError, a file in the way, a full disk
+                summaries[i] = fail(job, exc, "writing its directory", where=job.out_dir)
     return summaries
 
 
@@ -173,11 +174,14 @@ def write_job(job: Job, result: Result, seconds: dict[str, Any]) -> dict[str, An
     return summary
 
 
-def problem(exc: BaseException) -> str:
-    """A failed job in one line: the file that could not be written and why, or the error."""
-    if isinstance(exc, OSError) and (exc.filename2 or exc.filename):
-        path = exc.filename2 or exc.filename  # a rename's target, not its hidden temp file
-        return f"cannot write {path} ({exc.strerror or type(exc).__name__})"
+def problem(exc: BaseException, where: Path | None = None) -> str:
+    """A failed job in one line: the file that could not be written and why, or the error.
+    ``where``: the directory being written, for an OSError that names no file (a writer
+    that ran out of disk space mid-file)."""
+    path = (exc.filename2 or exc.filename or where) if isinstance(exc, OSError) else None
+    if path:  # a rename's target, not its hidden temp file
+        why = os.strerror(exc.errno) if exc.errno else (exc.strerror or type(exc).__name__)
+        return f"cannot write {path} ({why})"
     if isinstance(exc, SystemExit):
         return f"a plug-in called sys.exit({exc.code!r})"
     return f"{type(exc).__name__}: {first_line(exc)}"
@@ -197,16 +201,20 @@ def record_failure(out_dir: Path, settings: dict[str, Any], error: BaseException
     return summary
 
 
-def fail(job: Job, error: BaseException, what: str) -> dict[str, Any]:
-    """Record a failed job where its directory allows; one log line either way."""
+def fail(job: Job, error: BaseException, what: str, where: Path | None = None
+         ) -> dict[str, Any]:
+    """Record a failed job where its directory allows; one log line either way. ``where``:
+    the directory it was writing (see ``problem``)."""
     settings = job.spec.describe()
-    where = f"recorded in {Path(job.out_dir) / store.SUMMARY_JSON}"
+    why = problem(error, where)
+    recorded = f"recorded in {Path(job.out_dir) / store.SUMMARY_JSON}"
     try:
-        summary = record_failure(job.out_dir, settings, error)
-    except Exception as exc:  # the directory itself is the problem
-        summary = {"status": "failed", "error": problem(error), **settings}
-        where = "not recorded" + ("" if problem(exc) == problem(error) else f": {problem(exc)}")
-    log.error("job failed (%s): %s (%s)", what, problem(error), where)
+        summary = record_failure(job.out_dir, settings, why)
+    except Exception as exc:  # the directory itself is the problem (or the disk is full)
+        summary = {"status": "failed", "error": why, **settings}
+        also = problem(exc, job.out_dir)
+        recorded = "not recorded" + ("" if also == why else f": {also}")
+    log.error("job failed (%s): %s (%s)", what, why, recorded)
     return summary
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from initlab import interrupts
+
 LAYERS_CSV = "layers.csv"
 LAYERS_PARQUET = "layers.parquet"
 SUMMARY_JSON = "summary.json"
@@ -55,6 +57,7 @@ def atomic_path(path: Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        interrupts.pause("write")  # tests only: written, not yet under its name
         os.chmod(tmp, plain_mode())
         os.replace(tmp, path)
     except BaseException:

@@ -1,20 +1,22 @@
-"""Faults of the command line (issue 8, section 2): each ends in one line, nothing is lost.
+"""Faults of the command line: each ends in one line, nothing is lost.
 
-Output directories that cannot be made, Ctrl-C on a run and on a sweep,
-values that pass validation and used to crash the job, plug-ins that call
-``sys.exit``. In-process where the fault is reached before a job runs; the
-Ctrl-C tests are real processes, since a signal is what they test.
+Output directories that cannot be made, values that pass validation and used to
+crash the job, plug-ins that call ``sys.exit``, job files that cannot be written, a
+full disk (jobs, Hydra's bookkeeping, the report). In-process where a fault can be
+made there; real write errors from the OS in a subprocess. Ctrl-C and SIGTERM:
+tests/test_signals.py.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import re
-import signal
 import subprocess
 import sys
-import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -161,79 +163,6 @@ def test_a_builtin_activation_plugs_in_under_its_own_name(tmp_path, monkeypatch,
     assert (pd.read_csv(job / "layers.csv")["activation"] == "ttanh").all()
 
 
-# --------------------------------------------------------------------------- Ctrl-C
-
-
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "initlab", *args], cwd=cwd, env=clean_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(pattern: str, cwd: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while not list(cwd.glob(pattern)):
-        assert proc.poll() is None, f"ended before {pattern}: {proc.communicate()}"
-        assert time.monotonic() < end, f"no {pattern} after {timeout} s"
-        time.sleep(0.05)
-
-
-def _files_are_whole(root: Path, rows: int) -> None:
-    """No half-written file under a final name; no temp file left."""
-    for path in root.rglob("*"):
-        if not path.is_file() or path.name.startswith("."):
-            assert not path.name.endswith(".tmp"), f"temp file left: {path}"
-            continue
-        if path.suffix == ".json":
-            json.loads(path.read_text())
-        elif path.name == "layers.csv":
-            assert len(pd.read_csv(path)) == rows, path
-        elif path.suffix == ".png":
-            assert path.read_bytes()[-8:-4] == b"IEND", path
-
-
-# Jobs long enough to interrupt: a sweep's signal comes within ~0.1 s of the first job's
-# summary.json, and even a tiny job takes longer than that (0.2 s with its files); a run's
-# comes 0.5 s after Hydra starts the job, which takes 1-7 s on two cores, busy or not.
-SHORT = ["depth=60", "width=32", "trials=8", "plots=false"]
-# A run long enough that the signal always lands inside it, on any machine (~6 s of draws
-# on two cores; interrupted after 0.5 s, so the test does not wait for it).
-LONG = ["depth=3000", "width=128", "trials=16", "plots=false"]
-SWEEP = ["-m", "hydra/launcher=basic", "init=kaiming,scaled,xavier,lecun", "activation=tanh"]
-
-
-@pytest.mark.slow
-def test_ctrl_c_on_a_sweep_stops_cleanly_and_reports_what_finished(tmp_path):
-    proc = _start([*SWEEP, *SHORT], tmp_path)
-    _wait_for("outputs/multiruns/*/*/summary.json", tmp_path, proc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    line = one_line(err)
-    sweep = only_child(tmp_path / "outputs" / "multiruns")
-    finished = [p for p in sweep.glob("*/summary.json")
-                if json.loads(p.read_text())["status"] == "ok"]
-    match = re.fullmatch(r"initlab: interrupted; (\d+) of 4 jobs finished; report: (.+)", line)
-    assert match, line
-    assert int(match.group(1)) == len(finished) >= 1
-    report = Path(match.group(2))
-    assert report.is_absolute() and report.parent == sweep.absolute()
-    assert (report / "report.md").is_file()
-    _files_are_whole(sweep, rows=8 * 61)
-
-
-@pytest.mark.slow
-def test_ctrl_c_on_a_run_stops_cleanly(tmp_path):
-    proc = _start(LONG, tmp_path)
-    _wait_for("outputs/runs/*/.hydra/config.yaml", tmp_path, proc)
-    time.sleep(0.5)  # into the job's computation
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    line = one_line(err)
-    assert re.fullmatch(r"initlab: interrupted; 0 of 1 job finished; results: .+", line), line
-    _files_are_whole(tmp_path / "outputs", rows=16 * 3001)
-
-
 # --------------------------------------------------------------------------- a job's files
 
 
@@ -260,10 +189,153 @@ def test_a_sweep_job_that_cannot_be_written_fails_alone(tmp_path, monkeypatch, c
     _occupy(sweep / "0_kaiming_relu_depth2")
     code, err = main_in_process(["-m", f"hydra.sweep.dir={sweep}", "hydra/launcher=basic",
                                  "init=kaiming,scaled", *TINY], capsys)
-    assert code == 0, err
+    assert code == 1
+    assert one_line(err) == f"initlab: 1 of 2 jobs failed; results: {sweep}"
     status = {p.parent.name: json.loads(p.read_text())["status"]
               for p in sweep.glob("*/summary.json")}
     assert status == {"0_kaiming_relu_depth2": "failed", "1_scaled_relu_depth2": "ok"}
     failed = json.loads((sweep / "0_kaiming_relu_depth2" / "summary.json").read_text())
     assert failed["error"].startswith(f"cannot write {sweep / '0_kaiming_relu_depth2'}")
     assert failed["settings"]["init"] == "kaiming"
+
+
+# --------------------------------------------------------------------------- a full disk
+
+ENOSPC = os.strerror(errno.ENOSPC)  # "No space left on device"
+SMALL_SWEEP = ["init=kaiming,scaled", "activation=tanh,relu", "depth=2", "width=8", "trials=2",
+               "plots=false"]
+
+
+def _message(line: str) -> str:
+    """A log line without its ``[time][logger][LEVEL] - `` prefix."""
+    return re.sub(r"^(\[[^\]]*\])+( - )?\s*", "", line)
+
+
+class FullDisk:
+    """A disk that fills once job 0's summary.json is written: from then on every write fails
+    with ENOSPC — initlab's job files and failure records (``store.atomic_path``), Hydra's
+    per-job .hydra/ files (``hydra.core.utils._save_config``), the report's folder."""
+
+    def __init__(self, monkeypatch) -> None:
+        import hydra.core.utils
+
+        from initlab import store
+        from initlab.report import write
+
+        self.full = False
+        real_path, real_save, real_fill = store.atomic_path, hydra.core.utils._save_config, \
+            write._fill
+
+        @contextmanager
+        def atomic_path(path):
+            self.check()
+            with real_path(path) as tmp:
+                yield tmp
+            self.full |= Path(path).name == "summary.json"
+
+        def save_config(*args, **kwargs):
+            self.check()
+            return real_save(*args, **kwargs)
+
+        def fill(*args, **kwargs):
+            self.check()
+            return real_fill(*args, **kwargs)
+
+        monkeypatch.setattr(store, "atomic_path", atomic_path)
+        monkeypatch.setattr(hydra.core.utils, "_save_config", save_config)
+        monkeypatch.setattr(write, "_fill", fill)
+
+    def check(self) -> None:
+        if self.full:
+            raise OSError(errno.ENOSPC, ENOSPC)
+
+
+def test_a_full_disk_is_one_line_per_failed_job_and_exit_status_1(tmp_path, monkeypatch,
+                                                                  capsys):
+    from initlab import app
+
+    monkeypatch.chdir(tmp_path)
+    FullDisk(monkeypatch)
+    sweep = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as stop:
+        app.main(["-m", f"hydra.sweep.dir={sweep}", *SMALL_SWEEP])
+    out, err = capsys.readouterr()
+    assert stop.value.code == 1
+    assert one_line(err) == (f"initlab: 3 of 4 jobs failed; no report ({sweep}: {ENOSPC}); "
+                             f"results: {sweep}")
+    assert "Traceback" not in out and "Logging error" not in out
+    names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    for num, name in enumerate(names):
+        lines = [_message(x) for x in out.splitlines() if f"/{name} " in x or f"job {num}:" in x]
+        if num == 0:  # its files came whole; Hydra's could not be written after them
+            assert lines == [
+                f"job 0: Hydra's bookkeeping failed: cannot write {sweep / name} ({ENOSPC}); "
+                "its results are whole"]
+        else:  # failed, and not recorded either: one line
+            assert lines == [
+                f"job failed (writing its directory): cannot write {sweep / name} ({ENOSPC}) "
+                "(not recorded)"], out
+    assert [p.parent.name for p in sweep.glob("*/summary.json")] == [names[0]]
+    assert not [p for p in sweep.rglob("*") if ".tmp" in p.name]
+
+
+def _dev_full(path: Path) -> None:
+    """``path`` becomes a link to /dev/full: every write to it fails with ENOSPC."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to("/dev/full")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_real_write_errors_in_every_part_of_a_sweep_are_one_line_each(tmp_path):
+    """Real errors from the OS, no root: a file size limit (RLIMIT_FSIZE, 64 KiB: the deep
+    jobs' tables exceed it, EFBIG) and /dev/full under the names Hydra writes (ENOSPC):
+    job 0's log, job 2's .hydra/config.yaml. Each fault is one line, the sweep exits 1."""
+    import resource
+
+    sweep = tmp_path / "sweep"
+    _dev_full(sweep / "0_kaiming_relu_depth2" / "initlab.log")
+    _dev_full(sweep / "2_scaled_relu_depth2" / ".hydra" / "config.yaml")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "initlab", "-m", f"hydra.sweep.dir={sweep}", "init=kaiming,scaled",
+         "depth=2,400", "width=8", "trials=2", "plots=false"],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300,
+        preexec_fn=limited)
+    assert proc.returncode == 1, proc.stderr
+    big = os.strerror(errno.EFBIG)  # "File too large": the report's self-contained HTML too
+    assert one_line(proc.stderr) == (f"initlab: 2 of 4 jobs failed; no report ({sweep}: {big}); "
+                                     f"results: {sweep}")
+    out = proc.stdout
+    assert "Traceback" not in out and "Logging error" not in out, out
+    expect = {
+        "0_kaiming_relu_depth2": f"job 0: its log {sweep}/0_kaiming_relu_depth2/initlab.log is "
+                                 f"incomplete ({ENOSPC})",
+        "1_kaiming_relu_depth400": "job failed (writing its directory): cannot write "
+                                   f"{sweep}/1_kaiming_relu_depth400 ({big}) (recorded in "
+                                   f"{sweep}/1_kaiming_relu_depth400/summary.json)",
+        "2_scaled_relu_depth2": f"job 2: Hydra's bookkeeping failed: cannot write "
+                                f"{sweep}/2_scaled_relu_depth2 ({ENOSPC}); its results are whole",
+        "3_scaled_relu_depth400": "job failed (writing its directory): cannot write "
+                                  f"{sweep}/3_scaled_relu_depth400 ({big}) (recorded in "
+                                  f"{sweep}/3_scaled_relu_depth400/summary.json)",
+    }
+    for num, (name, line) in enumerate(expect.items()):
+        said = [_message(x) for x in out.splitlines()
+                if f"job {num}:" in x or f"/{name} " in x or f"/{name}/" in x]
+        assert said == [line], out
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_hydras_own_sweep_file_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
+    """Hydra writes multirun.yaml before any job: it cannot, so nothing runs; one line."""
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    _dev_full(sweep / "multirun.yaml")
+    code, err = main_in_process(["-m", f"hydra.sweep.dir={sweep}", *SMALL_SWEEP], capsys)
+    assert code == 1
+    assert one_line(err) == (f"initlab: error: cannot write {sweep} ({ENOSPC}); 0 of 4 jobs "
+                             f"finished; results: {sweep}")

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SWEEP_ACTS, SWEEP_INITS, ok, run_initlab
+from conftest import SWEEP_ACTS, SWEEP_INITS, run_initlab
 
 from initlab import job
 from initlab.chain import run_chain, run_many
@@ -188,9 +188,11 @@ def test_a_fused_sweep_with_a_blocked_job_directory_runs_the_others(tmp_path):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / "1_kaiming_relu_depth3").write_text("in the way\n")
-    proc = ok(run_initlab(["-m", "init=scaled,kaiming", "activation=relu", "depth=3",
-                           "width=8", "trials=1", "plots=false", "report=false",
-                           "progress=true", f"hydra.sweep.dir={sweep}"], tmp_path))
+    proc = run_initlab(["-m", "init=scaled,kaiming", "activation=relu", "depth=3",
+                        "width=8", "trials=1", "plots=false", "report=false",
+                        "progress=true", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"initlab: 1 of 2 jobs failed; results: {sweep}"
     assert "sweep:" in proc.stderr and "trial-layer" in proc.stderr  # the bar moved
     assert summary(sweep / "0_scaled_relu_depth3")["status"] == "ok"
     out = proc.stdout + proc.stderr

@@ -25,6 +25,7 @@ from tests.conftest import (
     SWEEP_SIZE,
     clean_env,
     ok,
+    one_line,
     only_child,
     run_initlab,
 )
@@ -196,10 +197,12 @@ def test_submitit_local_sweep_without_report(tiny_sweep, tmp_path):
 def test_failing_jobs_are_recorded_and_other_axes_make_the_grid(tmp_path):
     """width=2**33: the weight matrix's size overflows, so its allocation fails inside the job
     (at once, without touching memory); the other jobs run and the report has them all."""
-    proc = ok(run_initlab(["-m", "width=16,8589934592", "seed=0,1", "depth=2", "trials=1"],
-                          tmp_path))
+    proc = run_initlab(["-m", "width=16,8589934592", "seed=0,1", "depth=2", "trials=1"],
+                       tmp_path)
     assert "Traceback" not in proc.stderr + proc.stdout
     folder = only_child(tmp_path / "outputs" / "multiruns") / "report"
+    assert proc.returncode == 1  # a sweep with failed jobs, after its report
+    assert one_line(proc.stderr) == f"initlab: 2 of 4 jobs failed; report: {folder}"
     table = pd.read_csv(folder / "summary.csv")
     assert table["status"].tolist() == ["ok", "ok", "failed", "failed"]
     assert table["width"].tolist() == [16, 16, 2**33, 2**33]

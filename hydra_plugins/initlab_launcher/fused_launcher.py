@@ -37,7 +37,10 @@ from hydra.core.utils import (
 )
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from initlab import interrupts
+
 log = logging.getLogger(__name__)
+jobs_log = logging.getLogger("initlab")
 
 
 @dataclass
@@ -90,8 +93,10 @@ def logging_task(summary: dict[str, Any] | None):
     """A task function for Hydra's ``run_job`` that reports a job ``run_jobs`` has written."""
 
     def task(cfg: DictConfig) -> dict[str, Any] | None:
+        from initlab import interrupts
         from initlab.app import report_job
 
+        interrupts.pause("bookkeeping")  # tests only: inside Hydra's run_job
         if summary is None or summary.get("status") != "ok":
             return None  # run_jobs logged and recorded the failure
         report_job(summary, HydraConfig.get().runtime.output_dir)
@@ -147,6 +152,7 @@ class FusedLauncher(BasicLauncher):
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            interrupts.pause("compose")  # tests only: a job's config composed
             with open_dict(cfg):
                 cfg.hydra.job.id = idx
                 cfg.hydra.job.num = idx
@@ -159,8 +165,8 @@ class FusedLauncher(BasicLauncher):
         runs = []
         for cfg, (planned, summary) in zip(configs, written, strict=True):
             task = logging_task(summary) if planned else self.task_function
-            runs.append(self._hydra_job(cfg, task, already_failed=planned and (
-                summary is None or summary.get("status") != "ok")))
+            status = "unplanned" if not planned else (summary or {}).get("status", "failed")
+            runs.append(self._hydra_job(cfg, task, status))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         unplanned = sum(not planned for planned, _ in written)
         log.info(f"Hydra's job bookkeeping: {time.perf_counter() - start:.2f} s for "
@@ -194,15 +200,23 @@ class FusedLauncher(BasicLauncher):
         summaries = iter(done)
         return [(p is not None, next(summaries) if p is not None else None) for p in plans]
 
-    def _hydra_job(self, cfg: DictConfig, task, already_failed: bool) -> JobReturn:
-        """Hydra's bookkeeping for one job; a job directory that cannot be written is one line."""
+    def _hydra_job(self, cfg: DictConfig, task, status: str) -> JobReturn:
+        """Hydra's bookkeeping for one job (its .hydra/ files, its log); when it cannot be
+        written (a file in the way, a full disk) one line, unless the job already failed
+        (``status``: ok, failed, or unplanned: the app's task runs the job inside)."""
         try:
             return run_job(hydra_context=self.hydra_context, task_function=task, config=cfg,
                            job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         except Exception as exc:  # noqa: BLE001  e.g. PermissionError, a file in the way
-            if not already_failed:
-                logging.getLogger("initlab").error(
-                    "job %s failed: its directory cannot be written (%s: %s)",
-                    cfg.hydra.job.num, type(exc).__name__, exc)
+            # the job's log may be the file that fails: back to the sweep's logging first
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            from initlab.job import problem
+
+            why, num = problem(exc, job_dir(cfg)), cfg.hydra.job.num
+            if status == "ok":
+                jobs_log.error("job %s: Hydra's bookkeeping failed: %s; its results are whole",
+                               num, why)
+            elif status == "unplanned":
+                jobs_log.error("job %s failed: %s", num, why)
             return JobReturn(overrides=list(cfg.hydra.overrides.task), status=JobStatus.COMPLETED,
                              _return_value=None)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from initlab import store
+from initlab import interrupts, store
 from initlab.report import document, figures, parallel, phase, render
 from initlab.report.load import JobRecord, ReportError, ReportIOError, find_jobs
 from initlab.report.phase_figure import phase_diagram
@@ -155,6 +155,7 @@ def write_report(directory: Path, job: str | None = None) -> Path:
     old = None
     try:
         _fill(tmp, directory, table, job)
+        interrupts.pause("report")  # tests only: built, not yet in place
         for path in tmp.iterdir():  # as a plain open() and mkdir() would make them
             path.chmod(0o666 & ~mask)
         tmp.chmod(0o777 & ~mask)  # mkdtemp made it 0700
