@@ -48,8 +48,14 @@ def label(settings: dict[str, Any], family: str, shown: set[str] | None = None) 
     return name + ("(" + ", ".join(f"{k}={v}" for k, v in extra.items()) + ")" if extra else "")
 
 
+#: The node keys of a family that are not its parameters.
+_NOT_PARAMS = ("name", "_target_", "params")
+
+
 def from_overrides(overrides: list[str]) -> dict[str, Any]:
-    """Settings named by Hydra overrides: ``init.std=0.01`` -> ``{"init_std": 0.01}``."""
+    """Settings named by Hydra overrides, spelled as a job's settings: ``init=normal`` ->
+    ``{"init": "normal"}``, ``init.std=0.01`` -> ``{"init_std": 0.01}``, ``model._target_=m.f``
+    -> ``{"model": "custom", "model_target": "m.f"}`` (as ``ModelSpec.describe`` has it)."""
     import yaml
 
     out: dict[str, Any] = {}
@@ -62,11 +68,76 @@ def from_overrides(overrides: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             parsed = value
         parts = key.split(".")
-        if parts[0] in FAMILIES and len(parts) == 2:
-            key = parts[0] if parts[1] == "name" else f"{parts[0]}_{parts[1]}"
-        elif len(parts) != 1 or key not in PLAIN:  # report=, progress=, plots=: no settings
-            continue
-        out[key] = parsed
+        if parts == ["model", "_target_"]:
+            out.update(model="custom", model_target=parsed)
+        elif parts == ["model", "input_shape"] and isinstance(parsed, list):
+            out["model_input_shape"] = "x".join(map(str, parsed))  # as describe() has it
+        elif parts[0] in FAMILIES and (len(parts) == 1 or parts[1:] == ["name"]):
+            out[parts[0]] = parsed
+        elif parts[0] in FAMILIES and len(parts) == 2 and parts[1] not in _NOT_PARAMS:
+            out[f"{parts[0]}_{parts[1]}"] = parsed
+        elif parts[0] in ("init", "activation") and parts[1:2] == ["params"] and len(parts) == 3:
+            out[f"{parts[0]}_{parts[2]}"] = parsed
+        elif len(parts) == 1 and key in PLAIN:  # report=, progress=, plots=: no settings
+            out[key] = parsed
     return out
 
 
+def with_overrides(base: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``base`` (a sweep's settings) as one job's overrides change them: a family chosen
+    anew (``init=normal``) drops the base's parameters of that family, whose new values
+    only the job's own files know; a model other than the chain drops the chain's own
+    settings (its depth and width come from the model)."""
+    given = from_overrides(overrides)
+    out = dict(base)
+    for family in FAMILIES:
+        if family in given and given[family] != base.get(family):
+            out = {k: v for k, v in out.items() if not k.startswith(family + "_")}
+    out.update(given)
+    if out.get("model", "chain") == "chain":
+        out.pop("model", None)
+    else:
+        for key in ("depth", "width", "weights"):
+            out.pop(key, None)
+    return out
+
+
+def from_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A job's settings, spelled as its summary.json has them, from its composed config (a
+    plain dict: ``.hydra/config.yaml``, or a sweep's ``multirun.yaml``): what a report
+    knows of a job that never wrote a summary. What the config cannot tell is left out
+    (``init=critical`` brings its own bias, which only the job computes)."""
+    model = cfg.get("model") or {}
+    name = "custom" if model.get("_target_") else str(model.get("name", "chain"))
+    out: dict[str, Any] = {}
+    if name != "chain":
+        out["model"] = name
+        out.update(_model_settings(name, model))
+    for family in ("init", "activation", "bias"):
+        node = cfg.get(family) or {}
+        if not isinstance(node, dict) or node.get("name") is None:
+            continue
+        out[family] = node["name"]
+        extra = node.get("params") if isinstance(node.get("params"), dict) else {}
+        values = {**extra, **{k: v for k, v in node.items() if k not in _NOT_PARAMS}}
+        out.update({f"{family}_{k}": v for k, v in sorted(values.items()) if v is not None})
+    if name == "custom":  # a user's model keeps its own activations
+        out = {k: v for k, v in out.items() if not k.startswith("activation_")}
+        out["activation"] = "model"
+    if out.get("init") == "critical":
+        out = {k: v for k, v in out.items() if k != "bias" and not k.startswith("bias_")}
+    chain_only = ("depth", "width", "weights") if name != "chain" else ()
+    out.update({k: cfg[k] for k in PLAIN if k in cfg and k not in chain_only})
+    return out
+
+
+def _model_settings(name: str, model: dict[str, Any]) -> dict[str, Any]:
+    """A model's own settings as ``ModelSpec.describe`` names them."""
+    if name == "conv_chain":
+        return {f"model_{k}": model[k] for k in ("channels", "depth", "size")
+                if model.get(k) is not None}
+    if name == "simple_cnn":
+        return {"model_batchnorm": True} if model.get("batchnorm") else {}
+    shape = model.get("input_shape")
+    return {"model_target": model.get("_target_"),
+            **({"model_input_shape": "x".join(map(str, shape))} if shape else {})}

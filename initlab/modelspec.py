@@ -152,7 +152,8 @@ class ModelSpec(Settings):
 
     def describe(self, depth: int | None = None, width: int | None = None) -> dict[str, Any]:
         """Flat settings, the columns of every row (``depth``/``width`` once probed)."""
-        own = {"conv_chain": {"model_channels": self.channels, "model_size": self.size},
+        own = {"conv_chain": {"model_channels": self.channels, "model_depth": self.depth,
+                              "model_size": self.size},
                "simple_cnn": {"model_batchnorm": self.batchnorm} if self.batchnorm else {},
                CUSTOM: {"model_target": self.target,
                         "model_input_shape": "x".join(map(str, self.shape()))}}

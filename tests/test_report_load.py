@@ -184,6 +184,7 @@ def test_a_failed_jobs_settings_come_from_its_overrides(sweep_copy, tmp_path):
         (job / "summary.json").write_text(json.dumps(data))
         (job / ".hydra" / "overrides.yaml").write_text(
             f"- init=normal\n- init.std={std}\n- activation=relu\n- report=false\n")
+        (job / ".hydra" / "config.yaml").unlink()  # the tiny sweep's, not these settings
     record_failure(jobs[1], {"init": "normal", "activation": "relu"}, MemoryError("boom"))
     sweep = tmp_path / "std_sweep"
     sweep.mkdir()

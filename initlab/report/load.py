@@ -12,7 +12,9 @@ starts, and every job writes ``.hydra/overrides.yaml``. A job is
 * ``never started``: planned in multirun.yaml, no directory.
 
 Settings and labels come from summary.json (its ``settings`` dict when present,
-else the top-level keys) and the job's overrides, never from a live registry.
+else the top-level keys) and the job's overrides, never from a live registry; a job
+without a whole summary takes them from its own ``.hydra/config.yaml`` (Hydra writes it
+before the job runs), else from the sweep's ``multirun.yaml`` with the job's overrides.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import pandas as pd
 
 from initlab import store
 from initlab.checks import Broken, check_summary, read_layers
-from initlab.labels import from_overrides, settings_of
+from initlab.labels import from_config, from_overrides, settings_of, with_overrides
 
 STATUSES = ("ok", "failed", "broken", "unfinished", "never started")
 
@@ -77,12 +79,31 @@ def _read_overrides(path: Path) -> list[str]:
     return [str(o) for o in data] if isinstance(data, list) else []
 
 
-def load_job(path: Path, overrides: list[str] | None = None) -> JobRecord:
-    """Read one job directory and settle its status; never raises."""
+def _read_config(path: Path) -> dict[str, Any] | None:
+    """A composed config written by Hydra (``multirun.yaml``, ``.hydra/config.yaml``) as a
+    plain dict, its ``hydra`` node left out; None when it cannot be read."""
+    try:
+        from omegaconf import OmegaConf
+
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception:  # missing, cut short, not YAML: nothing known from it
+        return None
+    if not isinstance(data, dict):
+        return None
+    data.pop("hydra", None)
+    return data
+
+
+def load_job(path: Path, overrides: list[str] | None = None,
+             base: dict[str, Any] | None = None) -> JobRecord:
+    """Read one job directory and settle its status; never raises. ``base``: the sweep's
+    settings (``multirun.yaml``), for a job whose own config is not there."""
     path = Path(path)
     job = JobRecord(name=path.name, path=path, status="ok")
     job.overrides = overrides if overrides is not None else _read_overrides(path)
-    job.settings = from_overrides(job.overrides)
+    own = _read_config(path / ".hydra" / "config.yaml")
+    job.settings = with_overrides(from_config(own) if own is not None else base or {},
+                                  job.overrides)
     try:
         job.files = _visible_files(path)
     except OSError as exc:
@@ -107,6 +128,8 @@ def load_job(path: Path, overrides: list[str] | None = None) -> JobRecord:
             job.settings.update({k: v for k, v in settings_of(summary).items()
                                  if isinstance(v, (str, int, float, bool)) or v is None})
         return job
+    if job.summary.get("status", "ok") == "ok":  # a whole summary names every setting
+        job.settings = from_overrides(job.overrides)
     job.settings.update(settings_of(job.summary))
     if job.summary.get("status", "ok") != "ok":
         job.status = "failed"
@@ -211,6 +234,8 @@ def find_jobs(directory: Path) -> list[JobRecord]:
         raise ReportError(f"{directory}: not a run or sweep directory (no multirun.yaml, no "
                           "job with .hydra/ or summary.json inside); give e.g. "
                           "outputs/multiruns/<time>")
+    record = _read_config(directory / "multirun.yaml")
+    base = from_config(record) if record is not None else None
     found = {p: _read_overrides(p) for p in dirs}
     planned = [sorted(o) for o in plan or []]
     # a directory whose overrides are spelled unlike the plan: its job number says which it is
@@ -224,13 +249,14 @@ def find_jobs(directory: Path) -> list[JobRecord]:
             match = [by_num[num]]
         if match:
             taken.add(match[0])
-            jobs.append(load_job(match[0], found[match[0]]))
+            jobs.append(load_job(match[0], found[match[0]], base))
         else:
             jobs.append(JobRecord(name=f"#{num}", path=None, status="never started",
                                   problem="planned, never started: " + (" ".join(overrides)
                                                                         or "(no overrides)"),
-                                  overrides=overrides, settings=from_overrides(overrides)))
-    jobs += [load_job(p, found[p]) for p in dirs if p not in taken]
+                                  overrides=overrides,
+                                  settings=with_overrides(base or {}, overrides)))
+    jobs += [load_job(p, found[p], base) for p in dirs if p not in taken]
     return jobs
 
 

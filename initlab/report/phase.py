@@ -46,6 +46,7 @@ class PhaseGrid:
     edge_w2: np.ndarray = field(default_factory=lambda: np.zeros(0))
     edge_note: str = ""
     shared: int = 0  # jobs left out because another job already stands for their cell
+    missing: int = 0  # cells the sweep planned whose job did not finish (blank: partial grid)
 
     @property
     def act_label(self) -> str:
@@ -149,14 +150,26 @@ def edge(grid: PhaseGrid, jobs: list[JobRecord]) -> None:
         grid.edge_note = "chi_1 = 1 is not reached inside the swept sigma_w2 range"
 
 
+def _unfinished(jobs: list[JobRecord], activation: str) -> set[tuple[float, float]]:
+    """The cells of planned jobs of ``activation`` that did not finish (failed, broken,
+    cut short, never started): their settings come from the sweep's record."""
+    return {(float(j.settings[W_KEY]), float(j.settings[B_KEY])) for j in jobs
+            if not j.ok and is_number(j.settings.get(W_KEY)) and is_number(j.settings.get(B_KEY))
+            and label(j.settings, "activation") == activation
+            and (not is_number(j.settings.get("batch")) or j.settings["batch"] >= 2)}
+
+
 def build(jobs: list[JobRecord], activation: str | None = None) -> PhaseGrid:
     """The grid of ``jobs`` (of one activation label: ``activation``, else the first);
-    ``applies`` must hold. The edge is computed by the theory."""
+    ``applies`` must hold. Its axes span every planned cell: one whose job did not
+    finish stays blank and counts in ``missing``."""
     sel = eligible(jobs)
     activation = activation or label(sel[0].settings, "activation")
     sel = [j for j in sel if label(j.settings, "activation") == activation]
-    w2 = sorted({float(j.settings[W_KEY]) for j in sel})
-    b2 = sorted({float(j.settings[B_KEY]) for j in sel})
+    done = {(float(j.settings[W_KEY]), float(j.settings[B_KEY])) for j in sel}
+    missing = _unfinished(jobs, activation) - done
+    w2 = sorted({w for w, _ in done | missing})
+    b2 = sorted({b for _, b in done | missing})
     measured = np.full((len(b2), len(w2)), np.nan)
     theory, chi1, sd, counts = (measured.copy() for _ in range(4))
     cells: dict[tuple[float, float], JobRecord] = {}
@@ -178,7 +191,7 @@ def build(jobs: list[JobRecord], activation: str | None = None) -> PhaseGrid:
     grid = PhaseGrid(
         activation=str(first.get("activation")), activation_params=params(first, "activation"),
         sigma_w2=w2, sigma_b2=b2, measured=measured, theory=theory, chi_1=chi1, trial_sd=sd,
-        counts=counts, jobs=cells, shared=shared,
+        counts=counts, jobs=cells, shared=shared, missing=len(missing),
         depth=_one([j.settings.get("depth") for j in sel]),
         width=_one([j.settings.get("width") for j in sel]),
         trials=_one([j.settings.get("trials") for j in sel]),

@@ -57,7 +57,11 @@ def _panels(axs, grid: PhaseGrid, vmin: float, narrow: bool, last: bool,
     meas = ", ".join(w for w in [f"width {grid.width}" if grid.width else "",
                                  f"median of {grid.trials} trials" if grid.trials else ""] if w)
     who = f"{grid.act_label}: " if several else ""
-    titles = [who + (f"measured\n({meas})" if meas else "measured"),
+    partial = ""
+    if grid.missing:
+        cells = len(grid.sigma_w2) * len(grid.sigma_b2)
+        partial = f"\npartial: {grid.missing} of {cells} cells not finished (grey)"
+    titles = [who + (f"measured\n({meas})" if meas else "measured") + partial,
               who + "mean-field theory\n(infinite width)"]
     image = None
     for n, (ax, data, title) in enumerate(zip(axs, (grid.measured, grid.theory), titles,
@@ -114,5 +118,7 @@ def phase_diagram(grids: PhaseGrid | list[PhaseGrid], narrow: bool = False) -> F
     where = [f"depth {g.depth}" if g.depth else "", f"c0 = {g.c0}" if g.c0 is not None else ""]
     head = ", ".join(w for w in where if w)
     acts = ", ".join(x.act_label for x in grids)
-    fig.suptitle(f"Order to chaos: {acts}" + (f", {head}" if head else ""), fontsize=12)
+    partial = " (partial grid)" if any(x.missing for x in grids) else ""
+    fig.suptitle(f"Order to chaos: {acts}" + (f", {head}" if head else "") + partial,
+                 fontsize=12)
     return fig

@@ -79,6 +79,12 @@ def _about(grid: phase.PhaseGrid, g: dict) -> list[str]:
                     f"down to {low:.2f}): without a bias the signal itself vanishes (q* = 0) "
                     "and the correlation approaches 1 only marginally (χ_c = 1), not "
                     "exponentially.")
+    if grid.missing:
+        cells = len(grid.sigma_w2) * len(grid.sigma_b2)
+        text.append(f"This grid is partial: {grid.missing} of its {cells} cells have no "
+                    "finished job (failed, cut short or never started: listed under "
+                    "Problems) and are left grey; the numbers above cover the "
+                    f"{cells - grid.missing} finished cells only.")
     if grid.shared:
         text.append(f"Other settings vary too: each cell shows the first job of its "
                     f"(σ_w², σ_b²) in job order; {grid.shared} jobs are not in the diagram.")
