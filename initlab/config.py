@@ -156,7 +156,10 @@ def register() -> None:
 
 
 def _group(node: DictConfig, kind: str) -> tuple[str, dict[str, Any]]:
-    """(name, parameters) of an init or activation node; registers a ``_target_`` plug-in."""
+    """(name, parameters) of an init or activation node; registers a ``_target_`` plug-in,
+    which gets its ``params`` and the typed keys it takes: a plug-in put in place of
+    ``init=kaiming`` does not inherit kaiming's ``mode`` and ``distribution``
+    (``initlab.validate`` refuses such a key when the command line names it)."""
     data = OmegaConf.to_container(node, resolve=True)
     name = data.pop("name")
     target = data.pop("_target_", None)
@@ -166,10 +169,29 @@ def _group(node: DictConfig, kind: str) -> tuple[str, dict[str, Any]]:
         if key in typed:
             raise SpecError(f"{kind}.params.{key} duplicates {kind}.{key}; set {kind}.{key}="
                             f"{extra[key]} instead")
-    params = {**extra, **typed}
     if target:
         plugins.register(kind, name, target)
-    return name, params
+        takes = plugin_params(kind, name)
+        if takes is not None:  # the replaced option's own (kaiming's mode, ...) stay behind
+            typed = {k: v for k, v in typed.items() if k in takes}
+    return name, {**extra, **typed}
+
+
+def plugin_params(kind: str, name: str) -> tuple[str, ...] | None:
+    """The keyword parameters a registered plug-in takes; None when it takes any
+    (``**params``) or Python cannot tell (a builtin)."""
+    import inspect
+
+    from initlab import activations, schemes
+
+    fn = schemes.SCHEMES[name] if kind == "init" else activations.ACTIVATIONS[name]
+    try:
+        signature = inspect.signature(fn)
+    except (ValueError, TypeError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        return None
+    return schemes.scheme_params(name) if kind == "init" else activations.activation_params(name)
 
 
 def _schemes(cfg: DictConfig) -> dict[str, Any]:
@@ -262,7 +284,9 @@ def check(cfg: DictConfig) -> None:
     reference_from_config(cfg)
     resolve_device(spec.device)
     if isinstance(spec, ModelSpec):
-        check_hooks(spec)
+        from initlab.modelcheck import check_model  # builds the model: torch and the probe
+
+        check_model(spec)
 
 
 def reference_from_config(cfg: DictConfig) -> dict[str, Any] | None:
@@ -289,41 +313,6 @@ def reference_from_config(cfg: DictConfig) -> dict[str, Any] | None:
                             f"{key}={OmegaConf.select(cfg, key)}; keep {key}={value}, or add "
                             "reference=null to run without the reference")
     return reference
-
-
-_HOOKED: dict[str, str | None] = {}  # a model's settings -> why nothing is hooked (None: fine)
-
-
-def check_hooks(spec: ModelSpec) -> None:
-    """SpecError when ``model.include``/``exclude`` (or the default) hook no module of the
-    model, found by building it on torch's meta device (no memory, no numbers); a model
-    that cannot be built there is left to the job (whose probe says the same line)."""
-    if spec.model == "conv_chain":
-        return  # hooks its own convolutions and activations
-    key = repr((spec.model, spec.target, spec.params, spec.batchnorm, spec.include,
-                spec.exclude))
-    if key not in _HOOKED:
-        _HOOKED[key] = _why_nothing_hooked(spec)
-    if _HOOKED[key]:
-        raise SpecError(_HOOKED[key])
-
-
-def _why_nothing_hooked(spec: ModelSpec) -> str | None:
-    import torch
-
-    from initlab.probing.core import no_module_message
-    from initlab.probing.record import select
-
-    include, exclude = spec.hooks()
-    try:
-        with torch.device("meta"):
-            model = spec.factory()()
-    except Exception:  # noqa: BLE001 - the job builds it for real and says what failed
-        return None
-    if select(model, include, exclude):
-        return None
-    name = f"model={spec.model}" + (f" ({spec.target})" if spec.target else "")
-    return no_module_message(include, exclude, "model.", name)
 
 
 def job_from_config(cfg: DictConfig, out_dir: Any, sweep: bool = False):

@@ -206,9 +206,11 @@ def _check_plan(plan: Plan, compose_with, overrides: list[Any]) -> None:
 
     coupled = [a for a in plan.scalars if a.key not in INDEPENDENT]
     first = None
+    typed = [o.key_or_group for o in overrides if _typed_param(o.key_or_group)]
     for cfg in _combinations(plan.groups, composed):
         first = cfg if first is None else first
         _check_product(cfg, coupled)
+        _check_plugin_keys(cfg, typed)
     for axis in plan.scalars:
         if axis.key in INDEPENDENT:
             for value in {repr(v): v for v in axis.values}.values():
@@ -270,6 +272,28 @@ def _combinations(groups: list[Axis], composed: Callable[[list[int]], Any]) -> I
         for g, i in enumerate(combo):
             OmegaConf.update(cfg, keys[g], nodes[g][i], merge=False)
         yield cfg
+
+
+def _typed_param(key: str) -> bool:
+    """``init.std``: a scheme's or an activation's typed parameter (not ``init.params.x``)."""
+    family, _, param = key.partition(".")
+    return family in ("init", "activation") and bool(param) and "." not in param \
+        and param not in ("name", "_target_", "params")
+
+
+def _check_plugin_keys(cfg, keys: list[str]) -> None:
+    """A typed parameter the command line gives a plug-in that does not take it (the
+    plug-in gets only the ones it takes: ``config._group``) is refused, not dropped."""
+    for key in keys:
+        family, _, param = key.partition(".")
+        node = cfg[family]
+        if not node.get("_target_") or node.get(param) is None:
+            continue
+        takes = config.plugin_params(family, node.name)  # registered by config.check
+        if takes is not None and param not in takes:
+            raise UsageError(f"{key}={text(node.get(param))} does not apply to "
+                             f"{family}={node.name!r} (a plug-in, {node._target_}); its "
+                             f"parameters: {', '.join(takes) or 'none'}")
 
 
 def _unknown_parameter(key: str) -> bool:

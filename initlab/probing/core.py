@@ -10,6 +10,23 @@ passed in gets its parameters and buffers back as they were.
 Inputs, weights, biases and the output gradient come from the chain engine's keyed
 streams (``initlab.draws``): a ``Sequential`` of square ``Linear`` layers probed with a
 chain's schemes sees the chain's matrices, biases, inputs and output gradient.
+
+A layer is a hooked module's call; its signal is the output's first floating tensor
+(depth-first through tuples, lists and dicts); a 0-d output (a loss) is no layer, and
+when it is the model's output the backward pass starts from it. With gradients the
+model's output must hold a floating-point tensor that depends on the input or the
+parameters, else the probe refuses in one line (a model returning None or integers
+would lose its gradient columns). Statistics pool a layer's units and the batch's
+samples: a layer holding a single value per trial (a 1-unit head with batch 1) has no
+spread, so its ``std`` is NaN, not 0, and the verdicts leave it out; when every judged
+layer is such, no verdict is given (``initlab.probing.judge``).
+
+Two paths, the same draws: one trial at a time with hooks, or (``batched``) every trial
+of a plain ``nn.Sequential`` of Linear/ConvNd layers and parameter-free activations at
+once (``initlab.probing.batched``). ``batched=None`` takes the batched path on CUDA and,
+on a CPU, for small models (``batched.small``), where a trial's per-layer overhead
+outweighs its compute; their statistics agree up to rounding
+(``result.timing["path"]`` says which ran).
 """
 
 from __future__ import annotations
@@ -17,6 +34,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,7 +48,15 @@ from initlab.columns import GRAD_STATS, STATS
 from initlab.draws import gradient_columns, input_seed, stream_seed
 from initlab.probing import batched as B
 from initlab.probing import weights as W
-from initlab.probing.record import Recorder, first_tensor, grad_stats, select, signal_stats
+from initlab.probing.record import (
+    Recorder,
+    first_tensor,
+    grad_stats,
+    no_gradient_message,
+    no_module_message,
+    select,
+    signal_stats,
+)
 from initlab.result import Result
 from initlab.schemes import make_recipe
 
@@ -77,9 +103,10 @@ def _output_gradient(y: torch.Tensor, batch: int, seed: int, trial: int) -> torc
 
 def _backward(rec: Recorder, x0: torch.Tensor, out: Any, seed: int, trial: int) -> dict:
     """Back-propagate; returns layer index -> (grad_w mean, std). Tensor hooks fill rec.grads."""
+    message = no_gradient_message(out)
+    if message:
+        raise ValueError(message)
     y = first_tensor(out)
-    if y is None or not y.requires_grad:
-        return {}
     params: list[torch.Tensor] = []
     where: dict[int, int] = {}  # layer index -> position in params
     for index, module in enumerate(rec.modules, start=1):
@@ -132,64 +159,42 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
 
     ``model``: an ``nn.Module`` (reset per trial by its modules' ``reset_parameters``
     under the trial's seed when ``init`` or ``bias`` is ``model``; restored when done)
-    or a zero-argument factory, called once per trial under the trial's seed when the
-    model's own initialization is asked for (``init='model'``, or ``bias='model'`` on a
-    model with biases), else once, its weights and biases redrawn per trial.
-    ``inputs``: a batch-first tensor (the same batch every trial) or
-    ``(generator) -> tensor`` (trial t's generator is seeded with the chain's
-    ``input_seed(seed, t)``), or ``initlab.inputs.gaussian_inputs`` (the chain's inputs).
-
-    ``init``: ``model`` (the model's own initialization), ``keep`` (an instance's
-    weights as they are) or an initlab scheme (not ``lsuv``/``critical``), on every
-    module with a weight of >= 2 dimensions, torch's fans; ``bias``: ``model``,
-    ``keep`` or an ``initlab.biases`` scheme. ``include``/``exclude``: fnmatch
-    patterns on module names or class names (a string is one pattern; default: every leaf
-    module with parameters); none matching is an error.
-    A module's signal is its output's first floating tensor (depth-first through
-    tuples, lists and dicts); a 0-d output (a loss) is no layer, and when it is the
-    model's output the backward pass starts from it. ``device``: where a factory's
-    model goes (an instance stays where it is); the inputs follow the model.
-    ``histogram=False`` skips the log10|x| histogram (``result.hist`` is None): it costs
-    more than every other statistic together on a large signal. ``batched``: run all
-    trials of a plain ``nn.Sequential`` at once (``initlab.probing.batched``); None: when
-    the model qualifies, on CUDA, and on a CPU when it is small (``batched.small``: there
-    the per-layer overhead of a trial outweighs its compute), False: never (one trial at
-    a time, hooks), True: whenever the model qualifies, else raise. Both paths draw the
-    same weights, inputs and output gradients: their statistics agree up to rounding
-    (``result.timing["path"]`` says which ran). ``progress``, when given, is called with
-    the number of trials done after each trial (or chunk of trials).
+    or a zero-argument factory (called per trial when the model's own initialization is
+    asked for, else once, its weights and biases redrawn per trial). ``inputs``: a
+    batch-first tensor (the same batch every trial), ``(generator) -> tensor`` (trial
+    t's generator seeded with the chain's ``input_seed(seed, t)``), or
+    ``initlab.inputs.gaussian_inputs`` (the chain's inputs). ``init``: ``model``,
+    ``keep`` (an instance's weights as they are) or an initlab scheme (not
+    ``lsuv``/``critical``) on every weight of >= 2 dimensions, torch's fans; ``bias``:
+    ``model``, ``keep`` or an ``initlab.biases`` scheme. ``include``/``exclude``: fnmatch
+    patterns on module or class names (a string is one pattern; default: every leaf
+    module with parameters); none matching is an error. ``device``: where a factory's
+    model goes (an instance stays; the inputs follow the model). ``histogram=False``
+    skips the log10|x| histogram (the costliest statistic). ``batched``: all trials of a
+    plain ``nn.Sequential`` at once (module docstring); ``progress(n)`` after each trial
+    or chunk. What a layer is, and what a one-unit layer or a gradient needs: the
+    module docstring.
     """
     _check(init, init_params, bias, bias_params, trials, seed)
     include, exclude = _patterns(include, "include"), _patterns(exclude, "exclude")
     dev = _device(model, device)
-    source = model
     snapshot = ({k: v.detach().clone() for k, v in model.state_dict().items()}
                 if isinstance(model, nn.Module) else None)
     prep = dict(seed=seed, init=init, init_params=init_params, bias=bias,
                 bias_params=bias_params, device=dev)
-    batch_of = _batches(inputs, seed)
     start = time.perf_counter()
     try:
-        m0 = W.prepare(model, 0, **prep)
-        if snapshot is None and not W.needs_own_init(m0, init, bias):
-            model = m0  # every parameter a trial needs comes from a scheme: build once
-        if not select(m0, include, exclude):
-            raise ValueError(no_module_message(include, exclude))
-        where = W.device_of(m0)
-        x00 = batch_of(0, where)
-        wide = x00.dtype == torch.float64 or any(
-            p.dtype == torch.float64 for p in m0.parameters())
-        hist_dtype = ("float64" if wide else "float32") if histogram else None
-        plan, run = _path(m0, x00, batched, include, exclude, trials, gradients)
-        tables, types, shapes = run(model, m0, x00, batch_of, plan, prep, trials=trials,
-                                    seed=seed, gradients=gradients, include=include,
-                                    exclude=exclude, hist_dtype=hist_dtype,
-                                    progress=progress or (lambda n: None))
+        with warnings.catch_warnings():  # a one-unit layer's std is NaN, said in the docstring
+            warnings.filterwarnings("ignore", message=r"std\(\): degrees of freedom")
+            run = _measure(model, inputs, prep, snapshot is None, include, exclude,
+                           trials=trials, seed=seed, gradients=gradients, histogram=histogram,
+                           batched=batched, progress=progress or (lambda n: None))
     finally:
         if snapshot is not None:
             with torch.no_grad():
                 model.load_state_dict(snapshot)
-    settings = _settings(source, init, init_params, bias, bias_params, trials, seed, gradients,
+    tables, types, shapes, x00, where, plan, hist_dtype = run
+    settings = _settings(model, init, init_params, bias, bias_params, trials, seed, gradients,
                          str(where))
     settings.update(batch=x00.shape[0], dtype=str(x00.dtype).removeprefix("torch."))
     return Result(settings=settings, stats=tables.stats, modules=["input", *tables.names],
@@ -197,6 +202,28 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
                   hist=tables.hist, hist_dtype=hist_dtype or "float32", grads=tables.grads,
                   timing={"path": "loop" if plan is None else "batched",
                           "seconds_per_trial": (time.perf_counter() - start) / trials})
+
+
+def _measure(model, inputs: Inputs, prep: dict, fresh: bool, include, exclude, *,
+             trials: int, seed: int, gradients: bool, histogram: bool, batched: bool | None,
+             progress: Callable[[int], object]) -> tuple:
+    """Trial 0's model and inputs, the path, then every trial: (tables, module types,
+    shapes, trial 0's inputs, device, batched plan, histogram dtype)."""
+    batch_of = _batches(inputs, seed)
+    m0 = W.prepare(model, 0, **prep)
+    if fresh and not W.needs_own_init(m0, prep["init"], prep["bias"]):
+        model = m0  # every parameter a trial needs comes from a scheme: build once
+    if not select(m0, include, exclude):
+        raise ValueError(no_module_message(include, exclude))
+    where = W.device_of(m0)
+    x00 = batch_of(0, where)
+    wide = x00.dtype == torch.float64 or any(p.dtype == torch.float64 for p in m0.parameters())
+    hist_dtype = ("float64" if wide else "float32") if histogram else None
+    plan, run = _path(m0, x00, batched, include, exclude, trials, gradients)
+    tables, types, shapes = run(model, m0, x00, batch_of, plan, prep, trials=trials, seed=seed,
+                                gradients=gradients, include=include, exclude=exclude,
+                                hist_dtype=hist_dtype, progress=progress)
+    return tables, types, shapes, x00, where, plan, hist_dtype
 
 
 def _patterns(value: str | Sequence[str] | None, name: str) -> list[str] | None:
@@ -210,16 +237,6 @@ def _patterns(value: str | Sequence[str] | None, name: str) -> list[str] | None:
         raise ValueError(f"{name}={value!r} is not allowed; give fnmatch patterns (strings) on "
                          "module names or class names")
     return patterns
-
-
-def no_module_message(include: list[str] | None, exclude: list[str] | None,
-                      key: str = "", model: str = "this model") -> str:
-    """Why the probe has nothing to hook, in one line naming the patterns (``key``: how the
-    caller spells them, ``model.`` on the command line)."""
-    chosen = (f"{key}include={include}" if include is not None else "the default (every leaf "
-              "module with parameters)") + (f" minus {key}exclude={exclude}" if exclude else "")
-    return (f"no module to probe: {chosen} matches no module of {model}; patterns match "
-            "module names (as model.named_modules() gives them) or class names (Conv2d)")
 
 
 def _device(model: Any, device: str | torch.device | None) -> torch.device | None:

@@ -130,3 +130,26 @@ class Recorder:
 
     def _grad(self, index: int, g: torch.Tensor) -> None:
         self.grads[index] = grad_stats(g)
+
+
+def no_gradient_message(out: Any) -> str | None:
+    """Why no backward pass can start from a model's output ``out``; None when it can."""
+    y = first_tensor(out)
+    if y is not None and (y.requires_grad or y.device.type == "meta"):
+        return None
+    got = ("None" if out is None else f"a {out.dtype} tensor"
+           if isinstance(out, torch.Tensor) else type(out).__name__)
+    why = (f"its output holds no floating-point tensor (it returned {got})" if y is None
+           else "its output does not depend on the input or on any parameter")
+    return (f"gradients=true needs the model's output to start the backward pass from, but "
+            f"{why}; return one, or set gradients=false")
+
+
+def no_module_message(include: list[str] | None, exclude: list[str] | None,
+                      key: str = "", model: str = "this model") -> str:
+    """Why the probe has nothing to hook, in one line naming the patterns (``key``: how the
+    caller spells them, ``model.`` on the command line)."""
+    chosen = (f"{key}include={include}" if include is not None else "the default (every leaf "
+              "module with parameters)") + (f" minus {key}exclude={exclude}" if exclude else "")
+    return (f"no module to probe: {chosen} matches no module of {model}; patterns match "
+            "module names (as model.named_modules() gives them) or class names (Conv2d)")
