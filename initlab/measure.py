@@ -22,6 +22,7 @@ from initlab.chain import run_group
 from initlab.inputs import make_inputs
 from initlab.modelspec import ModelSpec
 from initlab.probing import probe
+from initlab.probing.judge import check_judgeable
 from initlab.result import Result
 from initlab.spec import ChainSpec, resolve_device
 
@@ -62,6 +63,7 @@ def model(spec: ModelSpec, progress: Progress = None) -> Result:
                    progress=None if progress is None else lambda n: progress(n * per_trial))
     if spec.model == "conv_chain":
         result = pair_layers(result, spec.activation)
+    check_judgeable(result, list(range(1, result.depth + 1)))  # else "stable" on nothing
     stats = result.stats
     measured = None
     if spec.inputs == "gaussian":

@@ -72,10 +72,25 @@ def window_layers(result: Result, depth_window: Window) -> list[int]:
     return chosen
 
 
+def check_judgeable(result: Result, layers: list[int]) -> None:
+    """ValueError when no judged layer has a std: each holds a single value per trial (a
+    1-unit head with batch 1), whose spread is undefined (NaN, not 0). Such layers are
+    otherwise left out of the verdict, which the others decide."""
+    std, finite = result.stats["std"], result.stats["finite"]
+    if all(np.isnan(std[:, i]).all() and finite[:, i].all() for i in layers):
+        named = ", ".join(f"'{result.modules[i]}'" for i in layers[:5])
+        more = ", ..." if len(layers) > 5 else ""
+        raise ValueError(f"no verdict: every judged layer ({named}{more}) holds a single value "
+                         "per trial (one unit, batch 1), and a std needs two; use batch >= 2, "
+                         "or judge or hook layers with two or more units")
+
+
 def window_verdict(result: Result, layers: list[int],
                    thresholds: Thresholds) -> dict[str, Any]:
     """``initlab.verdict.overall`` on the judged layers alone; ``verdict_layer`` is an
-    index into the result's columns (the median over the trials that had the verdict)."""
+    index into the result's columns (the median over the trials that had the verdict).
+    ValueError when no judged layer has a std (``check_judgeable``)."""
+    check_judgeable(result, layers)
     columns = [0, *layers]
     names, hit = trial_verdicts({k: v[:, columns] for k, v in result.stats.items()},
                                 thresholds)
