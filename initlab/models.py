@@ -50,9 +50,10 @@ def check_conv_chain(channels: Any, depth: Any, size: Any) -> None:
     for name, value in (("channels", channels), ("depth", depth), ("size", size)):
         _positive(name, value)
     if size - 2 * depth < 1:
+        most = (size - 1) // 2  # the deepest chain this size allows (none below size 3)
         raise ValueError(f"size={size} is too small for depth={depth}: each valid 3x3 "
                          f"convolution removes 2 pixels, so size must be >= 2 depth + 1 = "
-                         f"{2 * depth + 1} (or depth <= {(size - 1) // 2})")
+                         f"{2 * depth + 1}" + (f" (or depth <= {most})" if most >= 1 else ""))
 
 
 def conv_sizes(depth: int = 99, size: int = 199) -> list[int]:

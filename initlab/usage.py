@@ -28,7 +28,7 @@ def one_line(exc: BaseException) -> str:
         return f"{key}: no such parameter yet; add a plug-in's parameter with a +: +{key}=..."
     append = re.search(r"Could not override '([^']+)'.*To append to your config use (.+)$",
                        str(exc), re.S | re.M)
-    if append:  # a dict (model.params) takes new keys only with a +
+    if append and "Dict[" in str(exc.__cause__):  # a dict (model.params) takes new keys with +
         key, line = append.groups()
         return f"{key}: has no such key yet; add keys with a +: {line}"
     if re.search(r"Key '[^']*' (is )?not in", f"{exc} {exc.__cause__}"):
