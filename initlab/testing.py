@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from initlab import config
+from initlab import config, rules
 from initlab.chain import run_chain
 from initlab.inputs import gaussian_inputs
 from initlab.probing import judge as J
@@ -56,11 +56,12 @@ from initlab.validate import UsageError, check_args, compose_overrides
 from initlab.verdict import Thresholds, overall, trial_verdicts
 
 __all__ = ["assert_correlation", "assert_explodes", "assert_no_collapse", "assert_stable",
-           "assert_vanishes", "chain"]
+           "assert_vanishes", "run_like_cli"]
 
 
-def chain(*overrides: str, **settings: Any) -> tuple[Result, dict[str, Any]]:
-    """Run the chain the command line would run; return (result, overall verdict)."""
+def run_like_cli(*overrides: str, **settings: Any) -> tuple[Result, dict[str, Any]]:
+    """Run the chain the command line would run with these settings (checked and composed
+    as ``initlab`` does); return (result, overall verdict)."""
     args = [*overrides, *(f"{k}={_text(v)}" for k, v in settings.items())]
     try:
         check_args(args)
@@ -95,7 +96,7 @@ def assert_stable(*overrides: Any, **settings: Any) -> Result | Result:
     (most trials stable)."""
     if _is_model(overrides):
         return _model_verdict("stable", None, *overrides, **settings)
-    result, verdict = chain(*overrides, **settings)
+    result, verdict = run_like_cli(*overrides, **settings)
     if verdict["verdict"] != "stable":
         raise AssertionError(f"expected stable, but {_describe(result, verdict)}")
     return result
@@ -120,7 +121,12 @@ def assert_explodes(*overrides: Any, by_layer: int | str | None = None,
 
 
 def _assert_fails(expected: str, by_layer, overrides, settings) -> Result:
-    result, verdict = chain(*overrides, **settings)
+    if by_layer is not None:  # a layer of the chain: 1..depth (layer 0 is the input)
+        rules.integer("by_layer", by_layer, minimum=1, why=" (a layer of the chain, 1..depth)")
+    result, verdict = run_like_cli(*overrides, **settings)
+    if by_layer is not None:
+        depth = result.spec.depth
+        rules.integer("by_layer", by_layer, maximum=depth, why=f" (the chain has {depth} layers)")
     late = by_layer is not None and verdict["verdict_layer"] is not None and (
         verdict["verdict_layer"] > by_layer)
     if verdict["verdict"] != expected or late:
@@ -139,7 +145,7 @@ CORR_DEFAULTS = {"batch": 2, "input_correlation": 0.5, "gradients": False}
 def _corr_chain(overrides, settings) -> tuple[Result, dict[str, Any]]:
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides} | set(settings)
     defaults = {k: v for k, v in CORR_DEFAULTS.items() if k not in given}
-    result, verdict = chain(*overrides, **defaults, **settings)
+    result, verdict = run_like_cli(*overrides, **defaults, **settings)
     if result.spec.batch < 2:
         raise ValueError(f"batch={result.spec.batch} is not allowed here; a correlation between "
                          "inputs needs batch >= 2")
