@@ -131,7 +131,7 @@ def test_the_probe_takes_a_string_as_one_pattern_and_says_when_none_matches():
 # --- 5. tracebacks left --------------------------------------------------------------------
 
 
-def test_critical_with_a_constant_plug_in_activation_is_one_line(capsys):
+def test_critical_with_a_constant_plug_in_activation_is_one_line(capsys, registries):
     line = refused(["init=critical", "+activation._target_=torch.zeros_like",
                     "activation.name=flat", "depth=2", "trials=1"], capsys)
     assert line.startswith("init=critical cannot place activation='flat' on the edge of chaos: "
@@ -342,3 +342,121 @@ def test_a_phase_grid_cut_short_spans_the_plan_and_says_it_is_partial(tmp_path, 
     text = (write_report(sweep) / "report.md").read_text()
     assert ("This grid is partial: 2 of its 6 cells have no finished job (failed, cut short "
             "or never started: listed under Problems) and are left grey") in text
+
+
+# --- 8. messages and API edges -------------------------------------------------------------
+
+
+def test_critical_with_a_huge_bias_says_to_give_less_not_more(capsys):
+    line = refused(["init=critical", "init.sigma_b2=1e6", "depth=2"], capsys)
+    assert line == ("init=critical with sigma_b2=1e+06: activation='relu' has no attracting "
+                    "fixed point q* in [0.001, 100] for any sigma_w2 in [0.05, 1000]; give "
+                    "sigma_b2 < 100 (the fixed point q* is at least sigma_b2)")
+
+
+def test_a_models_init_error_lists_what_the_command_line_takes_and_the_probe_its_own():
+    with pytest.raises(SpecError) as info:
+        ModelSpec(model="simple_cnn", init="lsuv")
+    assert "allowed: zero, normal" in str(info.value)
+    assert "model" not in str(info.value).split("allowed: ")[1].split(", ")
+    with pytest.raises(ValueError, match=r"allowed: model, keep, zero, normal"):
+        probe(nn.Linear(2, 2), torch.randn(2, 2), init="lsuv")
+
+
+def test_a_conv_chain_too_small_for_any_depth_says_the_size_it_needs(capsys):
+    line = refused(["model=conv_chain", "model.size=1", "model.depth=1"], capsys)
+    assert line == ("model.size=1 is too small for depth=1: each valid 3x3 convolution "
+                    "removes 2 pixels, so size must be >= 2 depth + 1 = 3")
+
+
+def test_a_plug_in_init_does_not_inherit_the_replaced_schemes_parameters(capsys, tmp_path,
+                                                                         registries):
+    """init=kaiming (the default) sets mode, distribution, negative_slope: a plug-in put in
+    its place gets only what it takes; one the command line names it does not take is
+    refused."""
+    line = refused(["init.name=tn2", "init._target_=torch.nn.init.trunc_normal_",
+                    "init.mode=fan_out", "depth=2"], capsys)
+    assert line == ("init.mode=fan_out does not apply to init='tn2' (a plug-in, "
+                    "torch.nn.init.trunc_normal_); its parameters: mean, std, a, b")
+    code, err = main_in_process(["init.name=tn", "init._target_=torch.nn.init.trunc_normal_",
+                                 "init.std=0.05", "depth=2", "width=8", "trials=1", *QUIET],
+                                capsys)
+    assert code == 0, err
+    summary = json.loads((only_child(tmp_path / "outputs" / "runs") / "summary.json")
+                         .read_text())
+    assert {k: v for k, v in summary["settings"].items() if k.startswith("init")} == {
+        "init": "tn", "init_std": 0.05}
+
+
+@pytest.mark.parametrize("target, got", [("returns_none", "None"),
+                                         ("returns_ints", "a torch.int64 tensor")])
+def test_a_model_whose_output_cannot_start_a_backward_pass_is_refused(capsys, target, got):
+    message = ("gradients=true needs the model's output to start the backward pass from, but "
+               f"its output holds no floating-point tensor (it returned {got}); return one, "
+               "or set gradients=false")
+    line = refused(["model=custom", f"model._target_=adv_models.{target}",
+                    "model.input_shape=[8]", "trials=1"], capsys)
+    assert line == message
+    import adv_models
+
+    with pytest.raises(ValueError) as info:
+        probe(getattr(adv_models, target), torch.randn(2, 8), trials=1)
+    assert str(info.value) == message
+    result = probe(getattr(adv_models, target), torch.randn(2, 8), trials=1, gradients=False)
+    assert result.grads is None
+
+
+def test_a_one_unit_layer_has_no_std_and_a_model_of_only_such_layers_gets_no_verdict(
+        capsys, tmp_path):
+    """A 1-unit layer with batch 1 holds one value per trial: its std is undefined (NaN,
+    never 0, which would read as vanished); the verdict is taken on the other layers, and
+    with none left there is no verdict (the job fails in one line, not "stable")."""
+    import adv_models
+
+    from initlab.testing import assert_stable
+
+    result = assert_stable(adv_models.one_unit, (8,), batch=1, trials=2)  # the hidden layer
+    assert np.isnan(result.stats["std"][:, -1]).all()
+    assert np.isfinite(result.stats["std"][:, 1]).all()
+    assert np.isfinite(assert_stable(adv_models.one_unit, (8,), batch=4).stats["std"]).all()
+    with pytest.raises(ValueError, match=r"^no verdict: every judged layer \('0'\) holds a "
+                                         r"single value per trial \(one unit, batch 1\)"):
+        assert_stable(adv_models.only_one_unit, (8,), batch=1, trials=2)
+    code, err = main_in_process(["model._target_=adv_models.only_one_unit",
+                                 "model.input_shape=[8]", "trials=2", *QUIET], capsys)
+    assert code == 1
+    assert one_line(err).startswith("initlab: error: job failed: ValueError: no verdict: ")
+
+
+def test_spec_edges_none_params_numpy_integers():
+    spec = ChainSpec(init_params=None, activation_params=None, bias_params=None, depth=2,
+                     width=4, trials=1, device="cpu")
+    assert (spec.init_params, spec.activation_params, spec.bias_params) == ({}, {}, {})
+    spec = ChainSpec(depth=np.int64(3), width=np.int32(4), trials=np.int64(2),
+                     seed=np.uint8(7), device="cpu")
+    assert (spec.depth, spec.width, spec.trials, spec.seed) == (3, 4, 2, 7)
+    assert all(type(v) is int for v in (spec.depth, spec.width, spec.trials, spec.seed))
+    with pytest.raises(SpecError, match=r"^depth=True is not allowed"):
+        ChainSpec(depth=True)
+
+
+@pytest.mark.parametrize("by_layer, message", [
+    (-5, r"^by_layer=-5 is not allowed; by_layer must be an integer >= 1"),
+    (0, r"^by_layer=0 is not allowed"),
+    (7, r"^by_layer=7 is not allowed; by_layer must be an integer <= 6 \(the chain has 6 "),
+])
+def test_assert_vanishes_refuses_a_layer_the_chain_does_not_have(by_layer, message):
+    from initlab.testing import assert_vanishes
+
+    with pytest.raises(ValueError, match=message):
+        assert_vanishes(init="zero", activation="relu", depth=6, width=8, trials=2,
+                        by_layer=by_layer)
+    assert_vanishes(init="zero", activation="relu", depth=6, width=8, trials=2, by_layer=1)
+
+
+def test_the_command_line_runner_is_named_for_what_it_does():
+    import initlab.testing as T
+
+    result, verdict = T.run_like_cli("init=zero", depth=3, width=4, trials=1)
+    assert verdict["verdict"] == "vanished" and result.spec.depth == 3
+    assert not hasattr(T, "chain") and "run_like_cli" in T.__all__

@@ -343,7 +343,8 @@ def test_wheel_install_runs_a_preset_from_any_directory(unpacked_wheel, tmp_path
     code = ("import sys, initlab, initlab.paths; print(initlab.__file__); "
             "print(initlab.paths.config_root()); sys.stdout.flush(); "
             "from initlab.app import main; main(sys.argv[1:])")
-    args = ["experiments=relu_moments", "trials=2", "width=8", "plots=false", "report=false"]
+    args = ["experiments=relu_moments", "trials=2", "width=8", "reference=null", "plots=false",
+            "report=false"]  # the reference is of width 512
     proc = ok(subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path,
                              env=clean_env(PYTHONPATH=str(unpacked_wheel)),
                              capture_output=True, text=True, timeout=120))

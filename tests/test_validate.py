@@ -84,7 +84,8 @@ def test_every_combination_is_checked_not_only_the_first_256():
     (["-m", "batch=2,1", "input_correlation=0,0.5"], r"input_correlation=0.5 needs batch >= 2"),
     (["-m", "model=conv_chain,simple_cnn", "model.size=199,5", "model.depth=2,3"],
      r"model.size=5 is too small for depth=3"),
-    (["-m", "model=chain,conv_chain", "depth=100,5"], r"depth=5 does not apply to model=conv_chain"),
+    (["-m", "model=chain,conv_chain", "depth=100,5"],
+     r"depth=5 does not apply to model=conv_chain"),
 ])
 def test_a_value_whose_validity_depends_on_another_axis_is_caught_in_the_pair(args, message):
     with pytest.raises(UsageError, match=message):
