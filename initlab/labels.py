@@ -16,6 +16,9 @@ FAMILIES = ("model", "init", "activation", "bias")
 #: Settings a model other than the chain derives from itself (its layer count, its widest
 #: layer): shown per job, never an axis of their own.
 DERIVED = ("depth", "width")
+#: Models whose layers have a mean-field theory (the chain, and valid convolution chains);
+#: here, with no torch, so the report and the figures read it as the theory does.
+THEORY_MODELS = ("chain", "conv_chain")
 #: Plain settings, in the order they are preferred as axes; unknown ones follow, sorted.
 PLAIN = ("depth", "width", "dtype", "weights", "gradients", "trials", "batch", "input_correlation",
          "seed", "device")

@@ -21,9 +21,6 @@ from initlab.biases import make_bias
 from initlab.numbers import num
 from initlab.schemes import make_recipe
 
-#: Models whose layers have a mean-field theory (the chain, and valid convolution chains).
-THEORY_MODELS = ("chain", "conv_chain")
-
 PHASE_NOTE = ("mean-field fixed points at this job's (sigma_w2, sigma_b2, activation) for "
               "unit-variance inputs (initlab.theory.phase_params); null: infinite or undefined")
 
