@@ -19,7 +19,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from initlab import plugins
 from initlab.modelspec import CUSTOM, MODELS, ModelSpec
-from initlab.spec import ENGINE_SETTINGS, ChainSpec, SpecError, resolve_device
+from initlab.rules import SpecError
+from initlab.spec import ENGINE_SETTINGS, ChainSpec, resolve_device
 from initlab.verdict import Thresholds
 
 

@@ -18,7 +18,7 @@ import torch
 from initlab import rules
 from initlab.activations import ACTIVATIONS, get_activation
 from initlab.biases import BIASES, BiasRecipe, make_bias
-from initlab.rules import SEED_LIMIT, SpecError  # noqa: F401  (SEED_LIMIT: the spec's rule)
+from initlab.rules import SpecError
 from initlab.schemes import SCHEMES, WeightRecipe, make_recipe
 
 DEVICES = ("auto", "cpu", "cuda")
