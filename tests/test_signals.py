@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +53,13 @@ class Paused:
             env=clean_env(INITLAB_PAUSE_AT=pause), stdout=self.stdout, stderr=subprocess.PIPE,
             text=True, start_new_session=True, preexec_fn=_default_signals)
         self.err: list[str] = []
+        # a guard against a hung process (it would hold the test forever), not a wait
+        self.guard = threading.Timer(HANG, self.kill)
+        self.guard.start()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def wait(self, stage: str) -> None:
         """Read stderr until the process says it paused at ``stage``."""
@@ -70,6 +78,7 @@ class Paused:
     def finish(self) -> tuple[int, str]:
         """(exit status, the one line after the pause lines); no other stderr line."""
         _, rest = self.proc.communicate(timeout=HANG)
+        self.guard.cancel()
         self.stdout.close()
         lines = [line for line in self.err + rest.splitlines() if not PAUSED.fullmatch(line)]
         out = (self.cwd / "stdout.txt").read_text()
@@ -86,9 +95,8 @@ def interrupt(args: list[str], cwd: Path, pause: str, sig: int = signal.SIGINT
         run.signal(sig)
         return run.finish()
     finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
-            run.proc.wait()
+        run.guard.cancel()
+        run.kill()
 
 
 def files_are_whole(root: Path) -> None:
@@ -206,8 +214,8 @@ def test_a_second_ctrl_c_stops_the_report_with_the_same_one_line(tmp_path):
         run.signal()
         code, line = run.finish()
     finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
+        run.guard.cancel()
+        run.kill()
     assert code == 130
     sweep = only_child(tmp_path / "outputs" / "multiruns")
     assert _line(line, 2, 4, "no report \\(interrupted again\\); results") == sweep.absolute()
