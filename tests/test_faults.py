@@ -52,7 +52,8 @@ def _dir_cases(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
         "run dir below a file": ([f"hydra.run.dir={afile}/run"], [str(afile), "is a file"]),
         "sweep dir is a file": (["-m", f"hydra.sweep.dir={afile}", "depth=1,2"],
                                 [str(afile), "hydra.sweep.dir", "is a file"]),
-        "preset sweep dir under /proc": (["experiments=journey", "hydra.sweep.dir=/proc/x/y"],
+        "preset sweep dir under /proc": (["experiments=journey", "reference=null",
+                                          "hydra.sweep.dir=/proc/x/y"],
                                          ["hydra.sweep.dir", "/proc"]),
     }
 
