@@ -12,7 +12,8 @@ A value's validity can depend on another setting's value (``input_correlation`` 
 ``batch >= 2``, ``model.size`` depends on ``model.depth``, a scheme's parameters on the
 scheme, a bias on the dtype), so checking each value once would miss a bad pair; the
 settings in ``INDEPENDENT`` are read by one rule each, on their own value alone
-(``rules.seed``, ``rules.positive_int``, a choice, a boolean), so each of their values is
+(``rules.seed``, ``rules.positive_int``, a choice, a boolean; not ``gradients``, which a
+model's pre-flight reads with the model: ``initlab.modelcheck``), so each of their values is
 checked once and the rest of the sweep's product without them. A check costs about
 0.5 ms; Hydra then spends some 70 ms composing each job before it starts.
 """
@@ -46,8 +47,7 @@ _SETTINGS = tuple(f.name for f in fields(config.Config))
 SEPARABLE = ("init", "activation", "bias")
 #: Settings whose validity depends on their own value alone (see the module docstring):
 #: each swept value is checked once, not in every combination with the other settings.
-INDEPENDENT = ("seed", "trials", "device", "gradients", "keep_fraction", "plots", "progress",
-               "report")
+INDEPENDENT = ("seed", "trials", "device", "keep_fraction", "plots", "progress", "report")
 
 __all__ = ["UsageError", "check_args", "check_output_dir", "compose_overrides",
            "writable_dir"]

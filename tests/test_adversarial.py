@@ -406,6 +406,15 @@ def test_a_model_whose_output_cannot_start_a_backward_pass_is_refused(capsys, ta
     assert result.grads is None
 
 
+def test_gradients_are_checked_with_the_model_in_a_sweep():
+    """gradients=false, true beside two targets: only (returns_none, true) fails, and the
+    sweep is refused for it before any job."""
+    with pytest.raises(UsageError, match=r"it returned None\); return one, or set "
+                                         r"gradients=false$"):
+        check_args(["-m", "model._target_=adv_models.mlp,adv_models.returns_none",
+                    "model.input_shape=[8]", "gradients=false,true"])
+
+
 def test_a_one_unit_layer_has_no_std_and_a_model_of_only_such_layers_gets_no_verdict(
         capsys, tmp_path):
     """A 1-unit layer with batch 1 holds one value per trial: its std is undefined (NaN,
