@@ -285,7 +285,7 @@ def check(cfg: DictConfig) -> None:
     reference_from_config(cfg)
     resolve_device(spec.device)
     if isinstance(spec, ModelSpec):
-        from initlab.modelcheck import check_model  # builds the model: torch and the probe
+        from initlab.modelcheck import check_model  # the probe package: model jobs only
 
         check_model(spec)
 
