@@ -5,11 +5,16 @@
 ``initlab.validate`` checks every override (every swept value too), so bad
 input ends in one line and a non-zero exit, before any job has run.
 
-A job that fails anyway (out of memory, a bug) writes ``status: failed`` into
-its ``summary.json`` and returns normally, so the other jobs of a sweep run
-and the report (``initlab.callbacks``) lists it; a single run that fails
-exits with status 1. Ctrl-C stops a run or a sweep with one line and exit
-status 130; the sweep's report then lists the jobs that finished.
+A job that fails anyway (out of memory, a bug, a full disk) writes ``status: failed``
+into its ``summary.json`` where it can and returns normally, so the other jobs of a
+sweep run and the report (``initlab.callbacks``) lists it; then the sweep exits with
+status 1 and one line (``initlab: 2 of 6 jobs failed; report: <dir>``); a single run
+that fails exits 1 with its own line. An error Hydra itself cannot go on from (its
+own files on a full disk) is one line and status 1, never its traceback.
+
+Ctrl-C (SIGINT) and SIGTERM stop a run or a sweep wherever they land
+(``initlab.interrupts``) with one line, the report of what finished, and exit status
+130 or 143 (128 + the signal).
 """
 
 from __future__ import annotations
