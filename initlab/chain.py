@@ -172,16 +172,18 @@ def _forward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
     lsuv = [pos for pos, recipe in enumerate(layout.recipes) if recipe.normalize]
     x, pre, post, gains, bias = x0, [], [], [], None
     for layer in range(1, ref.depth + 1):
-        if layer == 1 or redraw:
-            if kept is not None and layer > 1:  # keep the previous layer's, draw afresh
-                kept[layer - 1], mats = mats, layout.new_weights(trials)
-            layout.draw_weights(mats, layer, trials)
-            bias = _layer_bias(layout, layer, trials, coefs)
         # (scale * W) @ x computed as W @ (scale * x): width*batch products instead of
         # width^2, and the product overflows or underflows where (scale * W) @ x would
         # (up to one rounding).
         scaled = (x.view(t, n, k, b) * scales.view(1, 1, k, 1)).view(t, n, k * b)
-        h = layout.matmul(mats, scaled)
+        if layer == 1 or redraw:
+            if kept is not None and layer > 1:  # keep the previous layer's, draw afresh
+                kept[layer - 1], mats = mats, layout.new_weights(trials)
+            h = torch.zeros_like(scaled)
+            layout.draw_weights(mats, layer, trials, use=layout.product(mats, scaled, h))
+            bias = _layer_bias(layout, layer, trials, coefs)
+        else:
+            h = layout.matmul(mats, scaled)
         gain = scales.to(torch.float64).expand(t, k).clone() if ref.gradients else None
         for pos in lsuv:  # LSUV: unit std per trial on the batch (of W x, before b)
             cols = layout.columns[pos]

@@ -233,7 +233,8 @@ def fill_base_(tensor: torch.Tensor, base: str, generator: torch.Generator | Non
 
 
 def fill_layer_(mats: dict[str, torch.Tensor], seed: int, layer: int, trials: range,
-                fill: Callable[..., Any] | None = None, mode: str | None = None) -> None:
+                fill: Callable[..., Any] | None = None, mode: str | None = None,
+                use: Callable[[int], None] | None = None) -> None:
     """Draw one layer's base matrices, ``mats[base]`` of shape (len(trials), out, in).
 
     One N(0, 1) draw feeds every base of ``NORMAL_FAMILY`` present: per trial
@@ -242,33 +243,60 @@ def fill_layer_(mats: dict[str, torch.Tensor], seed: int, layer: int, trials: ra
     (``custom``) fills its own matrix per trial from the trial's stream in either
     mode (it takes one matrix and a generator); ``constant`` is ones. ``zero``
     needs no buffer. ``mode`` None: ``draw_mode`` of the buffers' device.
+
+    Per trial (the CPU's mode) each drawing thread derives the trial's other bases from
+    its normal draw and then calls ``use(i)`` (i: the trial's position in the chunk)
+    while the trial's matrices are still in its core's cache: the engine multiplies them
+    into the signal there, instead of reading every matrix back from memory afterwards.
+    In the blocked mode ``use`` runs for each trial after the whole layer is drawn.
     """
     if "constant" in mats:
         mats["constant"].fill_(1.0)
     family = [base for base in NORMAL_FAMILY if base in mats]
-    if family or "custom" in mats:
-        device = next(iter(mats.values())).device
-        blocked = (mode or draw_mode(device)) == "blocked"
+    device = next(iter(mats.values())).device if mats else torch.device("cpu")
+    blocked = (mode or draw_mode(device)) == "blocked"
+    if blocked or not (family or "custom" in mats):
         if family and blocked:
             fill_blocked_(mats[family[0]], trials, lambda b: weight_block_seed(seed, layer, b))
-        per_trial = family if not blocked else []
+            _derive(mats, family, slice(None))
+        if "custom" in mats:
+            _on_every_core(_drawer(mats, [], fill, seed, layer, trials, None), len(trials),
+                           device, custom=True)
+        for i in range(len(trials)) if use is not None else ():
+            use(i)
+        return
+    _on_every_core(_drawer(mats, family, fill, seed, layer, trials, use), len(trials), device,
+                   custom="custom" in mats)
 
-        def draw(part: range) -> None:  # trials part (positions in the chunk), own generator
-            gen = torch.Generator(device=device)
-            for i in part:
-                key = weight_seed(seed, layer, trials[i])
-                if per_trial:
-                    mats[per_trial[0]][i].normal_(generator=gen.manual_seed(key))
-                if "custom" in mats:
-                    fill(mats["custom"][i], gen.manual_seed(key))
 
-        if per_trial or "custom" in mats:
-            _on_every_core(draw, len(trials), device, custom="custom" in mats)
-    if family:
-        z = mats[family[0]]
-        for base in family[1:]:  # derived first, while z is still the normal draw
-            from_normal_(z, base, out=mats[base])
-        from_normal_(z, family[0])
+def _derive(mats: dict[str, torch.Tensor], family: list[str], rows) -> None:
+    """The family's other bases from the normal draw in ``mats[family[0]][rows]``, then that
+    base itself (derived first, while it is still the normal draw)."""
+    if not family:
+        return
+    z = mats[family[0]][rows]
+    for base in family[1:]:
+        from_normal_(z, base, out=mats[base][rows])
+    from_normal_(z, family[0])
+
+
+def _drawer(mats: dict[str, torch.Tensor], family: list[str], fill, seed: int, layer: int,
+            trials: range, use: Callable[[int], None] | None) -> Callable[[range], None]:
+    """What one drawing thread does for its part of the trials: draw, derive, use."""
+
+    def draw(part: range) -> None:  # trials part (positions in the chunk), own generator
+        gen = torch.Generator(device=next(iter(mats.values())).device)
+        for i in part:
+            key = weight_seed(seed, layer, trials[i])
+            if family:
+                mats[family[0]][i].normal_(generator=gen.manual_seed(key))
+                _derive(mats, family, i)
+            if "custom" in mats:
+                fill(mats["custom"][i], gen.manual_seed(key))
+            if use is not None:
+                use(i)
+
+    return draw
 
 
 def draw_threads() -> int:
@@ -284,18 +312,28 @@ def _on_every_core(draw: Callable[[range], None], count: int, device: torch.devi
     ``Tensor.normal_`` runs on one core and releases the GIL, so trials drawn in
     parallel threads, each with its own generator, use every core. Each trial
     still draws from its own keyed stream, so the numbers do not depend on the
-    thread count. A plug-in's fill (``custom``) may not be thread-safe, and CUDA
-    draws are launched, not computed, here: both stay in one thread.
+    thread count. While the threads run, torch's own thread pool is held to one
+    thread (each drawing thread's erf, QR and product run on its own core, not on
+    every core at once). A plug-in's fill (``custom``) may not be thread-safe, and
+    CUDA draws are launched, not computed, here: both stay in one thread.
     """
-    threads = 1 if custom or device.type != "cpu" else min(draw_threads(), count)
-    if threads <= 1:
+    if device.type != "cpu":
         draw(range(count))
         return
+    threads = 1 if custom else min(draw_threads(), count)
     bounds = [count * k // threads for k in range(threads + 1)]
     parts = [range(bounds[k], bounds[k + 1]) for k in range(threads)]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for done in [pool.submit(draw, part) for part in parts]:
-            done.result()  # re-raise a thread's error here
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # every trial's work on one thread: the same numbers however
+    try:  # many threads draw (a product's rounding may depend on its thread count)
+        if threads == 1:
+            draw(parts[0])
+            return
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for done in [pool.submit(draw, part) for part in parts]:
+                done.result()  # re-raise a thread's error here
+    finally:
+        torch.set_num_threads(torch_threads)
 
 
 def fill_biases_(vecs: dict[str, torch.Tensor], seed: int, layer: int, trials: range,

@@ -186,11 +186,25 @@ class GroupLayout:
         return ((self.ref.depth - 1) * len(self.blocks) * len(trials) * self.ref.width ** 2
                 * item)
 
-    def draw_weights(self, mats: dict[str, torch.Tensor], layer: int, trials: range) -> None:
-        """Fill the buffers with ``layer``'s base matrices (layer 1's under shared weights)."""
+    def draw_weights(self, mats: dict[str, torch.Tensor], layer: int, trials: range,
+                     use: Callable[[int], None] | None = None) -> None:
+        """Fill the buffers with ``layer``'s base matrices (layer 1's under shared weights);
+        ``use(i)``: what to do with trial i's matrices once drawn (``fill_layer_``)."""
         custom = next((d.fill for d in self.recipes if d.base == "custom"), None)
         source = 1 if self.ref.weights == "shared" else layer
-        fill_layer_(mats, self.ref.seed, source, trials, custom, mode=self.mode)
+        fill_layer_(mats, self.ref.seed, source, trials, custom, mode=self.mode, use=use)
+
+    def product(self, mats: dict[str, torch.Tensor], x: torch.Tensor,
+                out: torch.Tensor) -> Callable[[int], None]:
+        """``use(i)`` for ``draw_weights``: trial i's base @ x into ``out`` (zeroed), block by
+        block, as ``matmul`` computes it for the whole chunk, one trial at a time (called in
+        the thread that drew the trial, while its matrix is in that core's cache)."""
+
+        def use(i: int) -> None:
+            for base, block in self.blocks.items():
+                out[i][:, block] = torch.mm(x[i][:, block].T, mats[base][i].T).T
+
+        return use
 
     @property
     def bias_bases(self) -> tuple[str, ...]:
