@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from initlab.activations import derivative
-from initlab.layout import GroupLayout, output_gradient
+from initlab.layout import ARENA, GroupLayout, output_gradient
 
 if TYPE_CHECKING:
     from initlab.observers import GradientStats
@@ -120,7 +120,8 @@ def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
             grads.weights(layer, trials, pos, mean[:, pos], std[:, pos])
         if ref.weights == "fresh" and layer < ref.depth:
             if kept is not None:
-                mats = kept.pop(layer)  # and let it go: memory shrinks as the pass goes
+                ARENA.give(mats)  # the used layer's buffers: for the next pass to reuse
+                mats = kept.pop(layer)
             else:
                 layout.draw_weights(mats, layer, trials)
         # gain per trial and config (LSUV makes it per trial)
@@ -128,3 +129,4 @@ def backward(layout: GroupLayout, mats: dict[str, torch.Tensor], trials: range,
         g = layout.matmul(mats, g_h, transpose=True)
         grads.layer(layer - 1, trials, g)
         y = x_prev
+    ARENA.give(mats)

@@ -34,7 +34,14 @@ import torch
 
 from initlab import prediction
 from initlab.backward import backward
-from initlab.layout import MEMORY_BUDGET, GroupLayout, draw_inputs, group_key, keep_budget
+from initlab.layout import (
+    ARENA,
+    MEMORY_BUDGET,
+    GroupLayout,
+    draw_inputs,
+    group_key,
+    keep_budget,
+)
 from initlab.observers import GradientStats, Histogram, LayerStats, Progress
 from initlab.result import Result
 from initlab.spec import ChainSpec
@@ -124,12 +131,17 @@ def run_group(specs: Sequence[ChainSpec], budget: int = MEMORY_BUDGET,
             # The weights first: the largest allocation fails before any work is done.
             mats = layout.new_weights(trials)
             kept = {} if grads is not None and layout.kept_bytes(trials) <= keep else None
+            # the arena holds what this pass keeps: depth - 1 kept layers and the one in hand
+            ARENA.limit = (layout.kept_bytes(trials) + layout.weight_bytes(trials)
+                           if kept is not None else 0)
             x0, pre, post, gains, mats = _forward(layout, mats, trials, observers, kept)
             for obs in observers:  # the chunk's statistics to NumPy: one copy each
                 obs.finish(trials)
             if grads is not None:
                 backward(layout, mats, trials, x0, pre, gains, grads, kept, post=post)
-                grads.finish(trials)
+                grads.finish(trials)  # (the backward pass hands every buffer back)
+            else:
+                ARENA.give(mats)
     results: list[Result | None] = [None] * k
     for pos, index in enumerate(layout.order):
         results[index] = chain_result(

@@ -93,6 +93,49 @@ def group_key(spec: ChainSpec) -> tuple:
     return key
 
 
+class Arena:
+    """Weight buffers handed back by a pass and reused by the next (in this call or a
+    later one), so the kept weights of a backward pass (100 layers x 32 trials x 1 MB)
+    are not fresh memory that the system must fault in and zero on every call.
+
+    Holds buffers of one shape (a pass of another shape frees them first) and at most
+    ``limit`` bytes; ``clear()`` frees them all (``release_memory``).
+    """
+
+    def __init__(self) -> None:
+        self.free: list[torch.Tensor] = []
+        self.limit = 0
+
+    def take(self, shape: tuple[int, ...], dtype: torch.dtype,
+             device: torch.device) -> torch.Tensor:
+        for i, buf in enumerate(self.free):
+            if buf.shape == shape and buf.dtype == dtype and buf.device == device:
+                return self.free.pop(i)
+        if self.free and self.free[0].shape != shape:
+            self.clear()  # another shape: the old buffers would only hold memory
+        return torch.empty(*shape, dtype=dtype, device=device)
+
+    def give(self, bufs: dict[str, torch.Tensor]) -> None:
+        for buf in bufs.values():
+            if any(b is buf for b in self.free):
+                raise RuntimeError("a weight buffer handed back twice")  # a bug, not input
+            if sum(b.nbytes for b in self.free) + buf.nbytes <= self.limit:
+                self.free.append(buf)
+
+    def clear(self) -> None:
+        self.free.clear()
+
+
+#: The process's weight buffers (``Arena``); its limit is set by each pass to the bytes the
+#: pass may keep (``keep_budget``).
+ARENA = Arena()
+
+
+def release_memory() -> None:
+    """Free the weight buffers the engine keeps between calls (``ARENA``)."""
+    ARENA.clear()
+
+
 @dataclass(frozen=True)
 class GroupLayout:
     """Where each config of a group sits: built once, shared by the forward and backward pass.
@@ -172,10 +215,16 @@ class GroupLayout:
         return [range(s, min(trials, s + self.chunk)) for s in range(0, trials, self.chunk)]
 
     def new_weights(self, trials: range) -> dict[str, torch.Tensor]:
-        """One buffer per base matrix for a chunk (refilled layer by layer, never kept)."""
-        n = self.ref.width
-        return {base: torch.empty(len(trials), n, n, dtype=self.ref.torch_dtype,
-                                  device=self.device) for base in self.blocks}
+        """One buffer per base matrix for a chunk, from the ``ARENA`` when it holds one of
+        the shape (every value is overwritten by the next draw)."""
+        shape = (len(trials), self.ref.width, self.ref.width)
+        return {base: ARENA.take(shape, self.ref.torch_dtype, self.device)
+                for base in self.blocks}
+
+    def weight_bytes(self, trials: range) -> int:
+        """One layer's weight buffers of a chunk."""
+        item = torch.finfo(self.ref.torch_dtype).bits // 8
+        return len(self.blocks) * len(trials) * self.ref.width ** 2 * item
 
     def kept_bytes(self, trials: range) -> int:
         """What keeping every layer's weights of a chunk would take (0: nothing to keep,

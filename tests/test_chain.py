@@ -193,6 +193,7 @@ def test_backward_pass_redraws_weights_instead_of_keeping_them(monkeypatch):
 
     monkeypatch.setattr(layout, "fill_layer_", counting_fill)
     monkeypatch.setattr(chain.torch, "empty", counting_empty)
+    layout.release_memory()  # no buffer left from an earlier call in this process
     depth = 50
     result = chain.run_chain(cpu(width=16, depth=depth, trials=2, gradients=True, init="scaled",
                                  activation="tanh"), keep=0)  # keep=0: nothing may be kept
@@ -421,3 +422,29 @@ def test_products_taken_in_the_drawing_threads_equal_the_layer_wide_product():
         stds.append(x.double().flatten(1).std(dim=1))
     reference = torch.stack(stds, dim=1).numpy()
     np.testing.assert_allclose(fused.stats["std"], reference, rtol=6 * 64 * 1.2e-7)
+
+
+def test_a_second_call_reuses_the_kept_weights_buffers(monkeypatch):
+    """The arena: a backward pass's kept weights are handed back and the next call of the
+    same shape takes them instead of new memory; the numbers are the same (every value
+    of a buffer is drawn again)."""
+    import initlab.layout as layout
+
+    spec = cpu(width=16, depth=8, trials=2, gradients=True, init="xavier", activation="tanh")
+    layout.release_memory()
+    first = run_chain(spec)
+    held = {id(b) for b in layout.ARENA.free}
+    assert len(held) == 8  # depth buffers: 7 kept layers and the last one in hand
+    allocated = []
+    real_empty = torch.empty
+
+    def counting_empty(*shape, **kw):
+        allocated.append(shape)
+        return real_empty(*shape, **kw)
+
+    monkeypatch.setattr(layout.torch, "empty", counting_empty)
+    second = run_chain(spec)
+    assert not [s for s in allocated if s == (2, 16, 16)]
+    same(first, second)
+    layout.release_memory()
+    assert layout.ARENA.free == []
