@@ -27,7 +27,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from initlab.columns import hist_edges
 from initlab.models import Activation
+from initlab.probing.record import matches
 from initlab.stats import layer_stats, log_histogram, mean_std
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -96,11 +98,13 @@ def _grad(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def run_chunk(template: nn.Sequential, params: list[dict[str, torch.Tensor]],
               x0: torch.Tensor, hooked: list[int], g_of: Any, gradients: bool,
-              hist_dtype: str | None) -> dict[str, Any]:
+              hist_dtype: str | None, hist_only: list[str] | None = None) -> dict[str, Any]:
     """One chunk of trials. ``params[i]``: child i's stacked parameters (trials, ...);
     ``x0``: (trials, batch, ...); ``hooked``: the children whose outputs are layers;
-    ``g_of(y)``: the output gradient for the stacked output ``y``. Returns per layer
-    (input first) the statistics (trials,), histograms, gradient statistics and shapes."""
+    ``g_of(y)``: the output gradient for the stacked output ``y``; ``hist_only``: fnmatch
+    patterns of the children (index or class name) whose outputs get a histogram (None:
+    all; the others an empty one). Returns per layer (input first) the statistics
+    (trials,), histograms, gradient statistics and shapes."""
     out: dict[str, Any] = {"stats": [], "hists": [], "grads": {}, "wgrads": {}, "shapes": []}
     if gradients and x0.is_floating_point():
         x0 = x0.detach().clone().requires_grad_(True)
@@ -118,7 +122,11 @@ def run_chunk(template: nn.Sequential, params: list[dict[str, torch.Tensor]],
             x = vmap(lambda q, xx, c=child: functional_call(c, q, (xx,)))(p, x)
             if i in hooked:
                 index = len(out["stats"])
-                stats, hist = _reduce(x, hist_dtype)
+                want = hist_only is None or matches((str(i), type(child).__name__), hist_only)
+                stats, hist = _reduce(x, hist_dtype if want else None)
+                if hist is None and hist_dtype is not None:
+                    hist = torch.zeros(len(hist_edges(hist_dtype)) + 1, dtype=torch.int64,
+                                       device=x.device)
                 out["stats"].append(stats)
                 out["hists"].append(hist)
                 out["shapes"].append(tuple(x.shape[2:]))

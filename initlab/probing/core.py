@@ -128,9 +128,10 @@ def _backward(rec: Recorder, x0: torch.Tensor, out: Any, seed: int, trial: int) 
 
 
 def _trial(model: nn.Module, x0: torch.Tensor, trial: int, *, seed: int, gradients: bool,
-           include, exclude, hist_dtype: str | None) -> tuple[Recorder, dict, dict, torch.Tensor]:
+           include, exclude, hist_dtype: str | None,
+           hist_only=None) -> tuple[Recorder, dict, dict, torch.Tensor]:
     batch = x0.shape[0]
-    rec = Recorder(select(model, include, exclude), batch, hist_dtype, gradients)
+    rec = Recorder(select(model, include, exclude), batch, hist_dtype, gradients, hist_only)
     if gradients and x0.is_floating_point():
         x0 = x0.detach().clone().requires_grad_(True)
     in_stats, in_hist = signal_stats(x0, batch, hist_dtype)
@@ -152,8 +153,8 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
           init_params: dict | None = None, bias: str = "model", bias_params: dict | None = None,
           trials: int = 8, seed: int = 0, gradients: bool = True,
           include: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
-          device: str | torch.device | None = None, histogram: bool = True,
-          batched: bool | None = None,
+          device: str | torch.device | None = None,
+          histogram: bool | str | Sequence[str] = True, batched: bool | None = None,
           progress: Callable[[int], object] | None = None) -> Result:
     """Per-layer statistics of ``model`` over ``trials`` weight draws.
 
@@ -170,7 +171,9 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
     patterns on module or class names (a string is one pattern; default: every leaf
     module with parameters); none matching is an error. ``device``: where a factory's
     model goes (an instance stays; the inputs follow the model). ``histogram=False``
-    skips the log10|x| histogram (the costliest statistic). ``batched``: all trials of a
+    skips the log10|x| histogram (the costliest statistic); fnmatch patterns (module or
+    class names) keep it for the matching modules only (the others' rows count nothing;
+    the loop path). ``batched``: all trials of a
     plain ``nn.Sequential`` at once (module docstring); ``progress(n)`` after each trial
     or chunk. What a layer is, and what a one-unit layer or a gradient needs: the
     module docstring.
@@ -205,7 +208,7 @@ def probe(model: nn.Module | Callable[[], nn.Module], inputs: Inputs, *, init: s
 
 
 def _measure(model, inputs: Inputs, prep: dict, fresh: bool, include, exclude, *,
-             trials: int, seed: int, gradients: bool, histogram: bool, batched: bool | None,
+             trials: int, seed: int, gradients: bool, histogram, batched: bool | None,
              progress: Callable[[int], object]) -> tuple:
     """Trial 0's model and inputs, the path, then every trial: (tables, module types,
     shapes, trial 0's inputs, device, batched plan, histogram dtype)."""
@@ -218,11 +221,12 @@ def _measure(model, inputs: Inputs, prep: dict, fresh: bool, include, exclude, *
     where = W.device_of(m0)
     x00 = batch_of(0, where)
     wide = x00.dtype == torch.float64 or any(p.dtype == torch.float64 for p in m0.parameters())
-    hist_dtype = ("float64" if wide else "float32") if histogram else None
+    hist_dtype = ("float64" if wide else "float32") if histogram is not False else None
+    hist_only = None if isinstance(histogram, bool) else _patterns(histogram, "histogram")
     plan, run = _path(m0, x00, batched, include, exclude, trials, gradients)
     tables, types, shapes = run(model, m0, x00, batch_of, plan, prep, trials=trials, seed=seed,
                                 gradients=gradients, include=include, exclude=exclude,
-                                hist_dtype=hist_dtype, progress=progress)
+                                hist_dtype=hist_dtype, progress=progress, hist_only=hist_only)
     return tables, types, shapes, x00, where, plan, hist_dtype
 
 
@@ -322,14 +326,14 @@ class _Tables:
 
 
 def _run_loop(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradients, include,
-              exclude, hist_dtype, progress):
+              exclude, hist_dtype, progress, hist_only=None):
     tables = None
     for t in range(trials):
         m = m0 if t == 0 else W.prepare(model, t, **prep)
         x0 = x00 if t == 0 else batch_of(t, W.device_of(m))
         rec, in_stats, wgrads, in_hist = _trial(m, x0, t, seed=seed, gradients=gradients,
                                                 include=include, exclude=exclude,
-                                                hist_dtype=hist_dtype)
+                                                hist_dtype=hist_dtype, hist_only=hist_only)
         if tables is None:
             tables = _Tables(rec.keys, trials, gradients,
                              None if in_hist is None else len(in_hist))
@@ -355,7 +359,7 @@ def _batched_plan(m: nn.Module, include, exclude) -> list[int] | None:
 
 
 def _run_batched(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradients, include,
-                 exclude, hist_dtype, progress, first=1):
+                 exclude, hist_dtype, progress, first=1, hist_only=None):
     where, batch = x00.device, x00.shape[0]
     tables = _Tables([(str(i), 0) for i in plan], trials, gradients, None)
     start, chunk = 0, first  # the first chunk's signals give the sizes of the next ones
@@ -375,7 +379,7 @@ def _run_batched(model, m0, x00, batch_of, plan, prep, *, trials, seed, gradient
             return torch.stack([_output_gradient(y[i], batch, seed, t)
                                 for i, t in enumerate(rows)])
 
-        out = B.run_chunk(m0, params, x0, plan, g_of, gradients, hist_dtype)
+        out = B.run_chunk(m0, params, x0, plan, g_of, gradients, hist_dtype, hist_only)
         if tables.hist is None and hist_dtype is not None:
             tables.hist = np.zeros((len(plan) + 1, len(out["hists"][0])), dtype=np.int64)
         tables.put(rows, out["stats"], out["hists"], out["grads"], out["wgrads"])

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from initlab.columns import hist_edges
 from initlab.stats import layer_stats, log_histogram, mean_std
 
 
@@ -60,7 +61,7 @@ def grad_stats(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean[0, 0], std[0, 0]
 
 
-def _matches(labels: tuple[str, str], patterns: Sequence[str]) -> bool:
+def matches(labels: tuple[str, str], patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(label, p) for label in labels for p in patterns)
 
 
@@ -73,11 +74,11 @@ def select(model: nn.Module, include: Sequence[str] | None,
     for name, module in model.named_modules():
         labels = (name, type(module).__name__)
         if include is not None:
-            hit = _matches(labels, include)
+            hit = matches(labels, include)
         else:
             hit = (next(module.children(), None) is None
                    and next(module.parameters(recurse=False), None) is not None)
-        if hit and not _matches(labels, exclude or ()):
+        if hit and not matches(labels, exclude or ()):
             chosen.setdefault(module, name or type(module).__name__)
     return chosen
 
@@ -86,9 +87,12 @@ class Recorder:
     """Forward hooks on the chosen modules; per trial, one entry per call, in call order."""
 
     def __init__(self, names: dict[nn.Module, str], batch: int, hist_dtype: str | None,
-                 gradients: bool) -> None:
+                 gradients: bool, hist_only: Sequence[str] | None = None) -> None:
         self.names, self.batch, self.hist_dtype = names, batch, hist_dtype
         self.gradients = gradients
+        #: fnmatch patterns (module name or class): only those modules' outputs get a
+        #: histogram, the others an empty one (None: every module)
+        self.hist_only = hist_only
         self.handles: list[Any] = []
         self.start_trial()
 
@@ -122,7 +126,11 @@ class Recorder:
         self.types.append(type(module).__name__)
         self.modules.append(module)
         self.shapes.append(tuple(x.shape[1:]) if x.shape[0] == self.batch else tuple(x.shape))
-        stats, hist = signal_stats(x, self.batch, self.hist_dtype)
+        want = self.hist_only is None or matches((name, type(module).__name__), self.hist_only)
+        stats, hist = signal_stats(x, self.batch, self.hist_dtype if want else None)
+        if hist is None and self.hist_dtype is not None:  # not asked for: no counts
+            hist = torch.zeros(len(hist_edges(self.hist_dtype)) + 1, dtype=torch.int64,
+                               device=x.device)
         self.stats.append(stats)
         self.hists.append(hist)
         if self.gradients and x.requires_grad:
