@@ -5,9 +5,11 @@ the same process. Not a test.
     .venv/bin/python benchmarks/bench.py --quick    # engine figures only
     .venv/bin/python benchmarks/bench.py --trials 64 --sweep-runs 3
 
-1. RNG floors: drawing the weights alone (trials x depth 100 x 512^2 normals, one keyed
-   generator per trial), on one thread and on every core (``initlab.draws.fill_layer_``)
-2. the engine, all statistics: forward; with gradients, weights kept or redrawn
+1. the drawing floor, the baseline: trials x depth 100 draws of 512^2 by ``normal_``
+   into preallocated buffers, each thread its own generator, ``manual_seed`` per matrix,
+   on every core and on one thread; ``initlab.draws.fill_layer_``'s own overhead on it
+2. the engine, all statistics: forward; with gradients, weights kept (first call, and a
+   later call that reuses the kept weights' memory) or redrawn
 3. the seed's own loop, run ``trials`` times
 4. a 5 schemes x 3 activations sweep: one shared-draw pass vs 15 engine calls
 5. ``initlab -m`` default sweep end to end, from its own log: start-up (imports, checks,
@@ -15,6 +17,8 @@ the same process. Not a test.
 6. peak memory (RSS) at width 2048, depth 100 vs 1000, weights redrawn
 7. with CUDA: trials per second at depth 100, width 512 (``benchmarks/gpu_bench.py``)
 8. the probe on models (``benchmarks/probe_bench.py``): seconds per trial
+9. training the chain (``benchmarks/train_bench.py``): widths 128 and 512, trials
+   batched, against bare ``bmm``'s of the same shapes timed in the same process
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -35,6 +40,7 @@ import torch
 
 from initlab import draws
 from initlab.chain import run_chain, run_many
+from initlab.layout import release_memory
 from initlab.spec import ChainSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,18 +59,29 @@ def timed(fn, repeat: int = 1) -> float:
     return best
 
 
-def rng_floor(trials: int, threads: int | None, depth: int = 100, width: int = 512) -> None:
-    """What the engine's draws cost alone: ``fill_layer_`` into a (trials, 512, 512) buffer,
-    once per layer, with ``threads`` Python threads (None: torch's thread count)."""
+def plain_floor(trials: int, threads: int, depth: int = 100, width: int = 512) -> None:
+    """The drawing floor: ``normal_`` into preallocated (width, width) buffers, ``threads``
+    Python threads each with its own generator, ``manual_seed`` per matrix (the keyed
+    streams' cost), nothing else."""
+    bufs = torch.empty(trials, width, width)
+    parts = [range(trials * k // threads, trials * (k + 1) // threads) for k in range(threads)]
+
+    def draw(part: range, layer: int) -> None:
+        gen = torch.Generator()
+        for i in part:
+            bufs[i].normal_(generator=gen.manual_seed(1_000_003 * layer + i))
+
+    with ThreadPoolExecutor(threads) as pool:
+        for layer in range(depth):
+            list(pool.map(draw, parts, [layer] * threads))
+
+
+def rng_floor(trials: int, depth: int = 100, width: int = 512) -> None:
+    """``initlab.draws.fill_layer_`` alone into a (trials, 512, 512) buffer, once per layer:
+    the engine's draws with their keyed seeds, threads and bookkeeping."""
     w = {"normal": torch.empty(trials, width, width)}
-    saved = draws.draw_threads
-    if threads is not None:
-        draws.draw_threads = lambda: threads
-    try:
-        for layer in range(1, depth + 1):
-            draws.fill_layer_(w, 0, layer, range(trials))
-    finally:
-        draws.draw_threads = saved
+    for layer in range(1, depth + 1):
+        draws.fill_layer_(w, 0, layer, range(trials))
 
 
 def seed_loop(trials: int, depth: int = 100, width: int = 512) -> None:
@@ -124,36 +141,47 @@ def row(name: str, seconds: float, ratio: str = "") -> None:
     print(f"| {name} | {seconds:.3f} | {ratio} |", flush=True)
 
 
-def engine_rows(t: int) -> None:
-    one = timed(lambda: rng_floor(t, 1), repeat=2)
-    row(f"1a. RNG floor, one thread: {t} x 100 keyed 512^2 draws", one, "")
-    floor = timed(lambda: rng_floor(t, None), repeat=2)
-    row(f"1b. RNG floor, every core ({draws.draw_threads()} threads)", floor,
-        f"1.00 (baseline); {one / floor:.2f} x faster than 1a")
+def engine_rows(t: int) -> float:
+    """Rows 1-4; returns the one-thread floor of 16 trials (the default sweep's baseline)."""
+    threads = torch.get_num_threads()
+    floor = timed(lambda: plain_floor(t, threads), repeat=2)
+    row(f"1a. drawing floor, {threads} threads: {t} x 100 draws of 512^2 (`normal_`, "
+        "preallocated, `manual_seed` per matrix)", floor, "1.00 (baseline)")
+    one = timed(lambda: plain_floor(t, 1), repeat=2)
+    row("1b. drawing floor, 1 thread", one, f"{one / floor:.2f} x 1a")
+    fill = timed(lambda: rng_floor(t), repeat=2)
+    row("1c. `draws.fill_layer_` alone (keyed streams, threads)", fill,
+        f"{fill / floor:.2f} x 1a: its own overhead")
     fwd = ChainSpec(init="kaiming", activation="relu", trials=t, gradients=False, device="cpu")
     engine = timed(lambda: run_chain(fwd), repeat=2)
     row("2a. engine forward, all statistics and histograms", engine,
-        f"{engine / floor:.2f} x floor 1b (target <= 1.15)")
+        f"{engine / floor:.2f} x 1a (target <= 1.15)")
     grad = ChainSpec(init="kaiming", activation="relu", trials=t, gradients=True, device="cpu")
+    release_memory()
+    first = timed(lambda: run_chain(grad))
+    row("2b. engine + gradients, weights kept, first call (fresh memory)", first,
+        f"{first / engine:.2f} x 2a (target <= 1.3)")
     kept = timed(lambda: run_chain(grad), repeat=2)
-    row("2b. engine + gradients, weights kept (they fit)", kept,
-        f"{kept / engine:.2f} x forward 2a (target <= 1.3)")
+    row("2c. engine + gradients, weights kept, a later call (memory reused)", kept,
+        f"{kept / engine:.2f} x 2a (target <= 1.3)")
+    release_memory()
     redrawn = timed(lambda: run_chain(grad, keep=0))
-    row("2c. engine + gradients, weights redrawn (keep_fraction=0)", redrawn,
-        f"{redrawn / engine:.2f} x forward 2a")
+    row("2d. engine + gradients, weights redrawn (keep_fraction=0)", redrawn,
+        f"{redrawn / engine:.2f} x 2a")
     seed = timed(lambda: seed_loop(t))
     row(f"3. the seed's loop x {t} (relu, kaiming; no statistics)", seed,
-        f"{seed / engine:.2f} x engine 2a")
+        f"{seed / engine:.2f} x 2a")
     specs = [ChainSpec(init=i, activation=a, trials=t, gradients=False, device="cpu")
              for i in SCHEMES for a in ACTIVATIONS]
     fused = timed(lambda: run_many(specs), repeat=2)
     row("4a. 5x3 sweep, one shared-draw pass (forward)", fused,
-        f"{fused / engine:.2f} x one config 2a (target <= 1.3)")
+        f"{fused / engine:.2f} x one config 2a")
     separate = timed(lambda: [run_chain(s) for s in specs])
-    row("4b. 5x3 sweep, 15 engine calls", separate, f"{separate / fused:.1f} x the shared pass")
+    row("4b. 5x3 sweep, 15 engine calls", separate, f"{separate / fused:.1f} x 4a")
+    return one * 16 / t
 
 
-def sweep_rows(runs: int) -> None:
+def sweep_rows(runs: int, floor16: float) -> None:
     best: dict[str, float] | None = None
     for _ in range(runs):
         found = end_to_end([])
@@ -161,7 +189,8 @@ def sweep_rows(runs: int) -> None:
             best = found
     wall = best["wall"]
     row(f"5. `initlab -m init=<5> activation=<3>` (16 trials, gradients, report), best of "
-        f"{runs}", wall, "1.00 (baseline; target <= 10 s, engine >= 50 %)")
+        f"{runs}", wall, f"{wall / floor16:.2f} x the one-thread floor of 16 trials, "
+        f"{floor16:.2f} s (target <= 7.5, moonshot 5)")
     for key, seconds in best.items():
         if key != "wall":
             row(f"5. ... {key}", seconds, f"{100 * seconds / wall:.0f} % of wall")
@@ -203,6 +232,26 @@ def probe_rows(trials: int) -> None:
             r["seconds_per_trial"], f"{r['ratio']:.2f} x the loop path; s per trial")
 
 
+def train_rows() -> None:
+    """Training the chain, trials batched, against bare bmm's of the same shapes."""
+    from train_bench import bmm_seconds, steady_seconds
+
+    from initlab.train import ChainConfig, TrainSpec, load_data
+
+    data = load_data(TrainSpec(), None, torch.float32)
+    for width in (128, 512):
+        dims = [(data.features, width), *[(width, width)] * 30, (width, data.outputs)]
+        config = [ChainConfig(init="kaiming", activation="relu", width=width, depth=30)]
+        spec = TrainSpec(steps=40, batch_size=64, record_every=10, eval_every=40)
+        sec = bmm = math.inf
+        for _ in range(2):  # interleaved: both see the same machine state
+            bmm = min(bmm, bmm_seconds(16, 64, dims, torch.float32))
+            sec = min(sec, steady_seconds(config, spec, data, 16))
+        row(f"9. training the chain, width {width}, depth 30, 16 trials batched, batch 64, "
+            "Adam, statistics every 10 steps: s per step", sec,
+            f"{bmm / sec:.0%} of the bare bmm rate of the same shapes (target >= 50 %)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=32)
@@ -216,11 +265,12 @@ def main() -> None:
     print(f"T = {args.trials} trials, depth 100, width 512, float32, CPU\n")
     print("| measurement | seconds | ratio |")
     print("|---|---|---|")
-    engine_rows(args.trials)
+    floor16 = engine_rows(args.trials)
     if not args.quick:
-        sweep_rows(args.sweep_runs)
+        sweep_rows(args.sweep_runs, floor16)
         memory_rows()
         probe_rows(16)
+        train_rows()
     gpu_rows()
 
 
