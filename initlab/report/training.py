@@ -250,13 +250,14 @@ def _steps_text(tr: Trained) -> str:
 def about(tr: Trained) -> str:
     """What every run shares, short: ``tanh, σ_b² 0.05, width 64, 3 trials; rmsprop lr
     0.001 constant on digits``."""
-    words = {"model": "", "activation": "", B_KEY: "σ_b² ", "width": "width ", "trials": "trials ",
-             "train_optimizer": "; ", "train_lr": "lr ", "train_schedule": "",
-             "train_data": "on "}
-    if (_common(tr, "model") or "chain") != "chain":
-        words.pop("width")
-    out = [f"{w}{show(v)}" for k, w in words.items() if (v := _common(tr, k)) is not None]
-    return ", ".join(out).replace(", ; ", "; ").replace(", lr", " lr").replace(", on", " on")
+    chain = (_common(tr, "model") or "chain") == "chain"
+    what = {"model": "{}", "activation": "{}", B_KEY: "σ_b² {}", "width": "width {}",
+            "trials": "{} trials"}
+    how = {"train_optimizer": "{}", "train_lr": "lr {}", "train_schedule": "{}",
+           "train_data": "on {}"}
+    words = [[f.format(show(v)) for k, f in group.items() if (v := _common(tr, k)) is not None
+              and (k != "width" or chain)] for group in (what, how)]
+    return "; ".join(w for w in (", ".join(words[0]), " ".join(words[1])) if w)
 
 
 def _frames(tr: Trained, what: str) -> dict[str, pd.DataFrame]:
