@@ -94,8 +94,13 @@ class ModelConfig:
 
 @dataclass
 class ThresholdsConfig:
+    """Forward: a signal's std; backward: the gradient's std over the output gradient's
+    (``initlab.verdict``)."""
+
     explode_std: float = 1e4
     vanish_std: float = 1e-4
+    grad_explode: float = 1e4
+    grad_vanish: float = 1e-4
 
 
 def _engine_fields() -> list[tuple[str, type, Any]]:
@@ -351,7 +356,8 @@ def known_settings(cfg: DictConfig) -> dict[str, Any]:
 
 def thresholds_from_config(cfg: DictConfig) -> Thresholds:
     try:
-        return Thresholds(explode_std=float(cfg.thresholds.explode_std),
-                          vanish_std=float(cfg.thresholds.vanish_std))
+        t = cfg.thresholds
+        return Thresholds(explode_std=float(t.explode_std), vanish_std=float(t.vanish_std),
+                          grad_explode=float(t.grad_explode), grad_vanish=float(t.grad_vanish))
     except ValueError as exc:
         raise SpecError(str(exc)) from None
