@@ -5,9 +5,10 @@ job side by side); this draws them afterwards for any job directory, or for ever
 finished job of a sweep directory (default: the newest run or sweep under
 ``outputs/``). The figures are ``std_by_layer.png``, ``mean_by_layer.png``, and with
 the data for them ``grad_by_layer.png`` and ``corr_by_layer.png``, written into
-each job's directory. Errors are one line each; the exit status is 1 when a job
-given could not be drawn, 2 when a directory holds no job at all; a sweep's jobs that did
-not finish are skipped with a line each.
+each job's directory; a training job adds ``train_curves.png``,
+``train_layer_stats.png`` and ``train_color_dim.png``. Errors are one line each; the
+exit status is 1 when a job given could not be drawn, 2 when a directory holds no job
+at all; a sweep's jobs that did not finish are skipped with a line each.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from initlab.figures.job import FiguresError, job_dirs, job_figures
+from initlab.figures.train import TrainFilesError, draw_training
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for job in jobs:
             try:
-                for path in job_figures(job):
+                for path in job_figures(job) + draw_training(job):
                     print(path)
-            except FiguresError as exc:
+            except (FiguresError, TrainFilesError) as exc:
                 if job != Path(directory):  # a sweep's unfinished job: say so and go on
                     print(f"initlab-plot: skipped {exc}", file=sys.stderr)
                     continue

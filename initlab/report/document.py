@@ -7,7 +7,7 @@ other than through the loaded jobs.
 from __future__ import annotations
 
 from initlab.labels import label
-from initlab.report import phase, phase_section
+from initlab.report import phase, phase_section, training
 from initlab.report.blocks import Block, Section, table_block
 from initlab.report.figures import grad_text, verdict_text
 from initlab.report.judge import final_layer, judge
@@ -168,7 +168,8 @@ def build(table: Summary, name: str, drawn: dict[str, str], notes: list[str],
     sections = [intro(table, name)]
     if table.ok:
         sections.append(verdicts(table))
-    sections += [phase_section.section(grids or [], drawn), figures(drawn, lines_note),
+    sections += [phase_section.section(grids or [], drawn), training.section(table, drawn),
+                 figures(drawn, lines_note),
                  seed_table(table), jobs_table(table), symmetry(table), fluctuation(table),
                  problems(table),
                  ("Figures not drawn", [Block("p", text=n) for n in notes])]

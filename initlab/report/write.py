@@ -19,7 +19,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from initlab import interrupts, store
-from initlab.report import document, figures, parallel, phase, render
+from initlab.report import document, figures, parallel, phase, render, training
 from initlab.report.load import JobRecord, ReportError, ReportIOError, find_jobs
 from initlab.report.phase_figure import phase_diagram
 from initlab.report.tables import Summary, tabulate
@@ -115,11 +115,12 @@ def _draw(table: Summary, folder: Path, job: str | None,
         draw("grad", lambda: figures.by_layer(table, "grad_x_std", with_grads, note))
     if chosen is not None:
         draw("color_dim", lambda: figures.color_dim(chosen))
-    for (key, _, _), error in zip(tasks, parallel.draw_all(tasks), strict=True):
+    tasks += training.figure_tasks(table, folder)
+    for (key, _, path), error in zip(tasks, parallel.draw_all(tasks), strict=True):
         if error is None:  # one odd figure must not cost the whole report
-            drawn[key] = FIGURES[key]
+            drawn[key] = path.name
         else:
-            notes.append(f"{FIGURES[key]} could not be drawn: {error}")
+            notes.append(f"{path.name} could not be drawn: {error}")
     return drawn, notes, note
 
 
