@@ -10,6 +10,7 @@ when the ``ChainSpec`` is built.
 
 from __future__ import annotations
 
+from dataclasses import MISSING as MISSING_FACTORY
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -103,6 +104,47 @@ class ThresholdsConfig:
     grad_vanish: float = 1e-4
 
 
+def _train_fields() -> list[tuple[str, Any, Any]]:
+    """``TrainSpec``'s fields as schema fields (its types and defaults; ``moms`` a list),
+    then the job's own ``tensorboard``."""
+    from initlab.train.spec import TrainSpec
+
+    hints = get_type_hints(TrainSpec)
+    hints["moms"] = list[float]
+    out: list[tuple[str, Any, Any]] = [("name", str, field(default="custom"))]
+    for f in fields(TrainSpec):
+        if f.default_factory is not MISSING_FACTORY:
+            default = field(default_factory=f.default_factory)
+        elif isinstance(f.default, tuple):
+            default = field(default_factory=lambda d=f.default: list(d))
+        else:
+            default = field(default=f.default)
+        out.append((f.name, hints[f.name], default))
+    return [*out, ("tensorboard", bool, field(default=False))]
+
+
+#: Short training runs (``initlab.train.TrainSpec``'s fields; ``conf/train/*.yaml``):
+#: ``train=digits`` trains every job after measuring it at initialization; off (null)
+#: by default. ``tensorboard``: also write TensorBoard event files.
+TrainConfig = make_dataclass("TrainConfig", _train_fields())
+TrainConfig.__module__ = __name__
+
+
+def train_from_config(cfg: DictConfig):
+    """The job's ``TrainSpec`` (None when it does not train) and whether to write
+    TensorBoard files; SpecError (one line) on a bad value."""
+    node = cfg.get("train")
+    if node is None:
+        return None, False
+    from initlab.train.spec import TrainSpec
+
+    data = OmegaConf.to_container(node, resolve=True)
+    data.pop("name", None)
+    tensorboard = bool(data.pop("tensorboard", False))
+    data["moms"] = tuple(data["moms"])
+    return TrainSpec(**data), tensorboard
+
+
 def _engine_fields() -> list[tuple[str, type, Any]]:
     """The engine settings as schema fields: names, types and defaults of ``ChainSpec``."""
     hints = get_type_hints(ChainSpec)
@@ -134,6 +176,7 @@ Config = make_dataclass(
         ("reference", dict[str, Any] | None, field(default=None)),
         ("model", ModelConfig, field(default_factory=ModelConfig)),
         ("inputs", str, field(default="gaussian")),
+        ("train", TrainConfig | None, field(default=None)),
     ],
 )
 Config.__module__ = __name__
@@ -288,6 +331,7 @@ def check(cfg: DictConfig) -> None:
     spec = model_spec_from_config(cfg) if is_model(cfg) else spec_from_config(cfg)
     thresholds_from_config(cfg)
     reference_from_config(cfg)
+    train_from_config(cfg)
     resolve_device(spec.device)
     if isinstance(spec, ModelSpec):
         from initlab.modelcheck import check_model  # the probe package: model jobs only
@@ -329,8 +373,10 @@ def job_from_config(cfg: DictConfig, out_dir: Any, sweep: bool = False):
     check_inputs(cfg)
     spec = model_spec_from_config(cfg) if is_model(cfg) else spec_from_config(cfg)
     reference = reference_from_config(cfg)
+    train, tensorboard = train_from_config(cfg)
     return Job(spec=spec, thresholds=thresholds_from_config(cfg), out_dir=Path(out_dir),
-               reference=reference, make_plots=wants_plots(cfg.plots, sweep))
+               reference=reference, make_plots=wants_plots(cfg.plots, sweep), train=train,
+               tensorboard=tensorboard)
 
 
 def wants_plots(setting: Any, sweep: bool) -> bool:

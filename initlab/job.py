@@ -10,6 +10,11 @@ job it served is written by ``write_job``: the tables, the figures when asked fo
 and summary.json last, so its presence means the job finished. A pass that raises
 fails its jobs (recorded in their summary.json); the other passes go on.
 
+A training job (``Job.train``) is measured at initialization as every job is, then
+trained (``initlab.trainjob``: chains of one shape batched, each model alone) before
+it is written: its training files and summary.json's ``training`` block join the
+init-time ones, summary.json still last.
+
 ``summary.json`` ``seconds``: ``engine`` is the job's share of the pass that measured
 it (all of it for a job measured alone; for jobs sharing a pass, the pass's seconds
 times the job's share of the work), ``total`` adds the job's own writing, ``pass`` is
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from initlab import figures, interrupts, measure, store
+from initlab import figures, interrupts, measure, store, trainjob
 from initlab.chain import cut
 from initlab.layout import group_key
 from initlab.modelspec import ModelSpec
@@ -38,12 +43,15 @@ from initlab.result import Result
 from initlab.rules import PROGRESS, first_line
 from initlab.spec import ChainSpec
 from initlab.summary import summarize
+from initlab.train.record import TrainingRecord
+from initlab.train.spec import TrainSpec
 from initlab.verdict import Thresholds
 
 log = logging.getLogger("initlab")
 
 SECONDS_NOTE = ("engine: this job's share of the pass that measured it (pass seconds x its "
-                "share of the work the pass served); total: engine + writing its files")
+                "share of the work the pass served), plus its share of the training group "
+                "that trained it (training); total: engine + writing its files")
 
 
 @dataclass(frozen=True)
@@ -55,13 +63,18 @@ class Job:
     out_dir: Path = Path(".")
     reference: dict[str, Any] | None = None
     make_plots: bool = False
+    #: train after measuring at initialization (``initlab.trainjob``); None: do not
+    train: TrainSpec | None = None
+    #: with ``train``: also write TensorBoard event files (``initlab[tensorboard]``)
+    tensorboard: bool = False
 
     @property
     def work(self) -> int:
-        """What its progress counts (``initlab.measure``)."""
-        if isinstance(self.spec, ChainSpec):
-            return measure.chain_work(self.spec)
-        return measure.model_work(self.spec)
+        """What its progress counts: init-time trial-layers (``initlab.measure``), plus
+        trial-layer updates when it trains."""
+        init = (measure.chain_work(self.spec) if isinstance(self.spec, ChainSpec)
+                else measure.model_work(self.spec))
+        return init + (trainjob.work(self.spec, self.train) if self.train else 0)
 
 
 @dataclass(frozen=True)
@@ -112,7 +125,8 @@ def plan_passes(specs: Sequence[ChainSpec | ModelSpec]) -> list[Pass]:
 
 def total_work(jobs: Sequence[Job]) -> int:
     """The work the passes of a batch count, in all (a progress bar's total)."""
-    return sum(Job(s).work for p in plan_passes([j.spec for j in jobs]) for s in p.specs)
+    init = sum(Job(s).work for p in plan_passes([j.spec for j in jobs]) for s in p.specs)
+    return init + sum(trainjob.work(j.spec, j.train) for j in jobs if j.train)
 
 
 def run_jobs(jobs: Sequence[Job],
@@ -125,6 +139,7 @@ def run_jobs(jobs: Sequence[Job],
     Ctrl-C is not caught.
     """
     summaries: list[dict[str, Any] | None] = [None] * len(jobs)
+    measured: dict[int, tuple[Result, dict[str, Any]]] = {}  # training jobs, to train
     for one in plan_passes([j.spec for j in jobs]):
         served = [i for i, j in enumerate(jobs) if one.source(j.spec) is not None]
         start = time.perf_counter()
@@ -143,11 +158,42 @@ def run_jobs(jobs: Sequence[Job],
                 result = cut(result, job.spec.depth)
             share = {"engine": seconds * job.work / work, "pass": round(seconds, 4),
                      "shared_by": len(served)}
-            try:
-                summaries[i] = write_job(job, result, share)
-            except Exception as exc:  # e.g. PermissionError, a file in the way, a full disk
-                summaries[i] = fail(job, exc, "writing its directory", where=job.out_dir)
+            if job.train is not None:
+                measured[i] = result, share
+                continue
+            summaries[i] = _write(job, result, share)
+    _train_all(jobs, measured, summaries, progress)
     return summaries
+
+
+def _write(job: Job, result: Result, seconds: dict[str, Any],
+           record: TrainingRecord | None = None) -> dict[str, Any]:
+    try:
+        return write_job(job, result, seconds, record)
+    except Exception as exc:  # e.g. PermissionError, a file in the way, a full disk
+        return fail(job, exc, "writing its directory", where=job.out_dir)
+
+
+def _train_all(jobs: Sequence[Job], measured: dict[int, tuple[Result, dict[str, Any]]],
+               summaries: list, progress: Callable[[int], object] | None) -> None:
+    """Train the measured training jobs, group by group, and write each."""
+    order = sorted(measured)
+    for group in trainjob.plan([(jobs[i].spec, jobs[i].train) for i in order]):
+        served = [order[g] for g in group]
+        start = time.perf_counter()
+        try:
+            records = trainjob.train([jobs[i].spec for i in served], jobs[served[0]].train,
+                                     interrupts.at_first_tick("train", progress))
+        except (Exception, SystemExit) as exc:
+            for i in served:
+                summaries[i] = fail(jobs[i], exc, "training")
+            continue
+        seconds = (time.perf_counter() - start) / len(served)
+        for i, record in zip(served, records, strict=True):
+            result, share = measured[i]
+            share = {**share, "engine": share["engine"] + seconds,
+                     "training": round(seconds, 4)}
+            summaries[i] = _write(jobs[i], result, share, record)
 
 
 def run_job(job: Job, progress: Callable[[int], object] | None = None) -> dict[str, Any]:
@@ -155,15 +201,23 @@ def run_job(job: Job, progress: Callable[[int], object] | None = None) -> dict[s
     return run_jobs([job], progress)[0]
 
 
-def write_job(job: Job, result: Result, seconds: dict[str, Any]) -> dict[str, Any]:
-    """Write layers.csv/.parquet, histogram.csv, the figures when asked for and, last,
-    summary.json (``status: ok``); ``seconds`` holds at least ``engine``."""
+def write_job(job: Job, result: Result, seconds: dict[str, Any],
+              record: TrainingRecord | None = None) -> dict[str, Any]:
+    """Write layers.csv/.parquet, histogram.csv, a training job's files (``record``), the
+    figures when asked for and, last, summary.json (``status: ok``); ``seconds`` holds at
+    least ``engine``."""
     start = time.perf_counter()
     out_dir = Path(job.out_dir)
+    if job.train is not None:  # the training settings are the job's settings too
+        result = dataclasses.replace(result, settings={**result.settings,
+                                                       **job.train.describe()})
     store.write_layers(out_dir, result.frame())
     if result.hist is not None:
         store.write_histogram(out_dir, result.hist_frame())
     summary = {"status": "ok", **summarize(result, job.thresholds, job.reference)}
+    if record is not None:
+        trainjob.write(out_dir, record, job.tensorboard)
+        summary["training"] = trainjob.training_block(record, job.spec)
     if job.make_plots:
         figures.draw_job(out_dir, summary)
     engine = seconds["engine"]
@@ -239,8 +293,20 @@ def verdict_words(summary: dict[str, Any], prefix: str = "") -> str:
     return verdict + (f" at layer {layer}" if layer is not None else "")
 
 
+def training_words(training: dict[str, Any]) -> str:
+    """``trained: held-out accuracy 0.958 [10-90%: 0.95 .. 0.963] after 200 steps (4 of 4
+    trials)`` (a regression task: its held-out loss)."""
+    what, key = (("accuracy", "final_eval_acc") if training.get("final_eval_acc") is not None
+                 else ("loss", "final_eval_loss"))
+    return (f"{training['verdict']}: held-out {what} {fmt(training[key])} [10-90%: "
+            f"{fmt(training[key + '_q10'])} .. {fmt(training[key + '_q90'])}] after "
+            f"{training['steps']} steps ({training['trained_trials']} of "
+            f"{training['trials']} trials trained)")
+
+
 def log_line(summary: dict[str, Any]) -> str:
-    """One line for the log: what ran and what it did, forward and backward."""
+    """One line for the log: what ran and what it did, forward and backward, and what
+    training did."""
     spread = ", ".join(f"{k} {v}" for k, v in summary["verdict_counts"].items() if v)
     what = f"model={summary['model']} " if "model" in summary else ""
     grads = ("gradients off" if summary.get("grad_verdict") is None and not
@@ -251,4 +317,5 @@ def log_line(summary: dict[str, Any]) -> str:
         f"forward {verdict_words(summary)} ({spread}), {grads}; final std median "
         f"{fmt(summary['final_std'])} [10-90%: {fmt(summary['final_std_q10'])} .. "
         f"{fmt(summary['final_std_q90'])}], final mean median {fmt(summary['final_mean'])}"
+        + (f"; {training_words(summary['training'])}" if summary.get("training") else "")
     )

@@ -65,6 +65,10 @@ def tidy(exc: BaseException, overrides) -> str:
             msg = type_message(o.key_or_group, o.value(), exc)
             if msg:
                 return msg
+    for o in overrides:  # train.lr=... with training off: the node is null
+        if o.key_or_group.startswith("train.") and "NoneType" in str(exc):
+            return (f"{o.input_line} sets a training setting, but training is off; choose a "
+                    "training run too: train=digits, train=teacher or train=custom")
     missing = re.search(r"Could not find '([^']+)/([^'/]+)'", str(exc))
     if missing:  # a config group option that does not exist (hydra/launcher=nope)
         group, option = missing.groups()

@@ -40,7 +40,7 @@ from initlab import config, paths
 from initlab.rules import PLOTS, PROGRESS, SpecError
 from initlab.usage import UsageError, no_such_parameter, one_line, text, tidy, type_message
 
-GROUPS = ("init", "activation", "bias", "model", "experiments")
+GROUPS = ("init", "activation", "bias", "model", "train", "experiments")
 _SETTINGS = tuple(f.name for f in fields(config.Config))
 #: Groups whose options set only their own node: a sweep over several of them is checked
 #: by composing each option once and swapping the nodes, not by composing every combination.
@@ -306,13 +306,26 @@ def _unknown_parameter(key: str) -> bool:
         known = {f.name: f for f in fields(node)}
         if part not in known:
             return len(parts) > 1
-        node = known[part].type if isinstance(known[part].type, type) else None
+        node = _node_type(known[part].type)
     return False
+
+
+def _node_type(hint: Any) -> Any:
+    """A schema field's type, ``X | None`` unwrapped (``train``); None when it is not one
+    type (a dict, ``Any``)."""
+    if isinstance(hint, type):
+        return hint
+    args = [a for a in getattr(hint, "__args__", ()) if a is not type(None)]
+    return args[0] if len(args) == 1 and is_dataclass(args[0]) else None
 
 
 def _check_types(key: str, values: list[Any]) -> None:
     """Each swept value fits the schema's type for ``key`` (depth=10,abc -> 'abc' refused)."""
     schema = OmegaConf.structured(config.Config)
+    head = key.partition(".")[0]
+    if head != key and head in schema and schema[head] is None:  # an optional node, off
+        schema[head] = OmegaConf.structured(_node_type(
+            {f.name: f.type for f in fields(config.Config)}[head]))
     for v in values:
         try:
             OmegaConf.update(schema, key, v, merge=True)

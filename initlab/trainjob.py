@@ -1,0 +1,144 @@
+"""Training as one more kind of job: what ``initlab.job`` runs after a training job's
+init-time measurement (``train=...`` on the command line; off by default).
+
+Chain jobs that share their sizes, trials, seed, dtype, device and training settings
+are trained as one batched computation (``initlab.train.train_chain``: every trial of
+every config of the group in one set of bmm's, each trial's numbers its own); a model
+job is trained alone (``train_model``). Each job then gets, beside its init-time files:
+
+* ``train_steps.parquet``/``.csv``: per (trial, step) the training batch's loss and
+  accuracy, the held-out ones at evaluated steps, the learning rate and momentum;
+* ``train_layers.parquet``/``.csv``: per (trial, recorded step, layer) the init-time
+  statistics, ``near_zero`` and the gradient columns (fastai's ActivationStats);
+* ``train_histogram.csv``: per (recorded step, layer) log10|x| counts (``color_dim``);
+* summary.json's ``training`` block (``training_block``) and, with
+  ``train.tensorboard=true``, TensorBoard event files under ``tensorboard/``.
+
+Step 0 is the network before any update: its statistics are those of
+``initlab.probe`` on the trained network (input layer, the chain, readout) fed each
+trial's first training batch (tests/test_train_chain.py, tests/test_train_model.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from initlab import measure, store
+from initlab.modelspec import ModelSpec
+from initlab.numbers import num
+from initlab.spec import ChainSpec, resolve_device
+from initlab.train.record import TrainingRecord
+from initlab.train.spec import TrainSpec
+
+TRAIN_STEPS = "train_steps"  # .csv / .parquet
+TRAIN_LAYERS = "train_layers"  # .csv / .parquet
+TRAIN_HISTOGRAM_CSV = "train_histogram.csv"
+TENSORBOARD_DIR = "tensorboard"
+#: the trainer's column names -> the job files' (as the init-time tables name a layer)
+RENAMED = {"layer_name": "module", "layer_type": "module_type"}
+STEP0_NOTE = ("step 0 is the network before any update, fed each trial's first training "
+              "batch: the statistics initlab.probe measures on it at initialization")
+
+
+def layers_of(spec: ChainSpec | ModelSpec) -> int:
+    """Rows a trained network records per step: the chain's input, input layer, ``depth``
+    layers and readout; a model's hooked modules (as its init-time work counts them)."""
+    if isinstance(spec, ChainSpec):
+        return spec.depth + 3
+    return measure.model_work(spec) // spec.trials
+
+
+def work(spec: ChainSpec | ModelSpec, train: TrainSpec) -> int:
+    """What a training job's progress counts: trial-layer updates."""
+    return spec.trials * train.steps * layers_of(spec)
+
+
+def _key(spec: ChainSpec | ModelSpec, train: TrainSpec) -> str:
+    """Jobs with one key train together: chains of one shape and run settings."""
+    if not isinstance(spec, ChainSpec):
+        return "model" + json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
+    shared = {k: getattr(spec, k) for k in ("width", "depth", "trials", "seed", "dtype",
+                                            "device")}
+    return json.dumps([shared, dataclasses.asdict(train)], sort_keys=True, default=str)
+
+
+def plan(items: Sequence[tuple[ChainSpec | ModelSpec, TrainSpec]]) -> list[list[int]]:
+    """Groups of positions in ``items`` that train as one computation."""
+    groups: dict[str, list[int]] = {}
+    for i, (spec, train) in enumerate(items):
+        groups.setdefault(_key(spec, train), []).append(i)
+    return list(groups.values())
+
+
+def train(specs: Sequence[ChainSpec | ModelSpec], train: TrainSpec,
+          progress: Callable[[int], object] | None = None) -> list[TrainingRecord]:
+    """Train a group from ``plan`` (chains batched; a model alone); one record per spec.
+    ``progress`` counts trial-layer updates (``work``)."""
+    import torch
+
+    from initlab.train import train_chain, train_model
+
+    first = specs[0]
+    device = resolve_device(first.device)
+    if isinstance(first, ChainSpec):
+        per = first.trials * layers_of(first) * len(specs)
+        tick = None if progress is None else (lambda done, total: progress(per))
+        return train_chain(list(specs), train, trials=first.trials, seed=first.seed,
+                           device=device, dtype=getattr(torch, first.dtype), progress=tick)
+    include, exclude = first.hooks()
+    per = layers_of(first)
+    tick = None if progress is None else (lambda done, total: progress(per))
+    record = train_model(first.factory(), train, trials=first.trials, seed=first.seed,
+                         init=first.init, init_params=first.init_params, bias=first.bias,
+                         bias_params=first.bias_params, include=include, exclude=exclude,
+                         device=device, input_shape=first.shape(), progress=tick)
+    return [record]
+
+
+def _median(values: np.ndarray) -> float | None:
+    with np.errstate(invalid="ignore"):
+        return num(np.median(values))
+
+
+def training_block(record: TrainingRecord, spec: ChainSpec | ModelSpec) -> dict[str, Any]:
+    """summary.json's ``training``: verdict, final held-out loss and accuracy (median and
+    10-90 % over trials), chance, steps, seconds, and the step-0 and last recorded
+    statistics of the last layer before the output (medians over trials)."""
+    out = {k: (num(v) if isinstance(v, float) else v) for k, v in record.summary().items()}
+    if record.task != "classify":
+        out.update(final_eval_acc=None, final_eval_acc_q10=None, final_eval_acc_q90=None)
+    layer = max(record.stats["std"].shape[2] - 2, 0)
+    for where, index in (("step0", 0), ("last_recorded", -1)):
+        out[where] = {"step": int(record.steps_recorded[index]), "layer": layer,
+                      "module": record.layer_names[layer],
+                      **{name: _median(record.stats[name][:, index, layer])
+                         for name in ("mean", "std", "near_zero")}}
+    out.update(steps=record.steps, task=record.task, data=record.settings.get("data"),
+               seconds=round(record.seconds, 3), step0_note=STEP0_NOTE)
+    return out
+
+
+def write(out_dir: Path, record: TrainingRecord, tensorboard: bool = False) -> None:
+    """The training files of one job (module docstring), each written whole."""
+    from initlab.train import tables
+
+    out_dir = Path(out_dir)
+    for stem, frame in ((TRAIN_STEPS, tables.step_frame(record)),
+                        (TRAIN_LAYERS, tables.layer_frame(record).rename(columns=RENAMED))):
+        store.write_with(out_dir / f"{stem}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
+        store.write_with(out_dir / f"{stem}.parquet",
+                         lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+    if record.hist is not None:
+        frame = tables.hist_frame(record)
+        store.write_with(out_dir / TRAIN_HISTOGRAM_CSV,
+                         lambda tmp: frame.to_csv(tmp, index=False))
+    if tensorboard:
+        from initlab.train.tensorboard import write_events
+
+        write_events(record, out_dir / TENSORBOARD_DIR)
