@@ -85,7 +85,8 @@ def verdicts(table: Summary) -> Section:
 def figures(drawn: dict[str, str], lines_note: str = "") -> Section:
     by_layer = ("std", "mean", "corr", "grad")
     return "Figures", [Block("img", image=drawn[k], text=CAPTIONS[k] + (
-        f" {lines_note}." if lines_note and k in by_layer else ""))
+        f" {lines_note}." if lines_note and k in by_layer else ""),
+        narrow=drawn.get(f"{k}_narrow", ""))
         for k in ("heatmap", "std", "mean", "corr", "grad", "color_dim") if k in drawn]
 
 

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from initlab import store
 from initlab.columns import theory_column
 from initlab.figures import panels
-from initlab.figures.style import LEGEND
+from initlab.figures.style import LEGEND, NARROW, WIDE
 from initlab.labels import label
 from initlab.report.load import JobRecord
 from initlab.report.tables import (
@@ -50,52 +51,114 @@ def grad_text(summary: dict) -> str:
     return "grad " + verdict + (f" @{layer}" if layer is not None else "")
 
 
-def heatmap(table: Summary) -> Figure:
-    """log10(median final std) over the two main axes, one panel per value of the others."""
+#: Colours of the two cells a log colour scale cannot place: a final std that overflowed
+#: (NaN/inf: beyond the reddest red) and one that is exactly 0 (beyond the bluest blue).
+NONFINITE = "#1a0008"
+ZERO = "#000d26"
+HATCH = {"nonfinite": "xx", "zero": "//"}
+
+
+def _std_cell(summary: dict) -> tuple[str, float]:
+    """(kind, log10 of the final std): kind "value", "nonfinite", "zero" or "none"."""
+    std = summary.get("final_std")
+    if std is None or not math.isfinite(std):
+        broken = summary.get("first_nonfinite_layer") is not None or summary.get(
+            "nonfinite_trials")
+        return ("nonfinite" if broken or std is not None else "none"), math.nan
+    return ("zero", math.nan) if std <= 0 else ("value", math.log10(std))
+
+
+def _cell_text(summary: dict, kind: str, full: bool) -> str:
+    std = summary.get("final_std")
+    text = {"nonfinite": "non-finite", "zero": "0", "none": "?"}.get(kind) or f"{std:.2g}"
+    if not full:
+        return text
+    return f"{verdict_text(summary)}\n{grad_text(summary)}\nstd {text}"
+
+
+def heatmap(table: Summary, narrow: bool = False) -> Figure:
+    """log10(median final std) over the two main axes, one panel per value of the others;
+    overflowed (non-finite) and exactly-0 cells in colours of their own, hatched, beyond
+    either end of the scale. ``narrow``: for a phone (panels stacked, scale below)."""
     ok = table.ok
-    rows, cols, panels = grid_layout(table.axes)
+    rows, cols, panel_axes = grid_layout(table.axes)
     row_vals = table.values[rows] if rows else [None]
     col_vals = table.values[cols] if cols else [None]
-    keys = panel_keys(table, panels)
-    # a cell is 1.9 x 0.75 in, narrower and flatter beyond a 14 x 10 in figure (a 16 x 12
-    # sweep), where its words shrink to 6 pt
-    cell_w = min(1.9, 14 / (len(col_vals) * len(keys)))
-    cell_h = min(0.75, 10 / len(row_vals))
-    small = cell_w < 1.2 or cell_h < 0.5
-    fig = Figure(figsize=(1.8 + cell_w * len(col_vals) * len(keys), 1.4 + cell_h * len(row_vals)),
-                 layout="constrained")  # keeps the suptitle off the panel titles
-    axs = fig.subplots(1, len(keys), squeeze=False)
-    logs = [math.log10(s) for j in ok if (s := j.summary.get("final_std")) is not None and s > 0]
-    span = max([abs(v) for v in logs] + [1.0])
+    keys = panel_keys(table, panel_axes)
+    font = 8.5 if narrow else 8.0  # >= 9 px as shown at either width (style.shown_px)
+    avail = NARROW - 1.05 if narrow else WIDE - 2.9  # less the row labels and the scale
+    per_row = 1 if narrow else max(1, min(len(keys), int(avail // (0.9 * len(col_vals)))))
+    cell_w = min(1.9, avail / (per_row * len(col_vals)))
+    cell_h = min(0.75, (7.0 if narrow else 8.0) / len(row_vals))
+    em = font / 72  # inches
+    full = cell_w >= 16.8 * 0.6 * em and cell_h >= 3.6 * em  # "grad exploded @99", 3 lines
+    short = cell_w >= 5 * 0.6 * em and cell_h >= 1.4 * em
+    prows = math.ceil(len(keys) / per_row)
+    width = (NARROW if narrow else min(WIDE, 2.9 + cell_w * len(col_vals) * per_row))
+    height = 2.2 + (1.0 if narrow else 0.4) + prows * (cell_h * len(row_vals) + 0.7)
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axs = fig.subplots(prows, per_row, squeeze=False)
+    finite = [v for j in ok if (v := _std_cell(j.summary))[0] == "value"]
+    span = max([abs(v) for _, v in finite] + [1.0])
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(over=NONFINITE, under=ZERO,
+                                                         bad="#ffffff")
     norm = TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span)
-    image = None
-    for ax, key in zip(axs[0], keys, strict=True):
+    numeric = bool(rows) and all(isinstance(v, (int, float)) for v in row_vals)
+    image, kinds = None, set()
+    for n, key in enumerate(keys):
+        ax = axs[n // per_row][n % per_row]
         grid = np.full((len(row_vals), len(col_vals)), np.nan)
-        ax.set_facecolor("#dddddd")
         for job in ok:
-            if not in_panel(table, job, panels, key):
+            if not in_panel(table, job, panel_axes, key):
                 continue
             i = row_vals.index(table.at(job, rows)) if rows else 0
             k = col_vals.index(table.at(job, cols)) if cols else 0
-            std = job.summary.get("final_std")
-            if std is not None and std > 0:
-                grid[i, k] = math.log10(std)
-            text = "NaN" if std is None else ("0" if std == 0 else f"{std:.2g}")
-            dark = not np.isnan(grid[i, k]) and abs(grid[i, k]) > 0.6 * span
-            ax.text(k, i, f"{verdict_text(job.summary)}\n{grad_text(job.summary)}\nstd {text}",
-                    ha="center",
-                    va="center", fontsize=6 if small else 7,
-                    color="white" if dark else "black")
-        image = ax.imshow(grid, cmap="RdBu_r", norm=norm, aspect="auto")
-        ax.set_xticks(range(len(col_vals)), [str(v) for v in col_vals], fontsize=8)
-        ax.set_yticks(range(len(row_vals)), [str(v) for v in row_vals], fontsize=8)
-        ax.set_xlabel(cols or "")
-        ax.set_ylabel(rows or "")
-        ax.set_title(panel_title(panels, key), fontsize=9)
+            kind, value = _std_cell(job.summary)
+            grid[i, k] = {"value": value, "nonfinite": 2 * span, "zero": -2 * span}.get(
+                kind, np.nan)
+            if kind in HATCH:
+                kinds.add(kind)
+                ax.add_patch(Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, lw=0,
+                                       hatch=HATCH[kind], edgecolor=(1, 1, 1, 0.45)))
+            dark = kind in HATCH or (kind == "value" and abs(value) > 0.6 * span)
+            if full or short:
+                box = {"boxstyle": "round,pad=0.2", "ec": "none", "alpha": 0.85,
+                       "fc": NONFINITE if kind == "nonfinite" else ZERO} if kind in HATCH else None
+                ax.text(k, i, _cell_text(job.summary, kind, full), ha="center", va="center",
+                        fontsize=font, color="white" if dark else "black", bbox=box)
+        image = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto",
+                          origin="lower" if numeric else "upper")
+        labels = [str(v) for v in col_vals]
+        turn = max(map(len, labels)) * 0.6 * em > cell_w * 0.95
+        ax.set_xticks(range(len(col_vals)), labels, fontsize=font,
+                      rotation=90 if turn else 0)
+        ax.set_yticks(range(len(row_vals)), [str(v) for v in row_vals], fontsize=font)
+        ax.set_xlabel(cols or "", fontsize=font + 1)
+        ax.set_ylabel(rows or "", fontsize=font + 1)
+        if panel_axes:
+            ax.set_title(panel_title(panel_axes, key), fontsize=font + 1)
+    for n in range(len(keys), prows * per_row):
+        axs[n // per_row][n % per_row].axis("off")
     if image is not None:
-        bar = fig.colorbar(image, ax=axs[0].tolist(), shrink=0.9)
-        bar.set_label("log10(final std), median over trials\n(grey: NaN or 0)", fontsize=8)
-    fig.suptitle("Final-layer std: blue vanished, red exploded, white ~1 (held)", fontsize=10)
+        bar = fig.colorbar(image, ax=axs.ravel().tolist(), shrink=0.9, extend="both",
+                           orientation="horizontal" if narrow else "vertical",
+                           **({"pad": 0.02, "aspect": 30} if narrow else {}))
+        bar.set_label("log10(final std), median over trials", fontsize=font + 1)
+        bar.ax.tick_params(labelsize=font)
+    patches = [Patch(facecolor=NONFINITE, edgecolor=(1, 1, 1, 0.6), hatch=HATCH["nonfinite"],
+                     label="non-finite: overflowed to inf/NaN (beyond the reddest red)"),
+               Patch(facecolor=ZERO, edgecolor=(1, 1, 1, 0.6), hatch=HATCH["zero"],
+                     label="exactly 0: vanished completely (beyond the bluest blue)")]
+    shown = [p for p, k in zip(patches, ("nonfinite", "zero"), strict=True) if k in kinds]
+    if shown:
+        fig.legend(handles=shown, loc="outside lower center", fontsize=font,
+                   ncols=1 if narrow else len(shown), frameon=False)
+    title = ("Final-layer std, median over trials. Colour: log10(std); white ≈ 1 (held), "
+             "red grew (exploding), blue shrank (vanishing)")
+    if not (full or short):
+        title += "; the verdicts are in the Verdicts table"
+    fig.suptitle(textwrap.fill(title, int(width * 72 / (0.55 * (font + 2)))),
+                 fontsize=font + 2)
     return fig
 
 

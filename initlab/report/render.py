@@ -13,12 +13,17 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
 max-width:1100px;padding:12px;line-height:1.45;color:#222}
 h1{font-size:1.4em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:2px}
-.scroll{overflow-x:auto;margin:8px 0}table{border-collapse:collapse;font-size:.85em}
+.scroll{overflow-x:auto;margin:8px 0;max-width:100%;
+background:linear-gradient(to right,#fff 30%,#fff0) left/24px 100% no-repeat local,
+linear-gradient(to left,#fff 30%,#fff0) right/24px 100% no-repeat local,
+linear-gradient(to right,#0003,#0000) left/10px 100% no-repeat scroll,
+linear-gradient(to left,#0003,#0000) right/10px 100% no-repeat scroll}
+table{border-collapse:collapse;font-size:.85em}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;white-space:nowrap}
-th{background:#f3f3f3}figure{margin:10px 0;overflow-x:auto}
-img{max-width:100%;min-width:600px;height:auto}
+th{background:#f3f3f3}figure{margin:10px 0}
+img{max-width:100%;height:auto;display:block}
 figcaption{font-size:.85em;color:#555}
-@media (max-width:640px){picture img{min-width:0}}
+@media (max-width:640px){td{white-space:normal;min-width:4.5em}}
 td.pass{color:#106b10}td.fail{color:#a00000;font-weight:bold}
 """
 

@@ -164,9 +164,12 @@ def counts(jobs: list[JobRecord]) -> dict[str, int]:
 
 
 def grid_layout(axes: list[str]) -> tuple[str | None, str | None, list[str]]:
-    """(row axis, column axis, panel axes): init x activation when both vary."""
+    """(row axis, column axis, panel axes): init x activation when both vary; sigma_b2 x
+    sigma_w2 (sigma_w2 along x, as the phase diagram has it) when those do."""
     if "init" in axes and "activation" in axes:
         rows, cols = "init", "activation"
+    elif "init.sigma_w2" in axes and "bias.sigma_b2" in axes:
+        rows, cols = "bias.sigma_b2", "init.sigma_w2"
     else:
         rows = axes[0] if axes else None
         cols = axes[1] if len(axes) > 1 else None
@@ -175,8 +178,6 @@ def grid_layout(axes: list[str]) -> tuple[str | None, str | None, list[str]]:
 
 def panel_keys(summary: Summary, panels: list[str]) -> list[tuple]:
     """Every combination of the panel axes' values (one panel each); ``[()]`` for none."""
-
-
     return list(itertools.product(*[summary.values[a] for a in panels])) or [()]
 
 

@@ -27,6 +27,7 @@ from initlab.report.tables import Summary, tabulate
 REPORT_DIR = "report"
 FIGURES = {
     "heatmap": "heatmap.png",
+    "heatmap_narrow": "heatmap_narrow.png",  # the HTML's phone view of each figure
     "std": "std_by_layer.png",
     "mean": "mean_by_layer.png",
     "grad": "grad_by_layer.png",
@@ -101,6 +102,7 @@ def _draw(table: Summary, folder: Path, job: str | None,
     shown, note = lines_shown(table, grids)
     if len(ok) > 1:
         draw("heatmap", lambda: figures.heatmap(table))
+        draw("heatmap_narrow", lambda: figures.heatmap(table, narrow=True))
     if grids:
         draw("phase", lambda: phase_diagram(grids))
         draw("phase_narrow", lambda: phase_diagram(grids, narrow=True))
