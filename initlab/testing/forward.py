@@ -1,42 +1,5 @@
-"""Regression-test helpers: guard an initialization's behaviour in your own CI.
-
-    from initlab.testing import assert_stable, assert_vanishes, assert_explodes
-
-    def test_my_init_keeps_a_deep_relu_chain_alive():
-        assert_stable(init="kaiming", activation="relu", depth=100, trials=16)
-
-    def test_pytorch_default_init_is_not_enough_for_relu():
-        assert_vanishes(init="torch_default", activation="relu", by_layer=40)
-
-    def test_two_inputs_stay_apart_on_the_edge_of_chaos():
-        assert_no_collapse("init=scaled", "init.sigma_w2=1.76", "bias=normal",
-                           "bias.sigma_b2=0.05", activation="tanh", depth=50)
-
-Settings are the command line's: keyword arguments (``init``, ``activation``,
-``depth``, ``width``, ``trials``, ``seed``, ``dtype``, ...; dotted ones such as
-``init.std`` as ``**{"init.std": 0.01}``) or override strings exactly as typed
-after ``initlab`` (``"init=normal", "init.std=0.01"``, ``"experiments=..."``).
-They are composed through the same Hydra configs, so thresholds, presets and
-plug-ins behave as on the command line. A failure says what was expected and
-what the chain did: verdict, layer, trial counts and the std there.
-
-The same helpers take a model instead (first argument an ``nn.Module`` or a
-zero-argument factory, second its example inputs) and judge it with the probe
-(``initlab.probing.probe``), over ``trials`` weight draws::
-
-    def test_my_block_stays_stable_under_its_default_init():
-        assert_stable(make_block, (64, 16, 16), trials=8)           # its own init
-        assert_explodes(make_block, (64, 16, 16), init="normal")   # N(0, 1) weights
-        assert_stable(make_net, images, init="kaiming", depth_window=(1, "head"))
-
-``inputs``: a batch-first tensor, a per-sample shape (Gaussian N(0, I) inputs of
-``batch`` samples, ``initlab.probing.gaussian_inputs``) or ``(generator) -> batch``.
-``depth_window``: which layers the verdict judges (``initlab.probing.judge``).
-Keyword arguments are the probe's (``init``, ``bias``, ``trials``, ``seed``,
-``include``, ...) and the thresholds ``explode_std``/``vanish_std`` (the command
-line's defaults). A failure names the model, its init, the module where the
-signal went wrong and the median std there.
-"""
+"""Forward-pass assertions (``initlab.testing``): the chain's and a model's signal
+verdicts, and the correlation of two inputs. The package docstring shows their use."""
 
 from __future__ import annotations
 
@@ -45,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 
 from initlab import config, rules
 from initlab.chain import run_chain
@@ -59,15 +23,21 @@ __all__ = ["assert_correlation", "assert_explodes", "assert_no_collapse", "asser
            "assert_vanishes", "run_like_cli"]
 
 
-def run_like_cli(*overrides: str, **settings: Any) -> tuple[Result, dict[str, Any]]:
-    """Run the chain the command line would run with these settings (checked and composed
-    as ``initlab`` does); return (result, overall verdict)."""
+def compose_like_cli(*overrides: str, **settings: Any) -> DictConfig:
+    """The config the command line composes from these settings (checked as ``initlab``
+    checks them; a bad one is a ValueError in one line)."""
     args = [*overrides, *(f"{k}={_text(v)}" for k, v in settings.items())]
     try:
         check_args(args)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
-    cfg = compose_overrides(args)
+    return compose_overrides(args)
+
+
+def run_like_cli(*overrides: str, **settings: Any) -> tuple[Result, dict[str, Any]]:
+    """Run the chain the command line would run with these settings (checked and composed
+    as ``initlab`` does); return (result, overall verdict)."""
+    cfg = compose_like_cli(*overrides, **settings)
     result = run_chain(config.spec_from_config(cfg))
     verdict = overall(*trial_verdicts(result.stats, config.thresholds_from_config(cfg)))
     return result, verdict
