@@ -59,10 +59,11 @@ def work(spec: ChainSpec | ModelSpec, train: TrainSpec) -> int:
     return spec.trials * train.steps * layers_of(spec)
 
 
-def _key(spec: ChainSpec | ModelSpec, train: TrainSpec) -> str:
-    """Jobs with one key train together: chains of one shape and run settings."""
+def _key(spec: ChainSpec | ModelSpec, train: TrainSpec, position: int) -> str:
+    """Jobs with one key train together: chains of one shape and run settings; a model
+    job alone."""
     if not isinstance(spec, ChainSpec):
-        return "model" + json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
+        return f"model {position}"
     shared = {k: getattr(spec, k) for k in ("width", "depth", "trials", "seed", "dtype",
                                             "device")}
     return json.dumps([shared, dataclasses.asdict(train)], sort_keys=True, default=str)
@@ -72,7 +73,7 @@ def plan(items: Sequence[tuple[ChainSpec | ModelSpec, TrainSpec]]) -> list[list[
     """Groups of positions in ``items`` that train as one computation."""
     groups: dict[str, list[int]] = {}
     for i, (spec, train) in enumerate(items):
-        groups.setdefault(_key(spec, train), []).append(i)
+        groups.setdefault(_key(spec, train, i), []).append(i)
     return list(groups.values())
 
 
@@ -91,14 +92,37 @@ def train(specs: Sequence[ChainSpec | ModelSpec], train: TrainSpec,
         tick = None if progress is None else (lambda done, total: progress(per))
         return train_chain(list(specs), train, trials=first.trials, seed=first.seed,
                            device=device, dtype=getattr(torch, first.dtype), progress=tick)
+    from initlab.train.data import load_data
+
     include, exclude = first.hooks()
+    data = load_data(train, first.shape(), getattr(torch, first.dtype))
+    factory = first.factory()
+    if first.model == "conv_chain":  # a readout to the classes, hooked as the chain's is
+        factory = with_readout(factory, first, data.outputs)
+        include = [*include, "Linear"]
     per = layers_of(first)
     tick = None if progress is None else (lambda done, total: progress(per))
-    record = train_model(first.factory(), train, trials=first.trials, seed=first.seed,
+    record = train_model(factory, train, data, trials=first.trials, seed=first.seed,
                          init=first.init, init_params=first.init_params, bias=first.bias,
                          bias_params=first.bias_params, include=include, exclude=exclude,
-                         device=device, input_shape=first.shape(), progress=tick)
+                         device=device, progress=tick)
     return [record]
+
+
+def with_readout(build: Callable[[], Any], spec: ModelSpec, outputs: int) -> Callable[[], Any]:
+    """``conv_chain`` for training: its convolutions and activations, then Flatten and a
+    Linear readout from its last feature map (channels x (size - 2 depth)^2) to
+    ``outputs``, drawn with the job's init like the chain's readout."""
+    from torch import nn
+
+    features = spec.channels * (spec.size - 2 * spec.depth) ** 2
+
+    def make() -> nn.Module:
+        body = build()
+        return nn.Sequential(body, nn.Flatten(), nn.Linear(features, outputs)).to(spec.torch_dtype)
+
+    make.__name__ = build.__name__
+    return make
 
 
 def _median(values: np.ndarray) -> float | None:

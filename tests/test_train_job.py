@@ -116,3 +116,23 @@ def test_the_command_line_trains_and_refuses_bad_training_values(tmp_path, capsy
                              "allowed: sgd, momentum, adam, rmsprop")
     code, err = main_in_process(["train.lr=3"], capsys)
     assert code == 2 and "training is off" in one_line(err)
+
+
+def test_model_jobs_train_each_alone_and_a_conv_chain_gets_a_readout(tmp_path):
+    from initlab.modelspec import ModelSpec
+
+    spec = ModelSpec(model="conv_chain", channels=2, depth=2, size=8, trials=2, device="cpu",
+                     gradients=False)
+    fast = TrainSpec(steps=4, batch_size=8, record_every=2, eval_every=2)
+    slow = TrainSpec(steps=4, batch_size=8, record_every=2, eval_every=2, lr=1e-5)
+    # one init-time pass serves both (same model); their training differs
+    summaries = run_jobs([Job(spec, out_dir=tmp_path / "fast", train=fast),
+                          Job(spec, out_dir=tmp_path / "slow", train=slow)])
+    assert [s["status"] for s in summaries] == ["ok", "ok"]
+    steps = {k: pd.read_parquet(tmp_path / k / "train_steps.parquet") for k in ("fast", "slow")}
+    assert (steps["fast"].lr.dropna() == 1e-3).all() and (steps["slow"].lr.dropna() == 1e-5).all()
+    first = steps["fast"][steps["fast"].step == 0].train_loss.to_numpy()
+    np.testing.assert_array_equal(first, steps["slow"][steps["slow"].step == 0].train_loss)
+    layers = pd.read_parquet(tmp_path / "fast" / "train_layers.parquet")
+    assert layers.module_type.iloc[-1] == "Linear"  # the readout to digits' 10 classes
+    assert set(layers.module_type) == {"input", "Conv2d", "Activation", "Linear"}
