@@ -105,24 +105,27 @@ def _shortfall(record: TrainingRecord, accuracy: float | None,
                              "accuracy=")
         chance = record.chance
         bar = chance + record.pass_fraction * (1 - chance) if accuracy is None else accuracy
-        med, q10, q90 = _band(np.nan_to_num(record.eval_acc[:, -1], nan=0.0))
+        acc = np.nan_to_num(record.eval_acc[:, -1], nan=0.0)
+        med, q10, q90 = _band(acc)
         if med >= bar:
             return None
         return (f"to a held-out accuracy >= {bar:.3g} within {steps} steps, but the median "
-                f"trial reached {med:.3g} (10-90 % of {n} trials: {q10:.3g} .. {q90:.3g}) "
-                f"after {steps} steps; chance {chance:.3g}; final held-out loss "
-                f"{np.median(record.eval_loss[:, -1]):.3g}")
+                f"trial reached {med:.3g} (10-90 % of {n} trials: {q10:.3g} .. {q90:.3g}; "
+                f"{int((acc >= bar).sum())} of {n} at the bar) after {steps} steps; chance "
+                f"{chance:.3g}; final held-out loss {np.median(record.eval_loss[:, -1]):.3g}")
     if accuracy is not None:
         raise ValueError("accuracy= applies to a classification task; this one regresses "
                          "(mean squared error), use loss=")
     start = float(np.median(record.eval_loss[:, 0]))
     bar = (1 - record.pass_fraction) * start if loss is None else loss
-    med, q10, q90 = _band(np.nan_to_num(record.eval_loss[:, -1], nan=np.inf))
+    final = np.nan_to_num(record.eval_loss[:, -1], nan=np.inf)
+    med, q10, q90 = _band(final)
     if med <= bar:
         return None
     return (f"to a held-out loss <= {bar:.3g} within {steps} steps, but the median trial "
-            f"reached {med:.3g} (10-90 % of {n} trials: {q10:.3g} .. {q90:.3g}) after "
-            f"{steps} steps; at step 0 {start:.3g}")
+            f"reached {med:.3g} (10-90 % of {n} trials: {q10:.3g} .. {q90:.3g}; "
+            f"{int((final <= bar).sum())} of {n} at the bar) after {steps} steps; at step 0 "
+            f"{start:.3g}")
 
 
 def _label(thing: Trainable, record: TrainingRecord) -> str:
