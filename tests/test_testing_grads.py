@@ -160,6 +160,7 @@ def test_zero_weights_vanish_one_layer_back():
     (dict(by_layer=10), r"^by_layer=10 is not allowed; by_layer must be an integer >= 0 and <= 9 "
                               r"\(a layer the gradient reaches going back; the chain has 10 "),
     (dict(by_layer=-1), r"^by_layer=-1 is not allowed"),
+    (dict(depth_window=("a", 3)), r"^depth_window=\('a', 3\) is not allowed for a chain"),
 ])
 def test_refusals_are_one_line(bad, message):
     with pytest.raises(ValueError, match=message):

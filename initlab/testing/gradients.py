@@ -63,6 +63,10 @@ def _assert(expected: str, by_layer, depth_window, args: tuple, settings: dict) 
     if result.grads is None or not np.isfinite(result.grads["grad_x_std"][:, -1]).any():
         raise ValueError("no gradient verdict: no gradient reached the output layer; run with "
                          "gradients on (a model: an output that depends on its input)")
+    if result.modules is None and isinstance(depth_window, (tuple, list)) and any(
+            isinstance(w, str) for w in depth_window):
+        raise ValueError(f"depth_window={depth_window!r} is not allowed for a chain; its "
+                         "layers have no module names, use (first, last) layer indices")
     layers = J.window_layers(result, depth_window)
     columns = [layers[0] - 1, *layers]
     verdict = _verdict(result, columns, thresholds)
