@@ -21,7 +21,7 @@ from initlab import store
 from initlab.checks import Broken, check_summary, read_layers
 from initlab.columns import THEORY_STATS, theory_column
 from initlab.figures import panels
-from initlab.figures.style import LEGEND, save
+from initlab.figures.style import BELOW, save
 
 STD_PNG = "std_by_layer.png"
 MEAN_PNG = "mean_by_layer.png"
@@ -50,6 +50,8 @@ class JobView:
     #: the x axis's tick labels (module names of a model with few layers), else empty
     modules: tuple[str, ...] = field(default_factory=tuple)
     corr_note: str = ""
+    #: the forward verdict's thresholds and the verdict with its layer (the std figure's marks)
+    marks: panels.Marks = field(default_factory=panels.Marks)
 
     @property
     def layers(self) -> np.ndarray:
@@ -92,7 +94,9 @@ class JobView:
                    dtype=str(settings.get("dtype", "float32")),
                    batch=int(settings.get("batch", 1) or 1),
                    no_theory=f"no theory line: {note}" if note else cls.no_theory,
-                   modules=modules, corr_note="" if c0 is None else f"c0={c0:g}")
+                   modules=modules, corr_note="" if c0 is None else f"c0={c0:g}",
+                   marks=panels.Marks(summary.get("thresholds"), summary.get("verdict"),
+                                      summary.get("verdict_layer")))
 
 
 def _summary(job_dir: Path) -> dict[str, Any]:
@@ -123,12 +127,17 @@ def _figure(view: JobView, lines: list[panels.Line], stat: str, path: Path, titl
             xlabel: str = "layer (0 = input)") -> Path:
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.subplots()
-    panels.draw(ax, lines, stat, no_theory=view.no_theory, dtype=view.dtype)
-    if view.modules:  # a small model: name each layer's module
-        ax.set_xticks(view.layers, view.modules, rotation=30, ha="right", fontsize=7)
+    panels.draw(ax, lines, stat, no_theory=view.no_theory, dtype=view.dtype, marks=view.marks)
+    if view.modules:  # a small model: each layer's index, and the module it is the output of
+        names = [m if m == "input" or not m.isdigit() else f"[{m}]" for m in view.modules]
+        ax.set_xticks(view.layers, [f"{i}\n{m}" for i, m in zip(view.layers, names,
+                                                                 strict=True)], fontsize=8)
+        xlabel += "; [k]: the model's module k"
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=9)
-    ax.legend(**LEGEND)
+    labels = ax.get_legend_handles_labels()[1]
+    wide = len(labels) > 1 and max(map(len, labels)) <= 44
+    ax.legend(**BELOW, ncols=2 if wide else 1)  # under the axes: never over the data
     return save(fig, Path(path))
 
 
@@ -154,7 +163,7 @@ def plot_grad(view: JobView, path: Path) -> Path:
     of dL/dx_l."""
     lines = [_line(view, "grad_x_std", "std of dL/dx_l, median"),
              _line(view, "grad_w_std", "std of dL/dW_l, median", "C1", theory=False)]
-    lines[0].finite = lines[1].finite = None
+    lines[1].first = 1  # the input has no weights
     return _figure(view, lines, "grad_x_std", path, view.title + " — gradients of <g, x_L>",
                    "layer (gradient flows from the output, right, to the input, left)")
 

@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from initlab import store
 from initlab.columns import theory_column
 from initlab.figures import panels
-from initlab.figures.style import LEGEND, NARROW, WIDE
+from initlab.figures.style import BELOW, NARROW, WIDE
 from initlab.labels import label
 from initlab.report.load import JobRecord
 from initlab.report.tables import (
@@ -169,9 +169,10 @@ def by_layer_panels(table: Summary) -> list[str]:
 
 
 def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
-             note: str = "") -> Figure:
+             note: str = "", narrow: bool = False) -> Figure:
     """Median and 10-90 % band of ``stat`` per layer (``initlab.figures.panels``); a line per
-    setting, a panel per activation (and per model, when models are swept).
+    setting, a panel per activation (and per model, when models are swept), each panel's
+    legend below it. ``narrow``: the panels stacked, for a phone.
 
     ``jobs`` (default: every finished one) are the lines drawn; ``note`` says which when
     they are a selection, under the title."""
@@ -179,36 +180,51 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
     panel_axes = by_layer_panels(table)
     lines = [a for a in table.axes if a not in panel_axes]
     keys = panel_keys(table, panel_axes)
-    ncols = min(3, len(keys))
+    ncols = 1 if narrow else min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
-    fig = Figure(figsize=(5.2 * ncols, 3.8 * nrows), layout="constrained")
+    font = 8.5 if narrow else 8.0  # >= 9 px as shown at either width (style.shown_px)
+    width = NARROW if narrow else min(WIDE, 1.2 + 3.6 * ncols)
+    fig = Figure(figsize=(width, 1.0 + (4.6 if narrow else 4.4) * nrows), layout="constrained")
     axs = fig.subplots(nrows, ncols, squeeze=False)
     line_keys = list(dict.fromkeys(tuple(table.at(j, a) for a in lines) for j in ok))
     colors = matplotlib.colormaps["tab10" if len(line_keys) <= 10 else "tab20"]
     for n, key in enumerate(keys):
         ax = axs[n // ncols][n % ncols]
-        drawn = []
-        for job in (j for j in ok if in_panel(table, j, panel_axes, key)):
+        drawn, sel = [], [j for j in ok if in_panel(table, j, panel_axes, key)]
+        for job in sel:
             lk = tuple(table.at(job, a) for a in lines)
+            finite = _wide(job.layers, "finite") if "finite" in job.layers else None
             drawn.append(panels.Line(", ".join(str(v) for v in lk) or job.name,
                                      _wide(job.layers, stat), _curve(job.layers, stat),
-                                     colors(line_keys.index(lk) % colors.N)))
+                                     colors(line_keys.index(lk) % colors.N), finite))
         model = dict(zip(panel_axes, key, strict=True)).get("model", table.fixed.get("model"))
+        marks = None
+        if len(sel) == 1:
+            s = sel[0].summary
+            marks = panels.Marks(s.get("thresholds"), s.get("verdict"), s.get("verdict_layer"))
         panels.draw(ax, drawn, stat, no_theory=f"no theory line for model {model}" if model
-                    not in (None, "chain", "conv_chain") else "no mean-field theory here")
-        ax.set_title(panel_title(panel_axes, key), fontsize=9)
-        ax.set_xlabel("layer")
+                    not in (None, "chain", "conv_chain") else "no mean-field theory here",
+                    dtype=str(table.fixed.get("dtype", "float32")), marks=marks)
+        if panel_axes:
+            ax.set_title(panel_title(panel_axes, key), fontsize=font + 1)
+        ax.set_xlabel("layer (0 = input)", fontsize=font + 1)
+        ax.set_ylabel(ax.get_ylabel(), fontsize=font + 1)
+        ax.tick_params(labelsize=font)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(title=", ".join(lines) or None, title_fontsize=7, **LEGEND)
+        labels = ax.get_legend_handles_labels()[1]
+        two = len(labels) > 1 and max(map(len, labels)) <= (34 if narrow else 20)
+        ax.legend(title=", ".join(lines) or None, title_fontsize=font,
+                  **{**BELOW, "fontsize": font}, ncols=2 if two else 1)
     for n in range(len(keys), nrows * ncols):
         axs[n // ncols][n % ncols].axis("off")
     what = {"std": "std (log axis)", "mean": "mean (symmetric log axis)",
             "grad_x_std": "gradient std, dL/dx_l (log axis)",
             "corr": "correlation of two inputs' pre-activations"}[stat]
     title = (f"{what} by layer: median over trials, band 10-90 %, dashed: mean-field "
-             "theory; gaps are 0 or NaN")
-    wrap = 62 * ncols  # characters of a 10-pt title across the panels: no wider than they are
-    fig.suptitle("\n".join(textwrap.fill(t, wrap) for t in (title, note) if t), fontsize=10)
+             "theory; the legend names layers without a point (0 or non-finite)")
+    wrap = int(width * 72 / (0.55 * (font + 2)))  # characters across the figure
+    fig.suptitle("\n".join(textwrap.fill(t, wrap) for t in (title, note) if t),
+                 fontsize=font + 2)
     return fig
 
 

@@ -29,9 +29,13 @@ FIGURES = {
     "heatmap": "heatmap.png",
     "heatmap_narrow": "heatmap_narrow.png",  # the HTML's phone view of each figure
     "std": "std_by_layer.png",
+    "std_narrow": "std_by_layer_narrow.png",
     "mean": "mean_by_layer.png",
+    "mean_narrow": "mean_by_layer_narrow.png",
     "grad": "grad_by_layer.png",
+    "grad_narrow": "grad_by_layer_narrow.png",
     "corr": "corr_by_layer.png",
+    "corr_narrow": "corr_by_layer_narrow.png",
     "phase": "phase_diagram.png",
     "phase_narrow": "phase_diagram_narrow.png",  # the panels stacked: the HTML's phone view
     "color_dim": "color_dim.png",
@@ -107,14 +111,18 @@ def _draw(table: Summary, folder: Path, job: str | None,
         draw("phase", lambda: phase_diagram(grids))
         draw("phase_narrow", lambda: phase_diagram(grids, narrow=True))
     if ok:
-        draw("std", lambda: figures.by_layer(table, "std", shown, note))
-        draw("mean", lambda: figures.by_layer(table, "mean", shown, note))
+        for stat in ("std", "mean"):
+            draw(stat, lambda s=stat: figures.by_layer(table, s, shown, note))
+            draw(f"{stat}_narrow", lambda s=stat: figures.by_layer(table, s, shown, note, True))
     with_corr = [j for j in shown if "corr" in j.layers and (j.settings.get("batch") or 1) >= 2]
     if with_corr:
         draw("corr", lambda: figures.by_layer(table, "corr", with_corr, note))
+        draw("corr_narrow", lambda: figures.by_layer(table, "corr", with_corr, note, True))
     with_grads = [j for j in shown if "grad_x_std" in j.layers]
     if with_grads:
         draw("grad", lambda: figures.by_layer(table, "grad_x_std", with_grads, note))
+        draw("grad_narrow",
+             lambda: figures.by_layer(table, "grad_x_std", with_grads, note, True))
     if chosen is not None:
         draw("color_dim", lambda: figures.color_dim(chosen))
     tasks += training.figure_tasks(table, folder)
