@@ -85,10 +85,11 @@ def layer_stats(x: torch.Tensor, groups: int = 1,
 
 def _covers(dtype: str, values: torch.dtype) -> bool:
     """Whether ``HIST_RANGE[dtype]`` holds log10|x| of every finite nonzero ``values`` number,
-    from the smallest subnormal (tiny * eps) to the largest."""
+    from the smallest subnormal (tiny * eps, summed as logs: with denormals flushed to zero
+    the product is 0) to the largest."""
     lo, hi = HIST_RANGE[dtype]
     info = torch.finfo(values)
-    return lo <= math.log10(info.tiny * info.eps) and math.log10(info.max) < hi
+    return lo <= math.log10(info.tiny) + math.log10(info.eps) and math.log10(info.max) < hi
 
 
 #: Values up to which a CPU histogram runs in NumPy on one thread (beyond it torch's
