@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import rcParams
+from matplotlib.font_manager import FontProperties
 from matplotlib.ticker import SymmetricalLogLocator
 
 from initlab.figures.style import BAND_ALPHA, THEORY_MANY, THEORY_ONE, dark
@@ -103,7 +105,9 @@ def gaps(line: Line, stat: str) -> str:
             else "0 or non-finite")
     idx = np.flatnonzero(bad) + line.first
     contiguous = idx[-1] - idx[0] + 1 == len(idx)
-    if contiguous and idx[-1] == len(med) - 1 + line.first:
+    if len(idx) == len(med):
+        where = "at every layer"
+    elif contiguous and idx[-1] == len(med) - 1 + line.first:
         where = f"from layer {idx[0]}"
     elif contiguous and idx[0] == line.first:
         where = f"at layers {line.first}-{idx[-1]}"
@@ -174,10 +178,11 @@ def _thresholds(ax, line: Line, med: np.ndarray, marks: Marks) -> None:
 
 
 class _Spaced(SymmetricalLogLocator):
-    """Symlog ticks no closer than ``gap`` pixels: 0 first, then the decades far from it,
-    so -10^n, 0 and 10^n never print on top of each other."""
+    """Symlog ticks no closer than ``gap`` label heights (a superscript ``10^n`` is about
+    1.5 lines tall): 0 first, then the decades far from it, so -10^n, 0 and 10^n never
+    print on top of each other."""
 
-    def __init__(self, transform, gap: float = 14.0, **kw):
+    def __init__(self, transform, gap: float = 1.8, **kw):
         super().__init__(transform, **kw)
         self.gap = gap
 
@@ -185,6 +190,9 @@ class _Spaced(SymmetricalLogLocator):
         ticks = np.asarray(super().__call__(), dtype=float)
         if self.axis is None or ticks.size < 2:
             return ticks
+        size = FontProperties(size=self.axis.get_tick_params().get(
+            "labelsize", rcParams["ytick.labelsize"])).get_size_in_points()
+        gap = self.gap * size * self.axis.figure.dpi / 72
         lo, hi = sorted(self.axis.get_view_interval())
         ticks = ticks[(ticks >= lo) & (ticks <= hi)]
         where = self.axis.axes.transData.transform(np.column_stack([np.zeros_like(ticks),
@@ -192,7 +200,7 @@ class _Spaced(SymmetricalLogLocator):
         order = sorted(range(len(ticks)), key=lambda i: (ticks[i] != 0, -abs(ticks[i])))
         kept: list[int] = []
         for i in order:
-            if all(abs(where[i] - where[j]) >= self.gap for j in kept):
+            if all(abs(where[i] - where[j]) >= gap for j in kept):
                 kept.append(i)
         return ticks[sorted(kept)]
 

@@ -68,8 +68,11 @@ def verdicts(table: Summary) -> Section:
         body = [[str(v), _verdicts(table, [j for j in ok if table.at(j, rows) == v])]
                 for v in table.values[rows]]
         return "Verdicts", [table_block([rows, "verdict"], body)]
+    keys = panel_keys(table, panels)
+    if len(keys) * len(table.values[rows]) * len(table.values[cols]) > MAX_GRID:
+        return "Verdicts", _exceptions(table, rows, cols, panels)
     blocks = []
-    for key in panel_keys(table, panels):
+    for key in keys:
         sel = [j for j in ok if in_panel(table, j, panels, key)]
         body = [[str(r)] + [_verdicts(table, [j for j in sel if table.at(j, rows) == r
                                               and table.at(j, cols) == c])
@@ -80,6 +83,26 @@ def verdicts(table: Summary) -> Section:
         blocks.append(table_block([f"{rows} \\ {cols}"] + [str(c) for c in table.values[cols]],
                                   body))
     return "Verdicts", blocks
+
+
+#: More cells than this: the verdict grid is told as its most common verdict and a table
+#: of the jobs that differ from it (a 16 x 12 phase sweep would print "stable" 191 times).
+MAX_GRID = 48
+
+
+def _exceptions(table: Summary, rows: str, cols: str, panels: list[str]) -> list[Block]:
+    ok = table.ok
+    said = {j.name: _verdicts(table, [j]) for j in ok}
+    common = max(set(said.values()), key=list(said.values()).count) if said else "—"
+    odd = [j for j in ok if said[j.name] != common]
+    blocks = [Block("p", text=f"{len(ok) - len(odd)} of {len(ok)} jobs: **{common}**"
+                    + (f"; the other {len(odd)}:" if odd else "."))]
+    if odd:
+        axes = [rows, cols, *panels]
+        blocks.append(table_block([*axes, "verdict"],
+                                  [[str(table.at(j, a)) for a in axes] + [said[j.name]]
+                                   for j in odd]))
+    return blocks
 
 
 def figures(drawn: dict[str, str], lines_note: str = "") -> Section:
@@ -122,13 +145,35 @@ def jobs_table(table: Summary) -> Section:
     for column in ("verdict_layer", "grad_verdict_layer"):
         if column in shown:
             shown[column] = ["—" if v is None else str(int(v)) for v in shown[column]]
+    _say_nonfinite(frame, shown)
     return "Jobs", [
         Block("p", text="final_std is measured (median and 10-90 % of trials), theory_final_std "
                         "the mean-field prediction; grad_ratio is std(dL/dx_0) / std(dL/dx_L), "
                         "how much the gradient grew from the output back to the input (median "
-                        "over trials; empty where it went through a non-finite signal), beside "
-                        "the mean-field theory_grad_ratio. All columns: summary.csv."),
+                        "over trials), beside the mean-field theory_grad_ratio. \"non-finite\": "
+                        "the median overflowed (inf/NaN), in the signal or in its gradient, "
+                        "never 0. All columns: summary.csv."),
         table_block(cols, shown.values.tolist())]
+
+
+#: Jobs-table columns whose empty value means the median went non-finite: the forward
+#: signal's, and the gradient's (which also breaks where it flows through a broken signal).
+FORWARD_FINALS = ("final_std", "final_std_q10", "final_std_q90", "final_mean",
+                  "final_mean_q10", "final_mean_q90")
+GRAD_FINALS = ("grad_ratio", "grad_ratio_q10", "grad_ratio_q90", "input_grad_std")
+
+
+def _say_nonfinite(frame, shown) -> None:
+    """Write "non-finite" where a median is empty because the signal (or its gradient)
+    overflowed, not "nan" or 0."""
+    broken = frame["first_nonfinite_layer"].notna() if "first_nonfinite_layer" in frame \
+        else frame["job"].map(lambda _: False)
+    grad_broken = broken | (frame["grad_verdict"] == "exploded") if "grad_verdict" in frame \
+        else broken
+    for columns, where in ((FORWARD_FINALS, broken), (GRAD_FINALS, grad_broken)):
+        for column in (c for c in columns if c in shown):
+            shown[column] = ["non-finite" if v is None and bool(w) else v
+                             for v, w in zip(shown[column], where, strict=True)]
 
 
 def symmetry(table: Summary) -> Section:
@@ -174,4 +219,7 @@ def build(table: Summary, name: str, drawn: dict[str, str], notes: list[str],
                  seed_table(table), jobs_table(table), symmetry(table), fluctuation(table),
                  problems(table),
                  ("Figures not drawn", [Block("p", text=n) for n in notes])]
+    heads = [h for h, _ in sections]
+    if grids and "Verdicts" in heads:  # a phase sweep: the diagram first, the verdicts after it
+        sections.insert(heads.index("Order to chaos"), sections.pop(heads.index("Verdicts")))
     return f"initlab report: {name}", [s for s in sections if s[1]]

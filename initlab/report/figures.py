@@ -242,8 +242,9 @@ def _curve(frame: pd.DataFrame, stat: str) -> np.ndarray:
     return first[column].to_numpy(dtype=float)
 
 
-def color_dim(job: JobRecord) -> Figure:
-    """fastai-style colour_dim over depth: layer x log10|x| bins, colour log(1 + count)."""
+def color_dim(job: JobRecord, narrow: bool = False) -> Figure:
+    """fastai-style colour_dim over depth: layer x log10|x| bins, colour log(1 + count).
+    ``narrow``: for a phone (the colour bar below)."""
     hist = pd.read_csv(job.path / store.HISTOGRAM_CSV)
     depth = int(hist["layer"].max())
     values = hist[hist["bin"] == "value"]
@@ -260,20 +261,35 @@ def color_dim(job: JobRecord) -> Figure:
         else:
             idx = min(nbins - 1, max(0, round((row.log10_lo - lo) / step)))
             grid[1 + idx, row.layer] += row.count
-    fig = Figure(figsize=(8, 4.8))  # saved with a tight box: its long title widens it
+    font = 8.5 if narrow else 8.0
+    size = (NARROW, 5.6) if narrow else (8, 4.8)
+    fig = Figure(figsize=size, layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(np.log1p(grid), origin="lower", aspect="auto", cmap="viridis",
                       extent=(-0.5, depth + 0.5, -0.5, nbins + 1.5), interpolation="nearest")
+    # decade labels no closer than ~1.6 lines of text to each other or to the "0" and
+    # "NaN/inf" rows
+    axes_px = (size[1] - (2.4 if narrow else 1.6)) * 100
+    gap = 1.6 * font * 100 / 72 * (nbins + 2) / axes_px
     decades = list(range(math.ceil(lo), math.floor(hi) + 1))
-    decades = decades[::max(1, math.ceil(len(decades) / 10))]
-    ax.set_yticks([0] + [1 + (d - lo) / step - 0.5 for d in decades] + [nbins + 1],
-                  ["0"] + [f"1e{d}" for d in decades] + ["NaN/inf"], fontsize=8)
+    every = max(1, math.ceil(len(decades) / max(1, int((nbins + 2) / gap) - 2)))
+    decades = decades[::every]
+    at = {d: 1 + (d - lo) / step - 0.5 for d in decades}
+    decades = [d for d in decades if gap <= at[d] <= nbins + 1 - gap]
+    ax.set_yticks([0] + [at[d] for d in decades] + [nbins + 1],
+                  ["0"] + [f"1e{d}" for d in decades] + ["NaN/inf"], fontsize=font)
+    ax.tick_params(labelsize=font)
     for y in (0.5, nbins + 0.5):
         ax.axhline(y, color="white", lw=0.8)
-    ax.set_xlabel("layer")
-    ax.set_ylabel("|x| (log bins; bottom row: exact 0)")
-    fig.colorbar(image, ax=ax, label="log(1 + count)")
+    ax.set_xlabel("layer (0 = input)", fontsize=font + 1)
+    ax.set_ylabel("|x| (log bins)\nbottom row: exact 0, top: NaN/inf", fontsize=font + 1)
+    bar = fig.colorbar(image, ax=ax, orientation="horizontal" if narrow else "vertical",
+                       **({"pad": 0.02, "aspect": 30} if narrow else {}))
+    bar.set_label("log(1 + count)", fontsize=font + 1)
+    bar.ax.tick_params(labelsize=font)
     s = job.settings
-    ax.set_title(f"{job.name}: init={label(s, 'init')}, activation={label(s, 'activation')}, "
-                 f"{s.get('trials')} trials — histogram of |x| by layer", fontsize=9)
+    title = (f"{job.name}: init={label(s, 'init')}, activation={label(s, 'activation')}, "
+             f"{s.get('trials')} trials — histogram of |x| by layer")
+    ax.set_title(textwrap.fill(title, int(size[0] * 0.8 * 72 / (0.6 * (font + 1)))),
+                 fontsize=font + 1)
     return fig

@@ -11,7 +11,8 @@ from initlab.report import phase
 from initlab.report.blocks import Block, Section, table_block
 
 CAPTION = ("Order to chaos: final correlation of two inputs over (sigma_w2, sigma_b2), "
-           "measured (left) and theory (right), with the chi_1 = 1 edge.")
+           "measured (first panel) and mean-field theory (second panel), with the chi_1 = 1 "
+           "edge.")
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -55,8 +56,8 @@ def _about(grid: phase.PhaseGrid, g: dict) -> list[str]:
         x, y, m, t = g["at"]
         width = f"width {grid.width}" if grid.width else "finite width"
         text.append(
-            f"The left panel is measured at {width} (median over {grid.trials} trials), the "
-            f"right one is the infinite-width theory: over {g['cells']} cells the median "
+            f"The measured panel is at {width} (median over {grid.trials} trials), the "
+            f"theory panel is the infinite-width limit: over {g['cells']} cells the median "
             f"|measured − theory| is {_f(g['median'])}, and the largest gap, "
             f"{g['largest']:+.3f}, is at σ_w² = {x}, σ_b² = {y} (measured {m:.3f}, theory "
             f"{t:.3f}, circled in red).")

@@ -39,6 +39,7 @@ FIGURES = {
     "phase": "phase_diagram.png",
     "phase_narrow": "phase_diagram_narrow.png",  # the panels stacked: the HTML's phone view
     "color_dim": "color_dim.png",
+    "color_dim_narrow": "color_dim_narrow.png",
 }
 MAX_LINES = 10  # more lines than this in a panel: the by-layer figures draw a named selection
 
@@ -125,6 +126,7 @@ def _draw(table: Summary, folder: Path, job: str | None,
              lambda: figures.by_layer(table, "grad_x_std", with_grads, note, True))
     if chosen is not None:
         draw("color_dim", lambda: figures.color_dim(chosen))
+        draw("color_dim_narrow", lambda: figures.color_dim(chosen, narrow=True))
     tasks += training.figure_tasks(table, folder)
     for (key, _, path), error in zip(tasks, parallel.draw_all(tasks), strict=True):
         if error is None:  # one odd figure must not cost the whole report
