@@ -14,7 +14,10 @@ from initlab.report.judge import final_layer, judge
 from initlab.report.tables import Summary, counts, grid_layout, in_panel, panel_keys, panel_title
 
 CAPTIONS = {
-    "heatmap": "log10 of the final std over the swept grid; cells name the verdict.",
+    "heatmap": "log10 of the final std over the swept grid (median over trials): blue "
+               "shrank, red grew; a std that overflowed (non-finite) or is exactly 0 has a "
+               "hatched colour of its own beyond either end of the scale. Cells name the "
+               "verdict, or on a large grid the final std.",
     "std": "std of the signal by layer, median over trials with the 10-90 % band.",
     "mean": "mean of the signal by layer, same layout.",
     "corr": "Correlation between the pre-activations of two inputs by layer, same layout.",

@@ -89,7 +89,7 @@ def heatmap(table: Summary, narrow: bool = False) -> Figure:
     avail = NARROW - 1.05 if narrow else WIDE - 2.9  # less the row labels and the scale
     per_row = 1 if narrow else max(1, min(len(keys), int(avail // (0.9 * len(col_vals)))))
     cell_w = min(1.9, avail / (per_row * len(col_vals)))
-    cell_h = min(0.75, (7.0 if narrow else 8.0) / len(row_vals))
+    cell_h = min(0.75, (5.0 if narrow else 5.5) / len(row_vals))
     em = font / 72  # inches
     full = cell_w >= 16.8 * 0.6 * em and cell_h >= 3.6 * em  # "grad exploded @99", 3 lines
     short = cell_w >= 5 * 0.6 * em and cell_h >= 1.4 * em
@@ -142,7 +142,7 @@ def heatmap(table: Summary, narrow: bool = False) -> Figure:
     if image is not None:
         bar = fig.colorbar(image, ax=axs.ravel().tolist(), shrink=0.9, extend="both",
                            orientation="horizontal" if narrow else "vertical",
-                           **({"pad": 0.02, "aspect": 30} if narrow else {}))
+                           **({"pad": 0.02, "aspect": 30} if narrow else {"aspect": 30}))
         bar.set_label("log10(final std), median over trials", fontsize=font + 1)
         bar.ax.tick_params(labelsize=font)
     patches = [Patch(facecolor=NONFINITE, edgecolor=(1, 1, 1, 0.6), hatch=HATCH["nonfinite"],
