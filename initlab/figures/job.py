@@ -10,6 +10,7 @@ panel of ``initlab.figures.panels`` in the shared style (``initlab.figures.style
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,7 @@ def _figure(view: JobView, lines: list[panels.Line], stat: str, path: Path, titl
                                                                  strict=True)], fontsize=8)
         xlabel += "; [k]: the model's module k"
     ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 90), fontsize=9)  # 90 characters of 9 pt: 7 in
     labels = ax.get_legend_handles_labels()[1]
     wide = len(labels) > 1 and max(map(len, labels)) <= 44
     ax.legend(**BELOW, ncols=2 if wide else 1)  # under the axes: never over the data

@@ -83,7 +83,8 @@ def page(title: str, sections: list[Section], folder: Path) -> str:
                     for c in r:
                         cls = ' class="pass"' if c.startswith("✓") else (
                             ' class="fail"' if c.startswith("✗") else "")
-                        cells.append(f"<td{cls}>{html.escape(c)}</td>")
+                        text = html.escape(c).replace(" @", "\u00a0@")  # "vanished @1" whole
+                        cells.append(f"<td{cls}>{text}</td>")
                     out.append("<tr>" + "".join(cells) + "</tr>")
                 out.append("</table></div>")
     out.append("</body></html>")
