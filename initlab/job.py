@@ -180,6 +180,8 @@ def _train_all(jobs: Sequence[Job], measured: dict[int, tuple[Result, dict[str, 
     order = sorted(measured)
     for group in trainjob.plan([(jobs[i].spec, jobs[i].train) for i in order]):
         served = [order[g] for g in group]
+        log.info("training %s", trainjob.describe([jobs[i].spec for i in served],
+                                                   jobs[served[0]].train))
         start = time.perf_counter()
         try:
             records = trainjob.train([jobs[i].spec for i in served], jobs[served[0]].train,

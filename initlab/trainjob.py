@@ -77,6 +77,16 @@ def plan(items: Sequence[tuple[ChainSpec | ModelSpec, TrainSpec]]) -> list[list[
     return list(groups.values())
 
 
+def describe(specs: Sequence[ChainSpec | ModelSpec], train: TrainSpec) -> str:
+    """What a group trains, for the log: ``6 chains of depth 10, width 64 (2 trials each):
+    600 steps of rmsprop on digits``."""
+    first = specs[0]
+    what = (f"{len(specs)} chain{'s' if len(specs) > 1 else ''} of depth {first.depth}, "
+            f"width {first.width}" if isinstance(first, ChainSpec) else f"model={first.model}")
+    return (f"{what} ({first.trials} trials{' each' if len(specs) > 1 else ''}): "
+            f"{train.steps} steps of {train.optimizer} on {train.data}")
+
+
 def train(specs: Sequence[ChainSpec | ModelSpec], train: TrainSpec,
           progress: Callable[[int], object] | None = None) -> list[TrainingRecord]:
     """Train a group from ``plan`` (chains batched; a model alone); one record per spec.

@@ -76,3 +76,14 @@ def test_verdict_and_summary(record):
     assert other.verdict() == "did not train"  # 1 of 3: below half
     acc[:, -1] = [1.0, 1.0, 0.0]
     assert other.verdict() == "trained"
+
+
+def test_the_verdict_is_the_median_trials_with_an_even_count_too(record):
+    # 2 trials, one above the bar and one below: the verdict is the median's (their mean),
+    # as the report's "the median trial's held-out accuracy reached the bar" says
+    bar = record.chance + record.pass_fraction * (1 - record.chance)
+    two = dataclasses.replace(record, eval_acc=record.eval_acc[:2].copy())
+    two.eval_acc[:, -1] = [bar - 0.2, bar + 0.05]
+    assert two.trained().tolist() == [False, True] and two.verdict() == "did not train"
+    two.eval_acc[:, -1] = [bar - 0.05, bar + 0.2]
+    assert two.verdict() == "trained"
