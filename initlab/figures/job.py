@@ -22,7 +22,7 @@ from initlab import store
 from initlab.checks import Broken, check_summary, read_layers
 from initlab.columns import THEORY_STATS, theory_column
 from initlab.figures import panels
-from initlab.figures.style import BELOW, save
+from initlab.figures.style import LEGEND, save
 
 STD_PNG = "std_by_layer.png"
 MEAN_PNG = "mean_by_layer.png"
@@ -136,9 +136,11 @@ def _figure(view: JobView, lines: list[panels.Line], stat: str, path: Path, titl
         xlabel += "; [k]: the model's module k"
     ax.set_xlabel(xlabel)
     ax.set_title(textwrap.fill(title, 90), fontsize=9)  # 90 characters of 9 pt: 7 in
-    labels = ax.get_legend_handles_labels()[1]
+    handles, labels = ax.get_legend_handles_labels()
     wide = len(labels) > 1 and max(map(len, labels)) <= 44
-    ax.legend(**BELOW, ncols=2 if wide else 1)  # under the axes: never over the data
+    # under the axes and their labels (the layout makes room): never over the data
+    fig.legend(handles, labels, loc="outside lower center", ncols=2 if wide else 1,
+               **LEGEND)
     return save(fig, Path(path))
 
 
