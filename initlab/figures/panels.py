@@ -221,9 +221,10 @@ def _axis(ax, lines: list[Line], stat: str) -> None:
         ax.yaxis.set_major_locator(_Spaced(ax.yaxis.get_transform()))
         lo, hi = ax.get_ylim()  # out to whole decades: the data's own decade is labelled
 
-        def decade(v: float) -> float:
-            return float(np.sign(v) * 10 ** np.ceil(np.log10(abs(v)))) if abs(v) > linthresh \
-                else v
+        def decade(v: float) -> float:  # a limit 3x past its decade's tick: the next one
+            if abs(v) <= linthresh or abs(v) < 3 * 10 ** np.floor(np.log10(abs(v))):
+                return v
+            return float(np.sign(v) * 10 ** np.ceil(np.log10(abs(v))))
         if np.isfinite([lo, hi]).all() and max(abs(lo), abs(hi)) < 1e300:
             ax.set_ylim(decade(lo), decade(hi))
         ax.axhline(0.0, color="k", lw=0.5)
