@@ -62,7 +62,9 @@ def _jobs(acts=("none", "relu")) -> list[JobRecord]:
 
 
 def _legend(ax) -> list[str]:
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+    """The panel's legend (its subfigure's), lines unwrapped."""
+    legend = ax.get_figure(root=False).legends[0]
+    return [t.get_text().replace("\n  ", " ") for t in legend.get_texts()]
 
 
 @pytest.mark.parametrize("narrow", [False, True])
@@ -80,8 +82,9 @@ def test_legends_say_why_a_line_is_missing_and_sit_below_the_data():
     assert f"normal (non-finite from layer {BREAK})" in labels
     assert "kaiming" in labels
     assert any(t.startswith("theory") for t in labels)
-    legend = ax.get_legend().get_window_extent()
-    assert legend.y1 <= ax.get_window_extent().y0  # under the axes, not on the data
+    legend = ax.get_figure(root=False).legends[0].get_window_extent()
+    assert legend.y1 <= ax.get_tightbbox().y0  # under the axes and their labels
+    assert legend.x0 >= 0 and legend.x1 <= fig.bbox.x1  # inside the figure
 
 
 def test_theory_is_dark_and_dashed():
@@ -99,6 +102,10 @@ def test_gradients_through_an_overflowed_signal_do_not_read_as_zero():
     fig = figures.by_layer(tabulate(jobs), "grad_x_std")
     relu = _legend(fig.axes[1])
     assert f"normal (0 at layers 0-{DEPTH - 4}, through the non-finite signal)" in relu, relu
+    FigureCanvasAgg(fig).draw()
+    for ax in fig.axes:  # a long note wraps: every legend inside the figure
+        box = ax.get_figure(root=False).legends[0].get_window_extent()
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.x1, (box, fig.bbox)
     linear = _legend(fig.axes[0])
     assert f"normal (non-finite at layers 0-{DEPTH - 4})" in linear, linear
     # the Jobs table: "non-finite", never 0 or nan

@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from initlab import store
 from initlab.columns import theory_column
 from initlab.figures import panels
-from initlab.figures.style import BELOW, NARROW, WIDE
+from initlab.figures.style import NARROW, WIDE
 from initlab.labels import label
 from initlab.report.load import JobRecord
 from initlab.report.tables import (
@@ -183,13 +183,15 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
     ncols = 1 if narrow else min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
     font = 8.5 if narrow else 8.0  # >= 9 px as shown at either width (style.shown_px)
-    width = NARROW if narrow else min(WIDE, 1.2 + 3.6 * ncols)
+    width = NARROW if narrow else min(WIDE, 7.0 if ncols == 1 else 1.2 + 3.6 * ncols)
     fig = Figure(figsize=(width, 1.0 + (4.6 if narrow else 4.4) * nrows), layout="constrained")
-    axs = fig.subplots(nrows, ncols, squeeze=False)
+    # a subfigure per panel: its legend goes under its axes and tick labels, laid out
+    subs = fig.subfigures(nrows, ncols, squeeze=False)
     line_keys = list(dict.fromkeys(tuple(table.at(j, a) for a in lines) for j in ok))
     colors = matplotlib.colormaps["tab10" if len(line_keys) <= 10 else "tab20"]
     for n, key in enumerate(keys):
-        ax = axs[n // ncols][n % ncols]
+        sub = subs[n // ncols][n % ncols]
+        ax = sub.subplots()
         drawn, sel = [], [j for j in ok if in_panel(table, j, panel_axes, key)]
         for job in sel:
             lk = tuple(table.at(job, a) for a in lines)
@@ -211,12 +213,13 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
         ax.set_ylabel(ax.get_ylabel(), fontsize=font + 1)
         ax.tick_params(labelsize=font)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        labels = ax.get_legend_handles_labels()[1]
-        two = len(labels) > 1 and max(map(len, labels)) <= (34 if narrow else 20)
-        ax.legend(title=", ".join(lines) or None, title_fontsize=font,
-                  **{**BELOW, "fontsize": font}, ncols=2 if two else 1)
-    for n in range(len(keys), nrows * ncols):
-        axs[n // ncols][n % ncols].axis("off")
+        handles, labels = ax.get_legend_handles_labels()  # wrapped to the panel's width,
+        chars = int(0.9 * width / ncols * 72 / (0.6 * font)) - 5  # in the columns that fit
+        labels = [textwrap.fill(t, chars, subsequent_indent="  ") for t in labels]
+        fit = int(chars / (max(len(x) for t in labels for x in t.split("\n")) + 5))
+        sub.legend(handles, labels, title=", ".join(lines) or None,
+                   title_fontsize=font, loc="outside lower center", fontsize=font,
+                   ncols=max(1, min(3, len(labels), fit)))
     what = {"std": "std (log axis)", "mean": "mean (symmetric log axis)",
             "grad_x_std": "gradient std, dL/dx_l (log axis)",
             "corr": "correlation of two inputs' pre-activations"}[stat]
