@@ -4,6 +4,7 @@ matters, a wrong type, a parameter the chosen scheme does not take."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import fields
 from typing import Any
@@ -56,6 +57,13 @@ def type_message(key: str, value: Any, exc: BaseException) -> str | None:
     return None
 
 
+def not_an_option(group: str, option: Any, options: list[str]) -> str:
+    """``init=kaimnig is not an option; did you mean init=kaiming? allowed: ...``"""
+    near = difflib.get_close_matches(str(option), options, n=1)
+    hint = f"did you mean {group}={near[0]}? " if near else ""
+    return f"{group}={option} is not an option; {hint}allowed: {', '.join(options)}"
+
+
 def tidy(exc: BaseException, overrides) -> str:
     """A composition error as one line, in initlab's words where we can tell what went wrong."""
     for o in overrides:
@@ -77,7 +85,7 @@ def tidy(exc: BaseException, overrides) -> str:
         except Exception:
             options = []
         if options:
-            return f"{group}={option} is not an option; allowed: {', '.join(options)}"
+            return not_an_option(group, option, options)
     return one_line(exc)
 
 

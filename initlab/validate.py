@@ -38,7 +38,15 @@ from omegaconf import OmegaConf, open_dict
 
 from initlab import config, paths
 from initlab.rules import PLOTS, PROGRESS, SpecError
-from initlab.usage import UsageError, no_such_parameter, one_line, text, tidy, type_message
+from initlab.usage import (
+    UsageError,
+    no_such_parameter,
+    not_an_option,
+    one_line,
+    text,
+    tidy,
+    type_message,
+)
 
 GROUPS = ("init", "activation", "bias", "model", "train", "experiments")
 _SETTINGS = tuple(f.name for f in fields(config.Config))
@@ -103,7 +111,12 @@ def check_args(argv: list[str]) -> None:
     with _composer() as compose_with:
         master = _master(compose_with, overrides, plan)
         params = OmegaConf.select(master, "hydra.sweeper.params") or {}
-        if params and (args.multirun or master.hydra.mode == RunMode.MULTIRUN):
+        sweeping = args.multirun or master.hydra.mode == RunMode.MULTIRUN
+        listed = next((o for o in overrides if o.is_sweep_override()), None)
+        if listed is not None and not sweeping:
+            raise UsageError(f"{listed.input_line} lists several values, which only a sweep "
+                             f"runs: add -m (initlab -m {listed.input_line} ...)")
+        if params and sweeping:
             overrides = with_preset_sweep(params, overrides)
             plan = classify(overrides)
         _check_plan(plan, compose_with, overrides)
@@ -174,7 +187,7 @@ def classify(overrides: list[Any]) -> Plan:
             allowed = paths.group_options(group)
             for v in axis.values:
                 if v is not None and str(v) not in allowed:
-                    raise UsageError(f"{group}={v} is not an option; allowed: {', '.join(allowed)}")
+                    raise UsageError(not_an_option(group, v, list(allowed)))
             if len(axis.values) > 1:
                 plan.groups.append(axis)
             else:
