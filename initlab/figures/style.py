@@ -25,8 +25,6 @@ THEORY_ONE = {"color": "k", "ls": "--", "lw": 1.4}
 THEORY_MANY = {"ls": (0, (4, 2)), "lw": 1.5, "zorder": 3}
 BAND_ALPHA = 0.2
 LEGEND = {"fontsize": 8, "framealpha": 0.85}
-#: A legend below its axes, outside the data (``ax.legend(**BELOW, ncols=...)``).
-BELOW = {**LEGEND, "loc": "upper center", "bbox_to_anchor": (0.5, -0.16), "framealpha": 1.0}
 #: Width (inches) of a report figure: 10.7 in at 100 dpi is shown 1:1 in the report's
 #: 1076-px column; a narrow one (phones) is shown 366 px wide, 0.76 of its 480 px.
 WIDE = 10.7

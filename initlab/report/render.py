@@ -24,7 +24,7 @@ th{background:#f3f3f3}figure{margin:10px 0}
 img{max-width:100%;height:auto;display:block}
 figcaption{font-size:.85em;color:#555}
 @media (max-width:640px){td{white-space:normal;min-width:4.5em}}
-td.pass{color:#106b10}td.fail{color:#a00000;font-weight:bold}
+.nw{white-space:nowrap}td.pass{color:#106b10}td.fail{color:#a00000;font-weight:bold}
 """
 
 
@@ -83,7 +83,8 @@ def page(title: str, sections: list[Section], folder: Path) -> str:
                     for c in r:
                         cls = ' class="pass"' if c.startswith("✓") else (
                             ' class="fail"' if c.startswith("✗") else "")
-                        text = html.escape(c).replace(" @", "\u00a0@")  # "vanished @1" whole
+                        text = re.sub(r"(\w+ @\d+)", r'<span class="nw">\1</span>',
+                                      html.escape(c))  # "vanished @1" stays whole
                         cells.append(f"<td{cls}>{text}</td>")
                     out.append("<tr>" + "".join(cells) + "</tr>")
                 out.append("</table></div>")
