@@ -23,7 +23,7 @@ th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;white-space:nowrap}
 th{background:#f3f3f3}figure{margin:10px 0}
 img{max-width:100%;height:auto;display:block}
 figcaption{font-size:.85em;color:#555}
-@media (max-width:640px){td{white-space:normal;min-width:4.5em}}
+@media (max-width:640px){th,td{white-space:normal;padding:3px 4px}table{font-size:.8em}}
 .nw{white-space:nowrap}td.pass{color:#106b10}td.fail{color:#a00000;font-weight:bold}
 """
 
