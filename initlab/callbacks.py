@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,28 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("initlab")
+
+
+#: initlab's own lines, as a job's log writes them (not tagged [HYDRA])
+JOB_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+
+
+@contextmanager
+def own_format(logger: logging.Logger):
+    """While the sweep's logging is Hydra's (its [HYDRA] format on the root logger),
+    ``initlab``'s lines print in a job's format on the stream Hydra's use; afterwards they
+    propagate again (into each job's own log file while Hydra writes the job)."""
+    root = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)
+            and not isinstance(h, logging.FileHandler)]
+    handler = logging.StreamHandler(root[0].stream if root else None)
+    handler.setFormatter(logging.Formatter(JOB_FORMAT))
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
 
 
 class ReportCallback(Callback):
@@ -57,7 +80,8 @@ class ReportCallback(Callback):
         started.update(dir=str(config.hydra.run.dir), jobs=1, report=self.enabled, mode="run")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._write(config.hydra.sweep.dir)
+        with own_format(log):  # Hydra's logging again, after the jobs: not tagged [HYDRA]
+            self._write(config.hydra.sweep.dir)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._write(config.hydra.run.dir)

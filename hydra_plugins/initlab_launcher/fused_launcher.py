@@ -38,6 +38,7 @@ from hydra.core.utils import (
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from initlab import interrupts
+from initlab.callbacks import own_format
 
 log = logging.getLogger(__name__)
 jobs_log = logging.getLogger("initlab")
@@ -169,9 +170,11 @@ class FusedLauncher(BasicLauncher):
             runs.append(self._hydra_job(cfg, task, status))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         unplanned = sum(not planned for planned, _ in written)
-        log.info(f"Hydra's job bookkeeping: {time.perf_counter() - start:.2f} s for "
-                 f"{len(configs)} jobs" + (f" ({unplanned} run by the app's task)"
-                                           if unplanned else ""))
+        what = ("Hydra's job bookkeeping" if not unplanned else
+                f"Hydra's job bookkeeping and {unplanned} job{'s' if unplanned > 1 else ''} "
+                "run one by one by the app's task")
+        with own_format(jobs_log):
+            jobs_log.info(f"{what}: {time.perf_counter() - start:.2f} s for {len(configs)} jobs")
         return runs
 
     def _run_planned(self, configs: list) -> list:
@@ -183,20 +186,21 @@ class FusedLauncher(BasicLauncher):
         if not batch:
             return [(False, None)] * len(configs)
         passes = len(plan_passes([p.spec for p in batch]))
-        log.info(f"Shared draws: {len(batch)} jobs in {passes} pass"
-                 f"{'es' if passes != 1 else ''}")
-        bar = progress_bar(configs[0].get("progress", "auto"), total_work(batch), "sweep")
-        start = time.perf_counter()
-        try:
-            done = run_jobs(batch, progress=bar.update if bar else None)
-        finally:
-            if bar is not None:
-                bar.close()
-        seconds = time.perf_counter() - start
-        files = sum(s["seconds"]["total"] - s["seconds"]["engine"] for s in done
-                    if s.get("status") == "ok")
-        log.info(f"Ran {len(batch)} jobs in {seconds:.2f} s: measuring {seconds - files:.2f} s, "
-                 f"job files {files:.2f} s")
+        with own_format(jobs_log):
+            jobs_log.info(f"Shared draws: {len(batch)} jobs in {passes} pass"
+                          f"{'es' if passes != 1 else ''}")
+            bar = progress_bar(configs[0].get("progress", "auto"), total_work(batch), "sweep")
+            start = time.perf_counter()
+            try:
+                done = run_jobs(batch, progress=bar.update if bar else None)
+            finally:
+                if bar is not None:
+                    bar.close()
+            seconds = time.perf_counter() - start
+            files = sum(s["seconds"]["total"] - s["seconds"]["engine"] for s in done
+                        if s.get("status") == "ok")
+            jobs_log.info(f"Ran {len(batch)} jobs in {seconds:.2f} s: measuring (and training) "
+                          f"{seconds - files:.2f} s, job files {files:.2f} s")
         summaries = iter(done)
         return [(p is not None, next(summaries) if p is not None else None) for p in plans]
 

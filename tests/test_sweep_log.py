@@ -1,0 +1,18 @@
+"""A sweep's log: initlab's own lines in initlab's format (not tagged [HYDRA]), each job's
+line in its own initlab.log too, and a bookkeeping line that says what its seconds were."""
+
+from __future__ import annotations
+
+from conftest import ok, run_initlab
+
+
+def test_initlabs_lines_are_its_own_and_each_job_keeps_its_log(tmp_path):
+    out = tmp_path / "sweep"
+    proc = ok(run_initlab(["-m", "init=kaiming,xavier", "depth=3", "width=8", "trials=2",
+                           f"hydra.sweep.dir={out}"], cwd=tmp_path))
+    lines = (proc.stdout + proc.stderr).splitlines()
+    ours = [x for x in lines if "Shared draws" in x or "report: " in x or "bookkeeping" in x]
+    assert len(ours) == 3 and all("[initlab][INFO]" in x and "[HYDRA]" not in x for x in ours)
+    assert any("[HYDRA] Launching 2 jobs" in x for x in lines)  # Hydra's own stay Hydra's
+    for job in sorted(out.glob("[01]_*")):
+        assert "forward stable" in (job / "initlab.log").read_text()
