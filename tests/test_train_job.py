@@ -136,3 +136,22 @@ def test_model_jobs_train_each_alone_and_a_conv_chain_gets_a_readout(tmp_path):
     layers = pd.read_parquet(tmp_path / "fast" / "train_layers.parquet")
     assert layers.module_type.iloc[-1] == "Linear"  # the readout to digits' 10 classes
     assert set(layers.module_type) == {"input", "Conv2d", "Activation", "Linear"}
+
+
+def test_train_tensorboard_true_writes_event_files_beside_the_tables(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb"
+    code, _ = main_in_process(["train=teacher", "width=8", "depth=2", "trials=2",
+                               "train.steps=4", "train.record_every=2", "train.eval_every=2",
+                               "train.tensorboard=true", "report=false", "plots=false",
+                               f"hydra.run.dir={out}"], capsys)
+    assert code == 0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    steps = pd.read_parquet(out / "train_steps.parquet")
+    loss = steps.groupby("step").train_loss.median()
+    got = {e.step: e.value for e in events.Scalars("train/loss")}
+    # the event file stores float32: the medians to float32 rounding
+    assert got == pytest.approx(loss.to_dict(), rel=1e-6)
