@@ -36,9 +36,10 @@ def shown_sizes(fig: Figure, narrow: bool) -> list[tuple[float, str]]:
 
 
 def assert_readable(fig: Figure, narrow: bool) -> None:
-    small = [(round(px, 1), text) for px, text in shown_sizes(fig, narrow) if px < MIN_TEXT_PX]
+    floor = MIN_TEXT_PX[narrow]
+    small = [(round(px, 1), text) for px, text in shown_sizes(fig, narrow) if px < floor]
     screen = "390" if narrow else "1200"
-    assert not small, f"text under {MIN_TEXT_PX} px on a {screen}-px screen: {small}"
+    assert not small, f"text under {floor} px on a {screen}-px screen: {small}"
 
 
 def _job(n: int, init: str, act: str, **summary) -> JobRecord:
@@ -110,19 +111,23 @@ def test_heatmap_has_no_missing_colour_for_a_failed_median():
     assert figures._std_cell(jobs[3].summary)[0] == "none"
 
 
-def test_phase_sweep_heatmap_puts_sigma_w2_along_x():
+@pytest.mark.parametrize("narrow", [False, True])
+def test_phase_sweep_heatmap_puts_sigma_w2_along_x(narrow):
+    """The preset's 16 x 12 grid: sigma_w2 along x as on the diagram, its text readable."""
     jobs = []
-    for n, (w, b) in enumerate((w, b) for w in (0.5, 1.0, 1.5, 2.0) for b in (0.0, 0.1, 0.2)):
+    grid = [(0.5 + 0.25 * i, 0.025 * k) for i in range(16) for k in range(12)]
+    for n, (w, b) in enumerate(grid):
         settings = {"init": "scaled", "init_sigma_w2": w, "bias": "normal", "bias_sigma_b2": b,
                     "activation": "tanh"}
         jobs.append(JobRecord(name=f"{n}", path=None, status="ok", settings=settings,
                               summary={"status": "ok", "verdict": "stable", "final_std": w,
                                        **settings}))
-    fig = figures.heatmap(tabulate(jobs))
+    fig = figures.heatmap(tabulate(jobs), narrow=narrow)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "init.sigma_w2" and ax.get_ylabel() == "bias.sigma_b2"
     # sigma_b2 grows upwards, as on the phase diagram
     assert ax.get_ylim()[0] < ax.get_ylim()[1]
+    assert_readable(fig, narrow)
 
 
 def test_css_lets_every_figure_shrink_to_a_phone():

@@ -31,8 +31,9 @@ WIDE = 10.7
 NARROW = 4.8
 #: The report's column in CSS px on a 1200-px and on a 390-px screen.
 COLUMN_PX = {False: 1076, True: 366}
-#: Smallest text (CSS px, as shown) any report figure may have, at either width.
-MIN_TEXT_PX = 9.0
+#: Smallest text (CSS px, as shown) a report figure may have: on a 1200-px screen 8 pt
+#: shown 1:1 (11.1 px), on a 390-px phone 9 px.
+MIN_TEXT_PX = {False: 11.0, True: 9.0}
 
 
 def dark(color, amount: float = 0.45) -> tuple[float, float, float]:
