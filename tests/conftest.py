@@ -194,3 +194,16 @@ def assert_gradients_are_autograds(spec) -> None:
     np.testing.assert_allclose(result.stats["std"][:, -1],
                                xs[-1].detach().reshape(trials, -1).std(dim=1).numpy(),
                                rtol=rtol, atol=0)
+
+
+class FirstBatches:
+    """The probe's keyed inputs (``keyed(seed, trial)``): trial t's first training batch,
+    as the trainer draws it (``initlab.train.data.batch_order``)."""
+
+    def __init__(self, x, batch):
+        self.x, self.batch = x, batch
+
+    def keyed(self, seed, trial):
+        from initlab.train.data import batch_order
+
+        return self.x[batch_order(len(self.x), self.batch, 1, seed, [trial])[0, 0]]

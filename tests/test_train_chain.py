@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import FirstBatches
 
 from initlab.columns import STATS
 from initlab.probing import probe
 from initlab.train import ChainConfig, TrainSpec, sequential, train_chain
 from initlab.train.chain import model_schemes
-from initlab.train.data import batch_order, load_data
+from initlab.train.data import load_data
 
 EPS64 = float(np.finfo(np.float64).eps)
 TANH = dict(activation="tanh", bias="normal", bias_params={"sigma_b2": 0.05})
@@ -116,16 +117,6 @@ def test_every_optimizer_trains_a_row_as_if_alone(optimizer, schedule):
                                        rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(alone.eval_loss[0], group[c].eval_loss[t], rtol=1e-9)
     assert group[0].train_loss[0, -1] != group[0].train_loss[0, 0]  # it did update
-
-
-class FirstBatches:
-    """The probe's inputs protocol (``keyed(seed, trial)``): trial t's first training batch."""
-
-    def __init__(self, x, batch):
-        self.x, self.batch = x, batch
-
-    def keyed(self, seed, trial):
-        return self.x[batch_order(len(self.x), self.batch, 1, seed, [trial])[0, 0]]
 
 
 @pytest.mark.numerics

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import main_in_process, one_line
+from conftest import FirstBatches, main_in_process, one_line
 
 from initlab import trainjob
 from initlab.job import Job, run_jobs
@@ -19,7 +19,7 @@ from initlab.probing import probe
 from initlab.spec import ChainSpec
 from initlab.train import TrainSpec, sequential
 from initlab.train.chain import ChainConfig, model_schemes
-from initlab.train.data import batch_order, load_data
+from initlab.train.data import load_data
 
 TANH = dict(init="scaled", activation="tanh", bias="normal", bias_params={"sigma_b2": 0.05})
 SMALL = TrainSpec(steps=12, batch_size=16, lr=1e-2, record_every=6, eval_every=6)
@@ -72,16 +72,6 @@ def test_chains_of_one_shape_train_as_one_group_and_each_as_if_alone(tmp_path):
     # product, summed in the same order (initlab.train.chain's test covers every
     # optimizer); the file's numbers are identical
     pd.testing.assert_frame_equal(a, b)
-
-
-class FirstBatches:
-    """The probe's keyed inputs: trial t's first training batch."""
-
-    def __init__(self, x, batch):
-        self.x, self.batch = x, batch
-
-    def keyed(self, seed, trial):
-        return self.x[batch_order(len(self.x), self.batch, 1, seed, [trial])[0, 0]]
 
 
 @pytest.mark.numerics
