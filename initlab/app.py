@@ -62,7 +62,8 @@ def task(cfg: DictConfig) -> dict | None:
     lists it) and, in a single run, ends the run with one line and exit status 2
     (bad settings) or 1 (a failure while it ran); in a sweep the other jobs go on.
     """
-    from initlab.job import progress_bar, record_failure, run_job
+    from initlab.job import record_failure, run_job
+    from initlab.progress import progress_bar
 
     hydra_cfg = HydraConfig.get()
     out_dir = hydra_cfg.runtime.output_dir

@@ -27,7 +27,6 @@ import dataclasses
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from initlab.layout import group_key
 from initlab.modelspec import ModelSpec
 from initlab.numbers import fmt
 from initlab.result import Result
-from initlab.rules import PROGRESS, first_line
+from initlab.rules import first_line
 from initlab.spec import ChainSpec
 from initlab.summary import summarize
 from initlab.train.record import TrainingRecord
@@ -272,17 +271,6 @@ def fail(job: Job, error: BaseException, what: str, where: Path | None = None
         recorded = "not recorded" + ("" if also == why else f": {also}")
     log.error("job failed (%s): %s (%s)", what, why, recorded)
     return summary
-
-
-def progress_bar(mode: Any, total: int, label: str):
-    """A tqdm bar on stderr for ``progress`` = auto (only on a terminal) | true | false;
-    None when quiet."""
-    mode = str(mode).lower()
-    if mode not in PROGRESS or mode == "false" or (mode == "auto" and not sys.stderr.isatty()):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=label, unit="trial-layer", leave=False, file=sys.stderr)
 
 
 def verdict_words(summary: dict[str, Any], prefix: str = "") -> str:

@@ -179,7 +179,8 @@ class FusedLauncher(BasicLauncher):
 
     def _run_planned(self, configs: list) -> list:
         """(planned, summary) per job: every job that builds runs through ``run_jobs``."""
-        from initlab.job import plan_passes, progress_bar, run_jobs, total_work
+        from initlab.job import plan_passes, run_jobs, total_work
+        from initlab.progress import progress_bar
 
         plans = [plan_job(cfg) for cfg in configs]
         batch = [p for p in plans if p is not None]
