@@ -167,3 +167,11 @@ def test_color_dim_labels_do_not_collide(tmp_path, narrow):
     assert texts[0] == "0" and texts[-1] == "NaN/inf" and "1e-5" in texts
     assert not _overlaps(ticks), _overlaps(ticks)
     assert_readable(fig, narrow)
+
+
+def test_a_single_runs_line_is_named_by_its_settings_not_its_directory():
+    (job,) = [j for j in _jobs(("relu",)) if j.settings["init"] == "kaiming"]
+    job = JobRecord(name="2026-12-04_13-44-00-123456", path=None, status="ok",
+                    summary=job.summary, settings=job.settings, layers=job.layers)
+    fig = figures.by_layer(tabulate([job]), "std")
+    assert _legend(fig.axes[0])[0] == "kaiming, relu"

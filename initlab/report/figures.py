@@ -196,7 +196,7 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
         for job in sel:
             lk = tuple(table.at(job, a) for a in lines)
             finite = _wide(job.layers, "finite") if "finite" in job.layers else None
-            drawn.append(panels.Line(", ".join(str(v) for v in lk) or job.name,
+            drawn.append(panels.Line(", ".join(str(v) for v in lk) or _settings_words(job),
                                      _wide(job.layers, stat), _curve(job.layers, stat),
                                      colors(line_keys.index(lk) % colors.N), finite))
         model = dict(zip(panel_axes, key, strict=True)).get("model", table.fixed.get("model"))
@@ -296,3 +296,15 @@ def color_dim(job: JobRecord, narrow: bool = False) -> Figure:
     ax.set_title(textwrap.fill(title, int(size[0] * 0.8 * 72 / (0.6 * (font + 1)))),
                  fontsize=font + 1)
     return fig
+
+
+def _settings_words(job) -> str:
+    """A line's name when nothing varies (a single run): what ran, not its directory's
+    timestamp: ``scaled(sigma_w2=1.76), tanh, bias normal(sigma_b2=0.05)``."""
+    s = job.settings
+    words = [label(s, "init"), label(s, "activation")]
+    if s.get("model", "chain") != "chain":
+        words.insert(0, str(s.get("model")))
+    if s.get("bias") not in (None, "zero"):
+        words.append(f"bias {label(s, 'bias')}")
+    return ", ".join(words)
