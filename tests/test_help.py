@@ -11,7 +11,8 @@ import re
 
 from conftest import REPO, ok, run_initlab
 
-GROUPS = {"activation", "bias", "experiments", "experiments/journey", "init", "model"}
+GROUPS = {"activation", "bias", "experiments", "experiments/fastai_chapter",
+          "experiments/journey", "init", "model", "train"}
 
 
 def test_help_lists_initlabs_groups_and_the_common_commands(tmp_path):
