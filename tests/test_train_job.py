@@ -145,3 +145,19 @@ def test_train_tensorboard_true_writes_event_files_beside_the_tables(tmp_path, c
     got = {e.step: e.value for e in events.Scalars("train/loss")}
     # the event file stores float32: the medians to float32 rounding
     assert got == pytest.approx(loss.to_dict(), rel=1e-6)
+
+
+def test_a_sweeps_summary_csv_has_the_training_results(tmp_path):
+    from initlab.report import write_report
+
+    specs = [chain(1.0), chain(1.76)]
+    for i, s in enumerate(specs):
+        run_jobs([Job(s, out_dir=tmp_path / f"{i}_scaled_tanh", train=SMALL)])
+    table = pd.read_csv(write_report(tmp_path) / "summary.csv")
+    for i in range(2):
+        block = json.loads((tmp_path / f"{i}_scaled_tanh" / "summary.json").read_text())
+        row = table[table.job == f"{i}_scaled_tanh"].iloc[0]
+        assert row.train_verdict == block["training"]["verdict"]
+        assert row.train_final_eval_acc == block["training"]["final_eval_acc"]
+    # gradients were off in every job: no all-empty gradient columns
+    assert not [c for c in table.columns if c.startswith("grad_") and c != "grad_verdict"]

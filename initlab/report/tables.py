@@ -154,8 +154,28 @@ def summary_frame(summary: Summary) -> pd.DataFrame:
         row.update(grad_fields(s) if s else {})
         for key in SUMMARY_COLUMNS:
             row[key] = s.get(key)
+        row.update(training_fields(s.get("training")))
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if summary.jobs and all(j.settings.get("gradients") is False for j in summary.jobs):
+        empty = [c for c in frame.columns if ("grad_" in c and c != "grad_verdict")
+                 and frame[c].isna().all()]
+        frame = frame.drop(columns=empty)  # no backward pass anywhere: no empty columns
+    return frame
+
+
+#: summary.json's ``training`` entries that become ``train_<name>`` columns of summary.csv
+TRAINING_COLUMNS = ("verdict", "trained_trials", "chance", "final_eval_acc",
+                    "final_eval_acc_q10", "final_eval_acc_q90", "final_eval_loss",
+                    "final_eval_loss_q10", "final_eval_loss_q90", "steps", "seconds")
+
+
+def training_fields(training: dict[str, Any] | None) -> dict[str, Any]:
+    """A training job's results as ``train_*`` columns; nothing for a job that did not
+    train (so a sweep without training has no such columns)."""
+    if not training:
+        return {}
+    return {f"train_{k}": training.get(k) for k in TRAINING_COLUMNS}
 
 
 def counts(jobs: list[JobRecord]) -> dict[str, int]:
