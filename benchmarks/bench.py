@@ -125,8 +125,8 @@ def end_to_end(extra: list[str]) -> dict[str, float]:
     for line in lines:
         if "Launching" in line and "start-up" not in found:
             found["start-up"] = _stamp(line) - began
-        if (m := re.search(r"Ran \d+ jobs in [\d.]+ s: measuring ([\d.]+) s, job files ([\d.]+)",
-                           line)):
+        if (m := re.search(r"Ran \d+ jobs in [\d.]+ s: measuring (?:\(and training\) )?"
+                           r"([\d.]+) s, job files ([\d.]+)", line)):
             found["engine"], found["job files"] = float(m.group(1)), float(m.group(2))
         if (m := re.search(r"job bookkeeping: ([\d.]+) s", line)):
             found["Hydra's per-job bookkeeping"] = float(m.group(1))
