@@ -25,7 +25,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from omegaconf import OmegaConf, open_dict
 
 from initlab import config, paths
 from initlab.rules import PLOTS, PROGRESS, SpecError
+from initlab.schemakeys import check_plugin_keys, check_types, typed_param, unknown_parameter
 from initlab.usage import (
     UsageError,
     no_such_parameter,
@@ -45,7 +46,6 @@ from initlab.usage import (
     one_line,
     text,
     tidy,
-    type_message,
 )
 
 GROUPS = ("init", "activation", "bias", "model", "train", "experiments")
@@ -192,10 +192,10 @@ def classify(overrides: list[Any]) -> Plan:
                 plan.groups.append(axis)
             else:
                 plan.fixed.append(o.input_line)
-        elif not o.is_add() and _unknown_parameter(key):
+        elif not o.is_add() and unknown_parameter(key):
             plan.unknown.append((key, axis.values[0]))
         elif len(axis.values) > 1:
-            _check_types(key, axis.values)
+            check_types(key, axis.values)
             plan.scalars.append(axis)
         else:
             plan.fixed.append(o.input_line)
@@ -219,11 +219,11 @@ def _check_plan(plan: Plan, compose_with, overrides: list[Any]) -> None:
 
     coupled = [a for a in plan.scalars if a.key not in INDEPENDENT]
     first = None
-    typed = [o.key_or_group for o in overrides if _typed_param(o.key_or_group)]
+    typed = [o.key_or_group for o in overrides if typed_param(o.key_or_group)]
     for cfg in _combinations(plan.groups, composed):
         first = cfg if first is None else first
         _check_product(cfg, coupled)
-        _check_plugin_keys(cfg, typed)
+        check_plugin_keys(cfg, typed)
     for axis in plan.scalars:
         if axis.key in INDEPENDENT:
             for value in {repr(v): v for v in axis.values}.values():
@@ -285,66 +285,6 @@ def _combinations(groups: list[Axis], composed: Callable[[list[int]], Any]) -> I
         for g, i in enumerate(combo):
             OmegaConf.update(cfg, keys[g], nodes[g][i], merge=False)
         yield cfg
-
-
-def _typed_param(key: str) -> bool:
-    """``init.std``: a scheme's or an activation's typed parameter (not ``init.params.x``)."""
-    family, _, param = key.partition(".")
-    return family in ("init", "activation") and bool(param) and "." not in param \
-        and param not in ("name", "_target_", "params")
-
-
-def _check_plugin_keys(cfg, keys: list[str]) -> None:
-    """A typed parameter the command line gives a plug-in that does not take it (the
-    plug-in gets only the ones it takes: ``config._group``) is refused, not dropped."""
-    for key in keys:
-        family, _, param = key.partition(".")
-        node = cfg[family]
-        if not node.get("_target_") or node.get(param) is None:
-            continue
-        takes = config.plugin_params(family, node.name)  # registered by config.check
-        if takes is not None and param not in takes:
-            raise UsageError(f"{key}={text(node.get(param))} does not apply to "
-                             f"{family}={node.name!r} (a plug-in, {node._target_}); its "
-                             f"parameters: {', '.join(takes) or 'none'}")
-
-
-def _unknown_parameter(key: str) -> bool:
-    """``init.foo``: a key under a group or node of the schema that the schema lacks."""
-    parts = key.split(".")
-    node = config.Config
-    for part in parts:
-        if not is_dataclass(node):
-            return False  # under a dict (params, reference): anything goes
-        known = {f.name: f for f in fields(node)}
-        if part not in known:
-            return len(parts) > 1
-        node = _node_type(known[part].type)
-    return False
-
-
-def _node_type(hint: Any) -> Any:
-    """A schema field's type, ``X | None`` unwrapped (``train``); None when it is not one
-    type (a dict, ``Any``)."""
-    if isinstance(hint, type):
-        return hint
-    args = [a for a in getattr(hint, "__args__", ()) if a is not type(None)]
-    return args[0] if len(args) == 1 and is_dataclass(args[0]) else None
-
-
-def _check_types(key: str, values: list[Any]) -> None:
-    """Each swept value fits the schema's type for ``key`` (depth=10,abc -> 'abc' refused)."""
-    schema = OmegaConf.structured(config.Config)
-    head = key.partition(".")[0]
-    if head != key and head in schema and schema[head] is None:  # an optional node, off
-        schema[head] = OmegaConf.structured(_node_type(
-            {f.name: f.type for f in fields(config.Config)}[head]))
-    for v in values:
-        try:
-            OmegaConf.update(schema, key, v, merge=True)
-        except Exception as exc:
-            msg = type_message(key, v, exc) or f"{key}={v!r}: {one_line(exc)}"
-            raise UsageError(msg) from None
 
 
 @contextmanager

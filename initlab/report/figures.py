@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from dataclasses import dataclass
 
 import matplotlib
 import numpy as np
@@ -76,11 +77,30 @@ def _cell_text(summary: dict, kind: str, full: bool) -> str:
     return f"{verdict_text(summary)}\n{grad_text(summary)}\nstd {text}"
 
 
+@dataclass
+class _Heat:
+    """A heatmap's layout, shared by its panels."""
+
+    rows: str | None
+    cols: str | None
+    row_vals: list
+    col_vals: list
+    font: float
+    cell_w: float
+    full: bool
+    short: bool
+    span: float
+    numeric: bool
+
+    @property
+    def em(self) -> float:
+        return self.font / 72  # inches
+
+
 def heatmap(table: Summary, narrow: bool = False) -> Figure:
     """log10(median final std) over the two main axes, one panel per value of the others;
     overflowed (non-finite) and exactly-0 cells in colours of their own, hatched, beyond
     either end of the scale. ``narrow``: for a phone (panels stacked, scale below)."""
-    ok = table.ok
     rows, cols, panel_axes = grid_layout(table.axes)
     row_vals = table.values[rows] if rows else [None]
     col_vals = table.values[cols] if cols else [None]
@@ -91,54 +111,82 @@ def heatmap(table: Summary, narrow: bool = False) -> Figure:
     cell_w = min(1.9, avail / (per_row * len(col_vals)))
     cell_h = min(0.75, (5.0 if narrow else 5.5) / len(row_vals))
     em = font / 72  # inches
-    full = cell_w >= 16.8 * 0.6 * em and cell_h >= 3.6 * em  # "grad exploded @99", 3 lines
-    short = cell_w >= 5 * 0.6 * em and cell_h >= 1.4 * em
+    finite = [v for j in table.ok if (v := _std_cell(j.summary))[0] == "value"]
+    heat = _Heat(rows, cols, row_vals, col_vals, font, cell_w,
+                 full=cell_w >= 16.8 * 0.6 * em and cell_h >= 3.6 * em,  # 3 lines of text
+                 short=cell_w >= 5 * 0.6 * em and cell_h >= 1.4 * em,
+                 span=max([abs(v) for _, v in finite] + [1.0]),
+                 numeric=bool(rows) and all(isinstance(v, (int, float)) for v in row_vals))
     prows = math.ceil(len(keys) / per_row)
     width = (NARROW if narrow else min(WIDE, 2.9 + cell_w * len(col_vals) * per_row))
     height = 2.2 + (1.0 if narrow else 0.4) + prows * (cell_h * len(row_vals) + 0.7)
     fig = Figure(figsize=(width, height), layout="constrained")
     axs = fig.subplots(prows, per_row, squeeze=False)
-    finite = [v for j in ok if (v := _std_cell(j.summary))[0] == "value"]
-    span = max([abs(v) for _, v in finite] + [1.0])
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(over=NONFINITE, under=ZERO,
                                                          bad="#ffffff")
-    norm = TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span)
-    numeric = bool(rows) and all(isinstance(v, (int, float)) for v in row_vals)
+    norm = TwoSlopeNorm(vmin=-heat.span, vcenter=0.0, vmax=heat.span)
     image, kinds = None, set()
     for n, key in enumerate(keys):
         ax = axs[n // per_row][n % per_row]
-        grid = np.full((len(row_vals), len(col_vals)), np.nan)
-        for job in ok:
-            if not in_panel(table, job, panel_axes, key):
-                continue
-            i = row_vals.index(table.at(job, rows)) if rows else 0
-            k = col_vals.index(table.at(job, cols)) if cols else 0
-            kind, value = _std_cell(job.summary)
-            grid[i, k] = {"value": value, "nonfinite": 2 * span, "zero": -2 * span}.get(
-                kind, np.nan)
-            if kind in HATCH:
-                kinds.add(kind)
-                ax.add_patch(Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, lw=0,
-                                       hatch=HATCH[kind], edgecolor=(1, 1, 1, 0.45)))
-            dark = kind in HATCH or (kind == "value" and abs(value) > 0.6 * span)
-            if full or short:
-                box = {"boxstyle": "round,pad=0.2", "ec": "none", "alpha": 0.85,
-                       "fc": NONFINITE if kind == "nonfinite" else ZERO} if kind in HATCH else None
-                ax.text(k, i, _cell_text(job.summary, kind, full), ha="center", va="center",
-                        fontsize=font, color="white" if dark else "black", bbox=box)
+        grid = _heat_cells(ax, table, panel_axes, key, heat, kinds)
         image = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto",
-                          origin="lower" if numeric else "upper")
-        labels = [str(v) for v in col_vals]
-        turn = max(map(len, labels)) * 0.6 * em > cell_w * 0.95
-        ax.set_xticks(range(len(col_vals)), labels, fontsize=font,
-                      rotation=90 if turn else 0)
-        ax.set_yticks(range(len(row_vals)), [str(v) for v in row_vals], fontsize=font)
-        ax.set_xlabel(cols or "", fontsize=font + 1)
-        ax.set_ylabel(rows or "", fontsize=font + 1)
-        if panel_axes:
-            ax.set_title(panel_title(panel_axes, key), fontsize=font + 1)
+                          origin="lower" if heat.numeric else "upper")
+        _heat_axes(ax, heat, panel_title(panel_axes, key) if panel_axes else None)
     for n in range(len(keys), prows * per_row):
         axs[n // per_row][n % per_row].axis("off")
+    _heat_keys(fig, axs, image, kinds, font, narrow)
+    title = ("Final-layer std, median over trials. Colour: log10(std); white ≈ 1 (held), "
+             "red grew (exploding), blue shrank (vanishing)")
+    if not (heat.full or heat.short):
+        title += "; the verdicts are in the Verdicts table"
+    fig.suptitle(textwrap.fill(title, int(width * 72 / (0.55 * (font + 2)))),
+                 fontsize=font + 2)
+    return fig
+
+
+def _heat_cells(ax, table: Summary, panel_axes: list[str], key: tuple, heat: _Heat,
+                kinds: set) -> np.ndarray:
+    """One panel's values (non-finite beyond the top, 0 beyond the bottom), its hatches
+    and its cell texts; the kinds of cell it holds are added to ``kinds``."""
+    span = heat.span
+    grid = np.full((len(heat.row_vals), len(heat.col_vals)), np.nan)
+    for job in table.ok:
+        if not in_panel(table, job, panel_axes, key):
+            continue
+        i = heat.row_vals.index(table.at(job, heat.rows)) if heat.rows else 0
+        k = heat.col_vals.index(table.at(job, heat.cols)) if heat.cols else 0
+        kind, value = _std_cell(job.summary)
+        grid[i, k] = {"value": value, "nonfinite": 2 * span, "zero": -2 * span}.get(
+            kind, np.nan)
+        if kind in HATCH:
+            kinds.add(kind)
+            ax.add_patch(Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, lw=0,
+                                   hatch=HATCH[kind], edgecolor=(1, 1, 1, 0.45)))
+        dark = kind in HATCH or (kind == "value" and abs(value) > 0.6 * span)
+        if heat.full or heat.short:
+            box = {"boxstyle": "round,pad=0.2", "ec": "none", "alpha": 0.85,
+                   "fc": NONFINITE if kind == "nonfinite" else ZERO} if kind in HATCH else None
+            ax.text(k, i, _cell_text(job.summary, kind, heat.full), ha="center",
+                    va="center", fontsize=heat.font, color="white" if dark else "black",
+                    bbox=box)
+    return grid
+
+
+def _heat_axes(ax, heat: _Heat, title: str | None) -> None:
+    labels = [str(v) for v in heat.col_vals]
+    turn = max(map(len, labels)) * 0.6 * heat.em > heat.cell_w * 0.95
+    ax.set_xticks(range(len(heat.col_vals)), labels, fontsize=heat.font,
+                  rotation=90 if turn else 0)
+    ax.set_yticks(range(len(heat.row_vals)), [str(v) for v in heat.row_vals],
+                  fontsize=heat.font)
+    ax.set_xlabel(heat.cols or "", fontsize=heat.font + 1)
+    ax.set_ylabel(heat.rows or "", fontsize=heat.font + 1)
+    if title:
+        ax.set_title(title, fontsize=heat.font + 1)
+
+
+def _heat_keys(fig: Figure, axs, image, kinds: set, font: float, narrow: bool) -> None:
+    """The colour scale, and legend patches for the non-finite and zero cells shown."""
     if image is not None:
         bar = fig.colorbar(image, ax=axs.ravel().tolist(), shrink=0.9, extend="both",
                            orientation="horizontal" if narrow else "vertical",
@@ -153,13 +201,17 @@ def heatmap(table: Summary, narrow: bool = False) -> Figure:
     if shown:
         fig.legend(handles=shown, loc="outside lower center", fontsize=font,
                    ncols=1 if narrow else len(shown), frameon=False)
-    title = ("Final-layer std, median over trials. Colour: log10(std); white ≈ 1 (held), "
-             "red grew (exploding), blue shrank (vanishing)")
-    if not (full or short):
-        title += "; the verdicts are in the Verdicts table"
-    fig.suptitle(textwrap.fill(title, int(width * 72 / (0.55 * (font + 2)))),
-                 fontsize=font + 2)
-    return fig
+
+
+def _panel_legend(sub, ax, title: str | None, inches: float, font: float) -> None:
+    """A panel's legend under it, its entries wrapped to the panel's width, in as many
+    columns (up to 3) as fit."""
+    handles, labels = ax.get_legend_handles_labels()
+    chars = int(0.9 * inches * 72 / (0.6 * font)) - 5
+    labels = [textwrap.fill(t, chars, subsequent_indent="  ") for t in labels]
+    fit = int(chars / (max(len(x) for t in labels for x in t.split("\n")) + 5))
+    sub.legend(handles, labels, title=title, title_fontsize=font, loc="outside lower center",
+               fontsize=font, ncols=max(1, min(3, len(labels), fit)))
 
 
 def by_layer_panels(table: Summary) -> list[str]:
@@ -213,13 +265,7 @@ def by_layer(table: Summary, stat: str, jobs: list[JobRecord] | None = None,
         ax.set_ylabel(ax.get_ylabel(), fontsize=font + 1)
         ax.tick_params(labelsize=font)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        handles, labels = ax.get_legend_handles_labels()  # wrapped to the panel's width,
-        chars = int(0.9 * width / ncols * 72 / (0.6 * font)) - 5  # in the columns that fit
-        labels = [textwrap.fill(t, chars, subsequent_indent="  ") for t in labels]
-        fit = int(chars / (max(len(x) for t in labels for x in t.split("\n")) + 5))
-        sub.legend(handles, labels, title=", ".join(lines) or None,
-                   title_fontsize=font, loc="outside lower center", fontsize=font,
-                   ncols=max(1, min(3, len(labels), fit)))
+        _panel_legend(sub, ax, ", ".join(lines) or None, width / ncols, font)
     what = {"std": "std (log axis)", "mean": "mean (symmetric log axis)",
             "grad_x_std": "gradient std, dL/dx_l (log axis)",
             "corr": "correlation of two inputs' pre-activations"}[stat]
