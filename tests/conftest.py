@@ -207,3 +207,17 @@ class FirstBatches:
         from initlab.train.data import batch_order
 
         return self.x[batch_order(len(self.x), self.batch, 1, seed, [trial])[0, 0]]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small tensors gain nothing from threads, and a shared machine's other jobs make
+    thread contention the largest cost (measured: test_models.py 32 s with 2 threads, 6 s
+    with 1; test_probe.py 30 s and 7 s). A module asks for one thread with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

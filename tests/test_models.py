@@ -14,15 +14,8 @@ from initlab.models import conv_chain, input_shape, simple_cnn
 from initlab.probing import probe
 from initlab.verdict import Thresholds, overall, trial_verdicts
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These small tensors gain nothing from threads, and a shared machine's other jobs make
-    thread contention the largest cost (measured for this file: 32 s with 2 threads, 6 s with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread each (tests/conftest.py::one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_conv_chain_takes_199_to_1_in_99_valid_3x3_convolutions():

@@ -19,14 +19,8 @@ from initlab.verdict import Thresholds, overall, trial_verdicts
 EPS32 = float(torch.finfo(torch.float32).eps)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These small tensors gain nothing from threads, and a shared machine's other jobs make
-    thread contention the largest cost (measured: 30 s with 2 threads, 7 s with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread each (tests/conftest.py::one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def relu_mlp(depth: int = 20, width: int = 512) -> nn.Sequential:

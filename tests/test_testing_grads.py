@@ -15,7 +15,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from initlab.spec import ChainSpec
@@ -25,14 +24,8 @@ from initlab.testing import (
     assert_gradients_vanish,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread each (tests/conftest.py::one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 DEPTH, WIDTH, TRIALS = 40, 512, 8

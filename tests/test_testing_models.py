@@ -23,14 +23,8 @@ from initlab.testing import (
     assert_vanishes,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread each (tests/conftest.py::one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def chain_of(width: int, depth: int, act: type[nn.Module] | None = None,

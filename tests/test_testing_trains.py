@@ -15,7 +15,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from initlab.spec import ChainSpec
@@ -23,14 +22,8 @@ from initlab.testing import assert_trains
 from initlab.theory.phase import phase_params
 from initlab.train import ChainConfig, TrainSpec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread each (tests/conftest.py::one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tanh_chain(sigma_w2: float, depth: int) -> ChainConfig:

@@ -18,13 +18,8 @@ EPS64 = float(np.finfo(np.float64).eps)
 TANH = dict(activation="tanh", bias="normal", bias_params={"sigma_b2": 0.05})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: threads only add contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread each (tests/conftest.py::one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def configs(width=16, depth=3, sigmas=(1.0, 2.5)):

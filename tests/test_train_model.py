@@ -17,13 +17,8 @@ from initlab.rules import SpecError
 from initlab.train import ChainConfig, TrainSpec, load_data, train_chain, train_model
 from initlab.train.data import batch_order
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread each (tests/conftest.py::one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SHAPE = (1, 28, 28)
