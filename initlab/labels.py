@@ -29,13 +29,14 @@ def is_number(value: Any) -> bool:
 
 
 def settings_of(summary: dict[str, Any]) -> dict[str, Any]:
-    """The flat settings of a summary: its ``settings`` dict, else its top-level setting keys."""
+    """The flat settings of a summary: its ``settings`` dict, else its top-level setting keys
+    (a model's ``inputs`` and a training job's ``train_*`` among them)."""
     source = summary.get("settings")
     if not isinstance(source, dict):
         source = summary
-    keep = set(PLAIN) | set(FAMILIES)
+    keep = set(PLAIN) | set(FAMILIES) | {"inputs"}
     return {k: v for k, v in source.items()
-            if k in keep or any(k.startswith(f + "_") for f in FAMILIES)}
+            if k in keep or any(k.startswith(f + "_") for f in (*FAMILIES, "train"))}
 
 
 def params(settings: dict[str, Any], family: str) -> dict[str, Any]:
@@ -131,6 +132,12 @@ def from_config(cfg: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in out.items() if k != "bias" and not k.startswith("bias_")}
     chain_only = ("depth", "width", "weights") if name != "chain" else ()
     out.update({k: cfg[k] for k in PLAIN if k in cfg and k not in chain_only})
+    if name != "chain" and cfg.get("inputs") is not None:
+        out["inputs"] = cfg["inputs"]  # a model's inputs: gaussian or digits
+    train = cfg.get("train")
+    if isinstance(train, dict):  # a training job: its settings, as TrainSpec.describe names
+        out.update({f"train_{k}": v for k, v in train.items()
+                    if k != "name" and v is not None and not isinstance(v, (dict, list))})
     return out
 
 

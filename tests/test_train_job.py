@@ -161,3 +161,13 @@ def test_a_sweeps_summary_csv_has_the_training_results(tmp_path):
         assert row.train_final_eval_acc == block["training"]["final_eval_acc"]
     # gradients were off in every job: no all-empty gradient columns
     assert not [c for c in table.columns if c.startswith("grad_") and c != "grad_verdict"]
+
+
+def test_a_sweep_over_a_training_setting_names_it_as_swept(tmp_path):
+    from initlab.report import write_report
+
+    for i, lr in enumerate((1e-2, 1e-3)):
+        spec = TrainSpec(steps=4, batch_size=16, lr=lr, record_every=2, eval_every=2)
+        run_jobs([Job(chain(), out_dir=tmp_path / f"{i}_scaled_tanh", train=spec)])
+    text = (write_report(tmp_path) / "report.md").read_text()
+    assert "Swept: train_lr (0.001, 0.01)." in text or "Swept: train_lr (0.01, 0.001)." in text
