@@ -35,6 +35,7 @@ from typing import Any
 
 from initlab import figures, interrupts, measure, store, trainjob
 from initlab.chain import cut
+from initlab.labels import label
 from initlab.layout import group_key
 from initlab.modelspec import ModelSpec
 from initlab.numbers import fmt
@@ -302,10 +303,31 @@ def log_line(summary: dict[str, Any]) -> str:
     grads = ("gradients off" if summary.get("grad_verdict") is None and not
              summary.get("gradients", True) else f"gradients {verdict_words(summary, 'grad_')}")
     return (
-        f"{what}init={summary['init']} activation={summary['activation']} "
-        f"depth={summary['depth']} width={summary['width']} trials={summary['trials']}: "
+        f"{what}init={label(summary, 'init', SCALES)} activation={summary['activation']} "
+        + (f"bias={label(summary, 'bias')} " if summary.get("bias") not in (None, "zero")
+           else "")
+        + f"depth={summary['depth']} width={summary['width']} trials={summary['trials']}: "
         f"forward {verdict_words(summary)} ({spread}), {grads}; final std median "
         f"{fmt(summary['final_std'])} [10-90%: {fmt(summary['final_std_q10'])} .. "
         f"{fmt(summary['final_std_q90'])}], final mean median {fmt(summary['final_mean'])}"
+        + _chosen(summary)
         + (f"; {training_words(summary['training'])}" if summary.get("training") else "")
     )
+
+
+#: A scheme's parameters that set its scale: the ones a log line names
+SCALES = {"sigma_w2", "std", "gain", "value"}
+
+
+def _chosen(summary: dict[str, Any]) -> str:
+    """``; chose sigma_w2 1.761, sigma_b2 0.05 (chi_1 1)`` for init=critical, and the two
+    inputs' final correlation beside its theory when a job has two inputs."""
+    phase = summary.get("phase") or {}
+    out = ""
+    if summary.get("init") == "critical" and phase:
+        out += (f"; chose sigma_w2 {fmt(phase.get('sigma_w2'))}, sigma_b2 "
+                f"{fmt(phase.get('sigma_b2'))} (chi_1 {fmt(phase.get('chi_1'))})")
+    if summary.get("final_corr") is not None:
+        out += (f"; final corr median {fmt(summary['final_corr'])} (theory "
+                f"{fmt(summary.get('final_theory_corr'))})")
+    return out

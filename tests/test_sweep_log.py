@@ -16,3 +16,17 @@ def test_initlabs_lines_are_its_own_and_each_job_keeps_its_log(tmp_path):
     assert any("[HYDRA] Launching 2 jobs" in x for x in lines)  # Hydra's own stay Hydra's
     for job in sorted(out.glob("[01]_*")):
         assert "forward stable" in (job / "initlab.log").read_text()
+
+
+def test_a_jobs_line_names_its_scale_and_what_critical_chose(tmp_path, capsys):
+    from conftest import main_in_process
+
+    code, _ = main_in_process(["init=critical", "activation=tanh", "depth=4", "width=16",
+                               "trials=2", "batch=2", "input_correlation=0.5", "report=false",
+                               f"hydra.run.dir={tmp_path}"], capsys)
+    assert code == 0
+    line = (tmp_path / "initlab.log").read_text().splitlines()[0]
+    # critical picks tanh's edge at its default sigma_b2 (README's table: 1.761, 0.05)
+    assert "bias=normal(sigma_b2=0.05)" in line
+    assert "; chose sigma_w2 1.761, sigma_b2 0.05 (chi_1 1);" in line
+    assert "final corr median" in line and "(theory " in line
