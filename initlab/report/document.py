@@ -28,7 +28,7 @@ CAPTIONS = {
 }
 JOB_COLUMNS = ("verdict", "verdict_layer", "grad_verdict", "grad_verdict_layer", "final_std",
                "final_std_q10", "final_std_q90", "theory_final_std", "final_mean",
-               "grad_ratio", "theory_grad_ratio")
+               "grad_ratio", "theory_grad_ratio", "final_corr", "final_theory_corr")
 
 
 def _verdicts(table: Summary, jobs) -> str:
@@ -153,7 +153,9 @@ def jobs_table(table: Summary) -> Section:
         Block("p", text="final_std is measured (median and 10-90 % of trials), theory_final_std "
                         "the mean-field prediction; grad_ratio is std(dL/dx_0) / std(dL/dx_L), "
                         "how much the gradient grew from the output back to the input (median "
-                        "over trials), beside the mean-field theory_grad_ratio. \"non-finite\": "
+                        "over trials), beside the mean-field theory_grad_ratio; with two inputs a "
+                        "trial, final_corr is their cosine at the last layer (median over "
+                        "trials) beside final_theory_corr. \"non-finite\": "
                         "the median overflowed (inf/NaN), in the signal or in its gradient, "
                         "never 0. All columns: summary.csv."),
         table_block(cols, shown.values.tolist())]

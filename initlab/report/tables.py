@@ -40,7 +40,10 @@ def grad_fields(summary: dict[str, Any]) -> dict[str, Any]:
 SUMMARY_COLUMNS = ("final_mean", "final_mean_q10", "final_mean_q90", "final_std",
                    "final_std_q10", "final_std_q90", "theory_final_std",
                    "predicted_overflow_layer", "input_grad_std", "theory_input_grad_std",
-                   "log_norm_ratio_var", "predicted_log_norm_ratio_var", "identical_units_layer")
+                   "log_norm_ratio_var", "predicted_log_norm_ratio_var", "identical_units_layer",
+                   "final_corr", "final_corr_q10", "final_corr_q90", "final_theory_corr")
+#: columns left out of summary.csv when no job has them (one input per trial: no corr)
+ONLY_WHEN_SET = ("final_corr", "final_corr_q10", "final_corr_q90", "final_theory_corr")
 
 
 @dataclass
@@ -157,6 +160,7 @@ def summary_frame(summary: Summary) -> pd.DataFrame:
         row.update(training_fields(s.get("training")))
         rows.append(row)
     frame = pd.DataFrame(rows)
+    frame = frame.drop(columns=[c for c in ONLY_WHEN_SET if c in frame and frame[c].isna().all()])
     if summary.jobs and all(j.settings.get("gradients") is False for j in summary.jobs):
         empty = [c for c in frame.columns if ("grad_" in c and c != "grad_verdict")
                  and frame[c].isna().all()]
