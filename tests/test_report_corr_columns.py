@@ -36,3 +36,19 @@ def test_two_inputs_put_the_final_correlation_beside_its_theory(tmp_path):
 def test_one_input_has_no_correlation_columns(tmp_path):
     table = pd.read_csv(_sweep(tmp_path, batch=1) / "summary.csv")
     assert not [c for c in table.columns if "corr" in c]
+
+
+def test_a_digits_jobs_corr_figure_names_the_measured_input_cosine(tmp_path, capsys):
+    from conftest import main_in_process
+
+    from initlab.figures.job import JobView
+
+    code, _ = main_in_process(["model=simple_cnn", "inputs=digits", "batch=4", "trials=2",
+                               "report=false", "plots=false", f"hydra.run.dir={tmp_path}"],
+                              capsys)
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    view = JobView.read(tmp_path, summary)
+    layers = pd.read_csv(tmp_path / "layers.csv")
+    cosine = layers[layers.layer == 0]["corr"].median()  # not input_correlation's 0
+    assert view.corr_note == f"digits inputs, measured cosine {cosine:.2g}"

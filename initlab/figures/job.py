@@ -91,11 +91,16 @@ class JobView:
             modules = tuple(str(m) for m in first["module"])
         note = summary.get("theory_note")
         c0 = settings.get("input_correlation")
+        corr_note = "" if c0 is None else f"c0={c0:g}"
+        if settings.get("inputs", "gaussian") != "gaussian" and "corr" in stats:
+            with np.errstate(all="ignore"):  # real inputs: their cosine is measured, not set
+                cos = float(np.nanmedian(stats["corr"][:, 0]))
+            corr_note = f"{settings['inputs']} inputs, measured cosine {cos:.2g}"
         return cls(stats=stats, theory=theory, title=_title(settings),
                    dtype=str(settings.get("dtype", "float32")),
                    batch=int(settings.get("batch", 1) or 1),
                    no_theory=f"no theory line: {note}" if note else cls.no_theory,
-                   modules=modules, corr_note="" if c0 is None else f"c0={c0:g}",
+                   modules=modules, corr_note=corr_note,
                    marks=panels.Marks(summary.get("thresholds"), summary.get("verdict"),
                                       summary.get("verdict_layer")))
 
