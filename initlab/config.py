@@ -146,12 +146,23 @@ def launcher_batch(target: str) -> int:
     return 8 if "submitit" in str(target).lower() else 256
 
 
-def job_tag(model: str, target: str | None, depth: int) -> str:
+#: Scale settings that a job's directory name carries when the command line sets them
+#: (``..._depth50_sigma_w2=1.25_sigma_b2=0.05`` in a phase sweep), so jobs that differ
+#: only in them are told apart by name.
+NAMED_SCALES = ("init.sigma_w2", "bias.sigma_b2")
+
+
+def job_tag(model: str, target: str | None, depth: int, overrides: Any = ()) -> str:
     """The end of a sweep job's directory name: ``depth100`` for the chain (as before models
-    existed), the model's name otherwise (``conv_chain``; a user's ``_target_``: its function)."""
-    if target:
-        return str(target).rsplit(".", 1)[-1]
-    return f"depth{depth}" if model == "chain" else str(model)
+    existed), the model's name otherwise (``conv_chain``; a user's ``_target_``: its
+    function); then each ``NAMED_SCALES`` setting the job's overrides set."""
+    tag = (str(target).rsplit(".", 1)[-1] if target else
+           f"depth{depth}" if model == "chain" else str(model))
+    for line in overrides or ():
+        key, _, value = str(line).lstrip("+").partition("=")
+        if key in NAMED_SCALES:
+            tag += f"_{key.split('.')[1]}={value}"
+    return tag
 
 
 def register() -> None:

@@ -30,3 +30,13 @@ def test_a_jobs_line_names_its_scale_and_what_critical_chose(tmp_path, capsys):
     assert "bias=normal(sigma_b2=0.05)" in line
     assert "; chose sigma_w2 1.761, sigma_b2 0.05 (chi_1 1);" in line
     assert "final corr median" in line and "(theory " in line
+
+
+def test_a_sweeps_job_names_carry_the_scales_it_sets(tmp_path):
+    out = tmp_path / "sweep"
+    ok(run_initlab(["-m", "init=scaled", "init.sigma_w2=1.0,1.5", "bias=normal",
+                    "bias.sigma_b2=0.05", "activation=tanh", "depth=3", "width=8", "trials=2",
+                    "report=false", f"hydra.sweep.dir={out}"], cwd=tmp_path))
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["0_scaled_tanh_depth3_sigma_w2=1.0_sigma_b2=0.05",
+                     "1_scaled_tanh_depth3_sigma_w2=1.5_sigma_b2=0.05"]
