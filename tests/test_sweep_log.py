@@ -40,3 +40,13 @@ def test_a_sweeps_job_names_carry_the_scales_it_sets(tmp_path):
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert names == ["0_scaled_tanh_depth3_sigma_w2=1.0_sigma_b2=0.05",
                      "1_scaled_tanh_depth3_sigma_w2=1.5_sigma_b2=0.05"]
+
+
+def test_a_critical_runs_report_says_what_it_chose(tmp_path, capsys):
+    from conftest import main_in_process
+
+    code, _ = main_in_process(["init=critical", "activation=tanh", "depth=3", "width=8",
+                               "trials=2", f"hydra.run.dir={tmp_path}"], capsys)
+    assert code == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "init=critical chose σ_w² = 1.761, σ_b² = 0.05 (χ₁ = 1) for tanh." in text

@@ -36,6 +36,18 @@ def _verdicts(table: Summary, jobs) -> str:
     return "; ".join(f"{verdict_text(j.summary)}, {grad_text(j.summary)}" for j in jobs) or "—"
 
 
+def _critical_choices(table: Summary) -> list[str]:
+    """What ``init=critical`` picked per activation: σ_w², σ_b² and χ₁ from the summaries."""
+    out: dict[str, str] = {}
+    for job in table.ok:
+        phase = job.summary.get("phase") or {}
+        if job.settings.get("init") == "critical" and phase.get("sigma_w2") is not None:
+            out.setdefault(str(job.settings.get("activation")), (
+                f"σ_w² = {phase['sigma_w2']:.4g}, σ_b² = {phase['sigma_b2']:.3g} (χ₁ = "
+                f"{phase['chi_1']:.4g}) for {job.settings.get('activation')}"))
+    return list(out.values())
+
+
 def intro(table: Summary, name: str) -> Section:
     jobs = table.jobs
     lines = [f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}: "
@@ -49,6 +61,9 @@ def intro(table: Summary, name: str) -> Section:
             f"{a} ({', '.join(str(v) for v in table.values[a])})" for a in table.axes) + ".")
     if table.fixed:
         lines.append("Fixed: " + ", ".join(f"{k}={v}" for k, v in table.fixed.items()) + ".")
+    chose = _critical_choices(table)
+    if chose:
+        lines.append("init=critical chose " + "; ".join(chose) + ".")
     lines.append("Verdicts per job, each the most common over its trials. Forward: the signal "
                  "exploded (non-finite or std above the threshold) or vanished (all zeros or "
                  "std below it) at the layer given, else stable. Gradient (grad): going back "
