@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from initlab.chain import run_chain, run_many
-from initlab.draws import common_input_seed, input_seed
 from initlab.layout import draw_inputs, layer_biases, layer_weights
+from initlab.streams import common_input_seed, input_seed
 from tests.conftest import assert_gradients_are_autograds, cpu
 
 EPS64 = np.finfo(np.float64).eps

@@ -17,18 +17,10 @@ import torch
 
 from initlab import draws
 from initlab.chain import run_chain, run_many
-from initlab.draws import (
-    draw_mode,
-    fill_blocked_,
-    fill_layer_,
-    forced_mode,
-    gradient_block_seed,
-    input_block_seed,
-    weight_block_seed,
-    weight_seed,
-)
+from initlab.draws import draw_mode, fill_blocked_, fill_layer_, forced_mode
 from initlab.layout import GroupLayout, draw_inputs, layer_biases, layer_weights, output_gradient
 from initlab.spec import ChainSpec
+from initlab.streams import gradient_block_seed, input_block_seed, weight_block_seed, weight_seed
 from tests.conftest import assert_gradients_are_autograds, cpu, same
 
 EPS64 = torch.finfo(torch.float64).eps

@@ -13,9 +13,9 @@ import torch
 
 from initlab.chain import cut, run_chain, run_many
 from initlab.columns import STATS
-from initlab.draws import input_seed, weight_seed
 from initlab.layout import GroupLayout, group_key
 from initlab.spec import ChainSpec, SpecError
+from initlab.streams import input_seed, weight_seed
 from tests.conftest import cpu, same
 
 REPO = Path(__file__).resolve().parents[1]

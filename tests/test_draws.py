@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from initlab import draws, schemes
-from initlab.draws import fill_base_, fill_layer_, gradient_seed, input_seed, weight_seed
+from initlab.draws import fill_base_, fill_layer_
 from initlab.layout import draw_inputs, layer_weights, output_gradient
 from initlab.schemes import WeightRecipe
 from initlab.spec import ChainSpec
+from initlab.streams import gradient_seed, input_seed, weight_seed
 
 EPS64 = torch.finfo(torch.float64).eps
 

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from initlab.draws import weight_seed
 from initlab.layout import layer_weights
 from initlab.schemes import BUILTIN_SCHEMES, calculate_gain, init_, make_recipe
 from initlab.spec import ChainSpec
+from initlab.streams import weight_seed
 
 OUT, IN = 96, 40  # rectangular, so fan_in and fan_out differ
 U32 = 2.0**-24  # float32 unit roundoff

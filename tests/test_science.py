@@ -13,10 +13,10 @@ import torch
 from initlab import activations, config
 from initlab.activations import ACTIVATIONS, get_activation
 from initlab.chain import run_chain, run_many
-from initlab.draws import input_seed
 from initlab.layout import draw_inputs, layer_weights, output_gradient
 from initlab.schemes import BUILTIN_SCHEMES, make_recipe
 from initlab.spec import ChainSpec
+from initlab.streams import input_seed
 from initlab.summary import summarize
 from initlab.testing import assert_explodes, assert_stable, assert_vanishes
 from initlab.theory import (
@@ -419,7 +419,7 @@ def test_torch_style_plugin_scheme_draws_what_torch_draws():
     spec = config.spec_from_config(cfg)
     assert spec.init == "trunc_normal" and spec.activation == "hardtanh"
     w = layer_weights(spec, 2, range(1, 2))[0]
-    from initlab.draws import weight_seed
+    from initlab.streams import weight_seed
 
     ref = torch.nn.init.trunc_normal_(torch.empty(64, 64), std=0.0625, a=-0.25, b=0.25,
                                       generator=torch.Generator().manual_seed(weight_seed(0, 2, 1)))

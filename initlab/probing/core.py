@@ -45,7 +45,7 @@ from torch import nn
 from initlab import rules
 from initlab.biases import make_bias
 from initlab.columns import GRAD_STATS, STATS
-from initlab.draws import gradient_columns, input_seed, stream_seed
+from initlab.draws import gradient_columns
 from initlab.probing import batched as B
 from initlab.probing import weights as W
 from initlab.probing.record import (
@@ -59,6 +59,7 @@ from initlab.probing.record import (
 )
 from initlab.result import Result
 from initlab.schemes import make_recipe
+from initlab.streams import input_seed, stream_seed
 
 #: A batch-first tensor (every trial's batch), ``(generator) -> tensor`` (trial t's
 #: generator seeded from ``input_seed(seed, t)``), or an object with ``keyed(seed, trial)``

@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from initlab.biases import BiasRecipe, make_bias
-from initlab.draws import bias_seed, fill_base_, stream_seed, uniform_from_normal_, weight_seed
+from initlab.draws import fill_base_, uniform_from_normal_
 from initlab.modelspec import check_model_init
 from initlab.schemes import WeightRecipe, make_recipe
+from initlab.streams import bias_seed, stream_seed, weight_seed
 
 #: ``init`` / ``bias`` values that are not schemes.
 MODEL = "model"  # the model's own initialization, redrawn per trial

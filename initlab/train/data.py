@@ -48,8 +48,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from initlab.draws import stream_seed
 from initlab.rules import SpecError
+from initlab.streams import stream_seed
 from initlab.train.spec import TrainSpec
 
 #: Tags of the trainer's keyed streams (apart from initlab.draws' weight/input/bias tags).

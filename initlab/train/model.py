@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from initlab.columns import hist_edges
-from initlab.draws import stream_seed
 from initlab.probing import weights as W
 from initlab.probing.record import (
     Recorder,
@@ -37,6 +36,7 @@ from initlab.probing.record import (
     signal_stats,
 )
 from initlab.rules import SpecError
+from initlab.streams import stream_seed
 from initlab.train.data import Dataset, load_data
 from initlab.train.loop import Progress, run_steps, trial_ids
 from initlab.train.record import Buffers, TrainingRecord, near_zero_fraction
