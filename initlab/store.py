@@ -3,7 +3,8 @@
 The file contract (readers rely on these names): ``layers.csv``,
 ``layers.parquet``, ``summary.json``, ``std_by_layer.png``, ``mean_by_layer.png``,
 ``grad_by_layer.png`` (with gradients), ``corr_by_layer.png`` (batch >= 2), and
-``histogram.csv`` (per-layer counts of log10|x| in fixed bins).
+``histogram.csv`` (per-layer counts of log10|x| in fixed bins); a training job adds
+``train_steps``/``train_layers`` (.parquet, .csv) and ``train_histogram.csv``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ LAYERS_CSV = "layers.csv"
 LAYERS_PARQUET = "layers.parquet"
 SUMMARY_JSON = "summary.json"
 HISTOGRAM_CSV = "histogram.csv"
+#: A training job's files (``initlab.trainjob``): the two tables as .parquet and .csv
+TRAIN_STEPS = "train_steps"
+TRAIN_LAYERS = "train_layers"
+TRAIN_HISTOGRAM_CSV = "train_histogram.csv"
 
 
 def umask() -> int:

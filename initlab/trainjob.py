@@ -36,12 +36,7 @@ from initlab.spec import ChainSpec, resolve_device
 from initlab.train.record import TrainingRecord
 from initlab.train.spec import TrainSpec
 
-TRAIN_STEPS = "train_steps"  # .csv / .parquet
-TRAIN_LAYERS = "train_layers"  # .csv / .parquet
-TRAIN_HISTOGRAM_CSV = "train_histogram.csv"
 TENSORBOARD_DIR = "tensorboard"
-#: the trainer's column names -> the job files' (as the init-time tables name a layer)
-RENAMED = {"layer_name": "module", "layer_type": "module_type"}
 STEP0_NOTE = ("step 0 is the network before any update, fed each trial's first training "
               "batch: the statistics initlab.probe measures on it at initialization")
 
@@ -163,14 +158,14 @@ def write(out_dir: Path, record: TrainingRecord, tensorboard: bool = False) -> N
     from initlab.train import tables
 
     out_dir = Path(out_dir)
-    for stem, frame in ((TRAIN_STEPS, tables.step_frame(record)),
-                        (TRAIN_LAYERS, tables.layer_frame(record).rename(columns=RENAMED))):
+    for stem, frame in ((store.TRAIN_STEPS, tables.step_frame(record)),
+                        (store.TRAIN_LAYERS, tables.layer_frame(record))):
         store.write_with(out_dir / f"{stem}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
         store.write_with(out_dir / f"{stem}.parquet",
                          lambda tmp, f=frame: f.to_parquet(tmp, index=False))
     if record.hist is not None:
         frame = tables.hist_frame(record)
-        store.write_with(out_dir / TRAIN_HISTOGRAM_CSV,
+        store.write_with(out_dir / store.TRAIN_HISTOGRAM_CSV,
                          lambda tmp: frame.to_csv(tmp, index=False))
     if tensorboard:
         from initlab.train.tensorboard import write_events

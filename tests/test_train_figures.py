@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from matplotlib.collections import QuadMesh
 from training_jobs import STEPS, VALUE_BINS, chain_settings, hist_table, write_job
@@ -90,15 +89,6 @@ def test_default_layers_are_first_middle_last_of_the_main_kind(chain_job, tmp_pa
     cnn = T.read_layers(write_job(tmp_path / "cnn", cnn_settings(), layers=6, types=CNN_TYPES))
     assert T.default_layers(cnn) == [1, 3, 5]  # the convolutions, not the batchnorms
     assert T.chosen_layer(cnn) == 3  # the convolution before the output convolution
-
-
-def test_the_trainers_column_names_are_read_too(tmp_path, chain_job):
-    frame = pd.read_parquet(chain_job / "train_layers.parquet").rename(
-        columns={"module": "layer_name", "module_type": "layer_type"})
-    frame.to_parquet(chain_job / "train_layers.parquet", index=False)
-    read = T.read_layers(chain_job)
-    assert {"module", "module_type"} <= set(read.columns)
-    assert T.layer_name(read, 2) == "layer 2 (Linear+tanh m2)"
 
 
 def test_color_dim_grid_equals_the_histogram_files_counts(chain_job):

@@ -25,12 +25,12 @@ def record():
 def test_layer_frame_has_a_row_per_trial_step_and_layer(record):
     frame = layer_frame(record)
     assert len(frame) == 3 * 4 * 5  # trials x steps (0, 5, 10, 12) x layers
-    assert {"trial", "step", "layer", "layer_name", "layer_type", *STATS, "near_zero",
+    assert {"trial", "step", "layer", "module", "module_type", *STATS, "near_zero",
             "grad_x_std", "grad_w_std", "init_sigma_w2", "train_lr"} <= set(frame.columns)
     row = frame[(frame.trial == 2) & (frame.step == 10) & (frame.layer == 3)].iloc[0]
     assert row["std"] == record.stats["std"][2, 2, 3]
     assert row["grad_w_std"] == record.grads["grad_w_std"][2, 2, 3]
-    assert row["layer_name"] == "layer_3" and row["init_sigma_w2"] == 1.5
+    assert row["module"] == "layer_3" and row["init_sigma_w2"] == 1.5
     medians = frame.groupby(["step", "layer"])["std"].median()
     assert medians.loc[(0, 1)] == np.median(record.stats["std"][:, 0, 1])
     assert "init_params" not in frame.columns

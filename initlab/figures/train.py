@@ -27,17 +27,12 @@ from initlab.figures.style import BAND_ALPHA, LEGEND, save
 from initlab.labels import label
 from initlab.numbers import bands
 
-TRAIN_STEPS = "train_steps"  # .parquet / .csv
-TRAIN_LAYERS = "train_layers"  # .parquet / .csv
-TRAIN_HISTOGRAM_CSV = "train_histogram.csv"
 CURVES_PNG = "train_curves.png"
 LAYER_STATS_PNG = "train_layer_stats.png"
 COLOR_DIM_PNG = "train_color_dim.png"
 #: the columns read from train_layers (the settings columns repeat on every row: not read)
 LAYER_COLUMNS = ("trial", "step", "layer", "module", "module_type", "mean", "std", "near_zero",
                  "zero_frac", "finite")
-#: older spellings of the trainer's frames (``initlab.train.tables``) -> the job files' names
-RENAMED = {"layer_name": "module", "layer_type": "module_type"}
 STEP_COLUMNS = ("trial", "step", "train_loss", "train_acc", "eval_loss", "eval_acc", "lr",
                 "momentum")
 #: fastai's ActivationStats threshold, when the job's settings do not say
@@ -49,7 +44,8 @@ class TrainFilesError(ValueError):
 
 
 def has_training(job_dir: Path) -> bool:
-    return any((Path(job_dir) / f"{TRAIN_STEPS}.{ext}").exists() for ext in ("parquet", "csv"))
+    stem = Path(job_dir) / store.TRAIN_STEPS
+    return any(stem.with_suffix(f".{ext}").exists() for ext in ("parquet", "csv"))
 
 
 def _read(job_dir: Path, stem: str, wanted: tuple[str, ...], needed: tuple[str, ...]
@@ -57,7 +53,7 @@ def _read(job_dir: Path, stem: str, wanted: tuple[str, ...], needed: tuple[str, 
     """``stem.parquet`` (else ``stem.csv``), the ``wanted`` columns it has; ``needed`` ones
     missing: TrainFilesError."""
     job_dir = Path(job_dir)
-    names = {**{v: v for v in wanted}, **{k: v for k, v in RENAMED.items() if v in wanted}}
+    names = set(wanted)
     parquet, csv = job_dir / f"{stem}.parquet", job_dir / f"{stem}.csv"
     if not parquet.exists() and not csv.exists():
         raise TrainFilesError(f"{job_dir}: neither {parquet.name} nor {csv.name} exists")
@@ -72,7 +68,6 @@ def _read(job_dir: Path, stem: str, wanted: tuple[str, ...], needed: tuple[str, 
     except Exception as exc:
         raise TrainFilesError(f"{job_dir}: {stem} unreadable ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
-    frame = frame.rename(columns=RENAMED)
     if missing := [c for c in needed if c not in frame.columns]:
         raise TrainFilesError(f"{job_dir}: {stem} lacks {', '.join(missing)}")
     return frame
@@ -80,17 +75,17 @@ def _read(job_dir: Path, stem: str, wanted: tuple[str, ...], needed: tuple[str, 
 
 def read_steps(job_dir: Path) -> pd.DataFrame:
     """One row per (trial, step): loss and accuracy of the training batch and held out."""
-    return _read(job_dir, TRAIN_STEPS, STEP_COLUMNS, ("trial", "step", "train_loss"))
+    return _read(job_dir, store.TRAIN_STEPS, STEP_COLUMNS, ("trial", "step", "train_loss"))
 
 
 def read_layers(job_dir: Path) -> pd.DataFrame:
     """One row per (trial, recorded step, layer): the statistics the figures draw."""
-    return _read(job_dir, TRAIN_LAYERS, LAYER_COLUMNS, ("trial", "step", "layer", "std"))
+    return _read(job_dir, store.TRAIN_LAYERS, LAYER_COLUMNS, ("trial", "step", "layer", "std"))
 
 
 def read_histogram(job_dir: Path) -> pd.DataFrame | None:
     """``step, layer, bin, log10_lo, log10_hi, count``; None when the job recorded none."""
-    path = Path(job_dir) / TRAIN_HISTOGRAM_CSV
+    path = Path(job_dir) / store.TRAIN_HISTOGRAM_CSV
     try:
         return pd.read_csv(path) if path.exists() else None
     except Exception as exc:

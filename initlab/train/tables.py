@@ -2,9 +2,10 @@
 imports pandas).
 
 * ``layer_frame``: one row per (trial, recorded step, layer): ``trial, step, layer,
-  layer_name, layer_type``, the statistics (``initlab.columns.STATS``, ``near_zero``)
-  and the gradient columns; so ``frame.groupby(["step", "layer"])["std"].median()`` is
-  fastai's ``plot_layer_stats`` over trials.
+  module, module_type`` (as the init-time tables name a layer), the statistics
+  (``initlab.columns.STATS``, ``near_zero``) and the gradient columns; so
+  ``frame.groupby(["step", "layer"])["std"].median()`` is fastai's ``plot_layer_stats``
+  over trials.
 * ``step_frame``: one row per (trial, step), steps 0..steps: ``train_loss, train_acc``
   (the training batch of that step), ``eval_loss, eval_acc`` (NaN where not evaluated),
   ``lr, momentum`` (of the update that follows the step; NaN at the last step).
@@ -56,8 +57,8 @@ def layer_frame(record: TrainingRecord, settings: bool = True) -> pd.DataFrame:
         "trial": np.repeat(np.arange(trials), steps * layers),
         "step": np.tile(np.repeat(record.steps_recorded, layers), trials),
         "layer": np.tile(np.arange(layers), trials * steps),
-        "layer_name": np.tile(np.array(record.layer_names, dtype=object), trials * steps),
-        "layer_type": np.tile(np.array(record.layer_types, dtype=object), trials * steps),
+        "module": np.tile(np.array(record.layer_names, dtype=object), trials * steps),
+        "module_type": np.tile(np.array(record.layer_types, dtype=object), trials * steps),
     }
     for source in (record.stats, record.grads):
         for name, values in source.items():
