@@ -219,7 +219,7 @@ def write_job(job: Job, result: Result, seconds: dict[str, Any],
     summary = {"status": "ok", **summarize(result, job.thresholds, job.reference)}
     if record is not None:
         trainjob.write(out_dir, record, job.tensorboard)
-        summary["training"] = trainjob.training_block(record, job.spec)
+        summary["training"] = trainjob.training_block(record)
     if job.make_plots:
         figures.draw_job(out_dir, summary)
     engine = seconds["engine"]

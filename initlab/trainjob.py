@@ -135,7 +135,7 @@ def _median(values: np.ndarray) -> float | None:
         return num(np.median(values))
 
 
-def training_block(record: TrainingRecord, spec: ChainSpec | ModelSpec) -> dict[str, Any]:
+def training_block(record: TrainingRecord) -> dict[str, Any]:
     """summary.json's ``training``: verdict, final held-out loss and accuracy (median and
     10-90 % over trials), chance, steps, seconds, and the step-0 and last recorded
     statistics of the last layer before the output (medians over trials)."""
